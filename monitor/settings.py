@@ -1,0 +1,56 @@
+"""The one settings object: every knob is an environment variable (prefix-free, as ops expect)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for every process of the monitor.
+
+    Service URLs left unset mean "use the embedded default": `monitor demo` and the
+    test suite start a private broker, PostgreSQL and Redis and fill these in.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = embedded broker.")
+    database_url: str | None = Field(default=None, description="postgresql+psycopg://...; unset = embedded PostgreSQL.")
+    redis_url: str | None = Field(default=None, description="redis://host:port/db; unset = embedded Redis.")
+
+    data_dir: Path = Field(default=Path(".monitor"), description="Where embedded services keep data and logs.")
+
+    posts_topic: str = "posts"
+    sentiment_topic: str = "sentiment"
+    dlq_topic: str = "posts.dlq"
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions created for each topic at start-up.")
+
+    worker_max_batch: int = Field(default=32, ge=1, description="Micro-batch size cap.")
+    worker_max_wait_s: float = Field(default=0.05, gt=0, description="Micro-batch latency cap.")
+    sink_max_batch: int = Field(default=500, ge=1)
+    sink_max_wait_s: float = Field(default=0.2, gt=0)
+
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, description="Larger posts go to the DLQ unread.")
+    max_image_pixels: int = Field(default=40_000_000, description="Decompression-bomb guard.")
+
+    model_checkpoint: Path | None = Field(default=None, description="RADM checkpoint; unset = seeded tiny model.")
+    device: str = Field(default="auto", description="torch device: auto, cpu, cuda, cuda:1 ...")
+
+    redis_series_ttl_s: int = Field(default=2 * 24 * 3600, description="TTL of cached minute series.")
+
+    consumer_session_timeout_s: float = Field(default=4.0, description="Short: the embedded broker waits half of it on join.")
+    consumer_heartbeat_s: float = 1.0
+    consumer_rebalance_timeout_s: float = 4.0
+
+    log_level: str = "INFO"
+    log_json: bool = Field(default=False, description="JSON log lines (for log shippers) instead of console format.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process from the environment."""
+    return Settings()

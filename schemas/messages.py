@@ -1,0 +1,127 @@
+"""Message contracts on the wire: what producers send and what workers emit.
+
+Every topic carries JSON produced from these models, so non-Python producers can
+validate against the exported JSON Schema (`monitor schema`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+MAX_TEXT_CHARS = 4_000
+"""Longer posts are rejected, not truncated: a truncated post silently changes meaning."""
+
+MAX_TAGS = 32
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)]
+
+
+class Label(StrEnum):
+    """Sentiment classes, in the order of the model's output logits."""
+
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+    @property
+    def polarity(self) -> int:
+        """-1, 0 or +1: what trend scores average over."""
+        return {"negative": -1, "neutral": 0, "positive": 1}[self.value]
+
+
+LABELS: tuple[Label, ...] = tuple(Label)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+
+class Post(_Strict):
+    """A social post as producers publish it to the `posts` topic."""
+
+    post_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    created_at: datetime = Field(description="When the post was published; naive values are read as UTC.")
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = ""
+    image: bytes | None = Field(default=None, description="Encoded image bytes (JPEG/PNG), base64 in JSON.")
+    image_url: AnyUrl | None = Field(default=None, description="Where the image lives, when not inlined.")
+    brands: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
+    keywords: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
+    source: str = "unknown"
+    lang: str | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> Post:
+        if not self.text.strip() and self.image is None and self.image_url is None:
+            raise ValueError("post has neither text nor image")
+        return self
+
+
+class SentimentResult(_Strict):
+    """What a worker emits to the `sentiment` topic for one post."""
+
+    post_id: str
+    created_at: datetime
+    label: Label
+    probabilities: dict[Label, float]
+    brands: list[str] = Field(default_factory=list)
+    model_version: str
+    latency_ms: float = Field(ge=0, description="Model time for the batch this post was in, per post.")
+    text_excerpt: str = ""
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @property
+    def polarity(self) -> float:
+        """Expected polarity under the model: P(pos) - P(neg)."""
+        return self.probabilities.get(Label.POSITIVE, 0.0) - self.probabilities.get(Label.NEGATIVE, 0.0)
+
+
+class TrendBucket(_Strict):
+    """Aggregated sentiment for one brand over one time bucket."""
+
+    brand: str
+    granularity: str = "minute"
+    bucket_start: datetime
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    polarity_sum: float = 0.0
+
+    @property
+    def volume(self) -> int:
+        return self.negative + self.neutral + self.positive
+
+    @property
+    def mean_polarity(self) -> float:
+        return self.polarity_sum / self.volume if self.volume else 0.0
+
+
+class DeadLetter(_Strict):
+    """A message a worker could not process, kept with the reason so nothing is lost silently."""
+
+    reason: str
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    payload: bytes
+    failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
