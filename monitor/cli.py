@@ -1,0 +1,96 @@
+"""The `monitor` command line: run the pipeline's processes, inspect trends, export schemas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+
+import click
+
+from monitor.logging import configure_logging
+from monitor.settings import get_settings
+
+
+@click.group()
+def main() -> None:
+    """Multimodal sentiment monitor."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+
+@main.command()
+@click.option("--posts", default=300, show_default=True, help="How many sample posts to publish.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for all posts to be stored.")
+def demo(posts: int, timeout: float) -> None:
+    """Start the embedded stack, worker and sink; publish sample posts; print the trends."""
+    from monitor.demo import run_demo
+
+    run_demo(get_settings(), posts, timeout, echo=click.echo)
+
+
+@main.command()
+def worker() -> None:
+    """Run an inference worker (consumes `posts`, produces `sentiment`)."""
+    from monitor.streaming import run_app
+    from workers.agent import build_worker_app
+
+    settings = get_settings()
+    run_app(build_worker_app(settings), settings)
+
+
+@main.command()
+def sink() -> None:
+    """Run the trend sink (consumes `sentiment`, writes PostgreSQL and Redis)."""
+    from monitor.sink_agent import build_sink_app
+    from monitor.streaming import run_app
+
+    settings = get_settings()
+    run_app(build_sink_app(settings), settings)
+
+
+@main.command()
+@click.option("--brand", default=None, help="Only this brand (default: all).")
+@click.option("--since", type=click.DateTime(), default=None, help="Bucket start >= this (UTC).")
+@click.option("--until", type=click.DateTime(), default=None, help="Bucket start < this (UTC).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def trends(brand: str | None, since: datetime | None, until: datetime | None, fmt: str) -> None:
+    """Print per-minute sentiment trends from PostgreSQL."""
+    from monitor.db import create_engine
+    from monitor.trends import format_table, read_trends
+
+    settings = get_settings()
+    if not settings.database_url:
+        raise click.UsageError("DATABASE_URL is not set")
+
+    async def load():
+        engine = create_engine(settings.database_url)
+        try:
+            return await read_trends(engine, brand, since=since, until=until)
+        finally:
+            await engine.dispose()
+
+    buckets = asyncio.run(load())
+    if fmt == "json":
+        click.echo(json.dumps([b.model_dump(mode="json") for b in buckets], indent=2))
+    else:
+        click.echo(format_table(buckets))
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=True, file_okay=False), default=None,
+              help="Write one <Model>.schema.json per message here instead of printing.")
+def schema(out: str | None) -> None:
+    """Export the JSON Schema of the wire messages for non-Python producers."""
+    from pathlib import Path
+
+    from schemas import json_schemas
+
+    schemas = json_schemas()
+    if out is None:
+        click.echo(json.dumps(schemas, indent=2))
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for name, body in schemas.items():
+        (Path(out) / f"{name}.schema.json").write_text(json.dumps(body, indent=2) + "\n")
+    click.echo(f"wrote {len(schemas)} schemas to {out}")

@@ -1,0 +1,83 @@
+"""Faust apps and topics: one factory so the worker, the sink and the tests agree on both."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from monitor.logging import get_logger
+from monitor.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Topics:
+    posts: faust.TopicT
+    sentiment: faust.TopicT
+    dlq: faust.TopicT
+
+
+def require_bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise RuntimeError("KAFKA_BOOTSTRAP is not set: run `monitor demo` for the embedded stack, or point it at a broker")
+    return settings.kafka_bootstrap
+
+
+def create_app(app_id: str, settings: Settings) -> faust.App:
+    """A Faust app whose id is its consumer group; offsets are committed only for acked events."""
+    brokers = ";".join(f"kafka://{host}" for host in require_bootstrap(settings).split(","))
+    return faust.App(
+        app_id,
+        broker=brokers,
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.consumer_session_timeout_s,
+        broker_heartbeat_interval=settings.consumer_heartbeat_s,
+        broker_rebalance_timeout=settings.consumer_rebalance_timeout_s,
+        broker_commit_interval=1.0,
+        web_enabled=False,
+        producer_acks=-1,
+    )
+
+
+def create_topics(app: faust.App, settings: Settings) -> Topics:
+    """Topics carry raw bytes: agents parse them, so a bad message can reach the DLQ instead of crashing."""
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.topic_partitions)
+
+    return Topics(posts=topic(settings.posts_topic), sentiment=topic(settings.sentiment_topic),
+                  dlq=topic(settings.dlq_topic))
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the pipeline's topics with the configured partition count (existing ones are kept)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=require_bootstrap(settings))
+    await admin.start()
+    try:
+        names = [settings.posts_topic, settings.sentiment_topic, settings.dlq_topic]
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, settings.topic_partitions, 1) for n in names if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+            log.info("topics created", topics=[t.name for t in missing], partitions=settings.topic_partitions)
+    finally:
+        await admin.close()
+
+
+def run_app(app: faust.App, settings: Settings) -> None:
+    """Run a Faust worker in this process until SIGTERM/SIGINT (graceful: in-flight batch finishes)."""
+    asyncio.run(ensure_topics(settings))
+    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
+    worker.execute_from_commandline()
