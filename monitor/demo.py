@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 from redis.asyncio import Redis
 from tqdm import tqdm
 

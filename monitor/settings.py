@@ -42,7 +42,9 @@ class Settings(BaseSettings):
 
     redis_series_ttl_s: int = Field(default=2 * 24 * 3600, description="TTL of cached minute series.")
 
-    consumer_session_timeout_s: float = Field(default=4.0, description="Short: the embedded broker waits half of it on join.")
+    consumer_session_timeout_s: float = Field(
+        default=4.0, description="Short: the embedded broker waits half of it on every group join."
+    )
     consumer_heartbeat_s: float = 1.0
     consumer_rebalance_timeout_s: float = 4.0
 

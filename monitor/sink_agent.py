@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import faust
 from pydantic import ValidationError
@@ -41,7 +42,7 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
 
     @app.agent(topics.sentiment, name="sink")
     async def sink(stream: faust.StreamT) -> None:
-        await write_with_retry(lambda: create_schema(engine), "schema")
+        await write_with_retry(partial(create_schema, engine), "schema")
         async for events in stream.take_events(settings.sink_max_batch, within=settings.sink_max_wait_s):
             results, dead = [], []
             for event in events:
@@ -54,7 +55,7 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
                                            payload=m.value or b""))
             for letter in dead:
                 await topics.dlq.send(key=letter.topic.encode(), value=letter.model_dump_json().encode())
-            buckets = await write_with_retry(lambda: write_results(engine, results), "postgres")
+            buckets = await write_with_retry(partial(write_results, engine, results), "postgres")
             await refresh_cache(redis, buckets, settings)
 
     return sink

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import faust
@@ -24,7 +25,9 @@ class Topics:
 
 def require_bootstrap(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
-        raise RuntimeError("KAFKA_BOOTSTRAP is not set: run `monitor demo` for the embedded stack, or point it at a broker")
+        raise RuntimeError(
+            "KAFKA_BOOTSTRAP is not set: point it at a broker, or run `monitor demo` for the embedded stack"
+        )
     return settings.kafka_bootstrap
 
 
@@ -67,10 +70,8 @@ async def ensure_topics(settings: Settings) -> None:
         existing = set(await admin.list_topics())
         missing = [NewTopic(n, settings.topic_partitions, 1) for n in names if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
             log.info("topics created", topics=[t.name for t in missing], partitions=settings.topic_partitions)
     finally:
         await admin.close()

@@ -1,0 +1,60 @@
+"""The inference agent without a broker: Faust's test_context() feeds events directly."""
+
+import asyncio
+from datetime import UTC, datetime
+from unittest.mock import AsyncMock
+
+import faust
+import pytest
+
+from monitor.settings import Settings
+from monitor.streaming import create_topics
+from schemas import DeadLetter, Post, SentimentResult
+from workers.agent import register_inference_agent
+from workers.inference import SentimentModel
+
+
+@pytest.fixture
+def harness():
+    settings = Settings(kafka_bootstrap="localhost:1", worker_max_batch=4, worker_max_wait_s=0.01)
+    app = faust.App("agent-test", broker="kafka://localhost:1", store="memory://", web_enabled=False)
+    topics = create_topics(app, settings)
+    sent: dict[str, list[bytes]] = {"sentiment": [], "dlq": []}
+
+    def recorder(name):
+        async def send(key, value):
+            sent[name].append(value)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return AsyncMock(side_effect=send)
+
+    topics.sentiment.send = recorder("sentiment")
+    topics.dlq.send = recorder("dlq")
+    agent = register_inference_agent(app, topics, SentimentModel.load(None, "cpu"), settings)
+    return agent, sent
+
+
+async def wait_for(predicate, timeout_s=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_valid_posts_become_results_and_bad_ones_dead_letters(harness):
+    agent, sent = harness
+    good = [Post(post_id=f"p{i}", created_at=datetime.now(UTC), text=f"post {i}", brands=["acme"]) for i in range(5)]
+    async with agent.test_context() as context:
+        for post in good:
+            await context.put(post.model_dump_json().encode())
+        await context.put(b"{broken json")
+        await context.put(b'{"post_id": "no-time", "text": "x"}')
+        await wait_for(lambda: len(sent["sentiment"]) == 5 and len(sent["dlq"]) == 2)
+
+    results = [SentimentResult.model_validate_json(raw) for raw in sent["sentiment"]]
+    assert sorted(r.post_id for r in results) == sorted(p.post_id for p in good)
+    assert all(r.brands == ["acme"] and abs(sum(r.probabilities.values()) - 1) < 1e-5 for r in results)
+    letters = [DeadLetter.model_validate_json(raw) for raw in sent["dlq"]]
+    assert {letter.payload for letter in letters} == {b"{broken json", b'{"post_id": "no-time", "text": "x"}'}
+    assert all(letter.reason.startswith("invalid post") for letter in letters)

@@ -1,0 +1,67 @@
+import io
+from datetime import UTC, datetime
+
+import pytest
+from PIL import Image
+
+from schemas import Post
+from workers.preprocess import BadInput, collate, decode_image, parse_post, tokenize
+from workers.radm import RADMConfig
+
+CONFIG = RADMConfig()
+
+
+def jpeg(width: int = 80, height: int = 60) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 200, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (None, "empty message"),
+        (b"{not json", "invalid post"),
+        (b'{"post_id": "x"}', "created_at"),
+        (b"\xff\xfe\x00bad utf8", "invalid post"),
+        (b"x" * 2000, "exceeds limit"),
+    ],
+)
+def test_parse_post_rejects_with_reason(raw, reason):
+    with pytest.raises(BadInput, match=reason):
+        parse_post(raw, max_bytes=1000)
+
+
+def test_parse_post_accepts_valid_json():
+    post = Post(post_id="ok", created_at=datetime.now(UTC), text="fine")
+    assert parse_post(post.model_dump_json().encode(), 10_000) == post
+
+
+def test_decode_image_shape_and_range():
+    pixels = decode_image(jpeg(), CONFIG, max_pixels=10_000)
+    assert pixels.shape == (3, CONFIG.image_size, CONFIG.image_size)
+    assert 0.0 <= pixels.min() and pixels.max() <= 1.0
+
+
+def test_decompression_bomb_guard_checks_header_before_decoding():
+    with pytest.raises(BadInput, match="exceeds limit"):
+        decode_image(jpeg(200, 200), CONFIG, max_pixels=200 * 200 - 1)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image at all", jpeg()[:40]])
+def test_undecodable_images_are_bad_input(data):
+    with pytest.raises(BadInput, match="undecodable image"):
+        decode_image(data, CONFIG, max_pixels=10**7)
+
+
+def test_tokenize_is_stable_case_insensitive_and_capped():
+    assert tokenize("Love #Acme!", CONFIG) == tokenize("love #acme!", CONFIG)
+    assert all(0 < t < CONFIG.vocab_buckets for t in tokenize("a b c", CONFIG))
+    assert len(tokenize("word " * 1000, CONFIG)) == CONFIG.max_text_tokens
+
+
+def test_collate_pads_and_marks_missing_images():
+    token_ids, images, has_image = collate([[5, 6, 7], [9]], [None, decode_image(jpeg(), CONFIG, 10**6)], CONFIG)
+    assert token_ids.tolist() == [[5, 6, 7], [9, 0, 0]]
+    assert has_image.tolist() == [False, True]
+    assert images[0].abs().sum() == 0
