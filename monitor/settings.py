@@ -18,26 +18,28 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = embedded broker.")
-    database_url: str | None = Field(default=None, description="postgresql+psycopg://...; unset = embedded PostgreSQL.")
-    redis_url: str | None = Field(default=None, description="redis://host:port/db; unset = embedded Redis.")
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Broker list `host:port[,host:port]`. `monitor demo` and the tests set it themselves."
+    )
+    database_url: str | None = Field(default=None, description="`postgresql+psycopg://user:pass@host:port/db`.")
+    redis_url: str | None = Field(default=None, description="`redis://host:port/db`.")
 
-    data_dir: Path = Field(default=Path(".monitor"), description="Where embedded services keep data and logs.")
+    data_dir: Path = Field(default=Path(".monitor"), description="Where the embedded services keep data and logs.")
 
-    posts_topic: str = "posts"
-    sentiment_topic: str = "sentiment"
-    dlq_topic: str = "posts.dlq"
+    posts_topic: str = Field(default="posts", description="Input topic of posts (JSON `Post`).")
+    sentiment_topic: str = Field(default="sentiment", description="Per-post results (JSON `SentimentResult`).")
+    dlq_topic: str = Field(default="posts.dlq", description="Dead letters (JSON `DeadLetter`, with reason).")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions created for each topic at start-up.")
 
     worker_max_batch: int = Field(default=32, ge=1, description="Micro-batch size cap.")
     worker_max_wait_s: float = Field(default=0.05, gt=0, description="Micro-batch latency cap.")
-    sink_max_batch: int = Field(default=500, ge=1)
-    sink_max_wait_s: float = Field(default=0.2, gt=0)
+    sink_max_batch: int = Field(default=500, ge=1, description="Results per PostgreSQL transaction, at most.")
+    sink_max_wait_s: float = Field(default=0.2, gt=0, description="Sink batch latency cap.")
 
     max_message_bytes: int = Field(default=8 * 1024 * 1024, description="Larger posts go to the DLQ unread.")
     max_image_pixels: int = Field(default=40_000_000, description="Decompression-bomb guard.")
 
-    model_checkpoint: Path | None = Field(default=None, description="RADM checkpoint; unset = seeded tiny model.")
+    model_checkpoint: Path | None = Field(default=None, description="RADM checkpoint; unset = seeded untrained model.")
     device: str = Field(default="auto", description="torch device: auto, cpu, cuda, cuda:1 ...")
 
     redis_series_ttl_s: int = Field(default=2 * 24 * 3600, description="TTL of cached minute series.")
@@ -45,10 +47,10 @@ class Settings(BaseSettings):
     consumer_session_timeout_s: float = Field(
         default=4.0, description="Short: the embedded broker waits half of it on every group join."
     )
-    consumer_heartbeat_s: float = 1.0
-    consumer_rebalance_timeout_s: float = 4.0
+    consumer_heartbeat_s: float = Field(default=1.0, description="Consumer group heartbeat interval.")
+    consumer_rebalance_timeout_s: float = Field(default=4.0, description="Consumer group rebalance timeout.")
 
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="JSON log lines (for log shippers) instead of console format.")
 
 
