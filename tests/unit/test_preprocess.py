@@ -40,7 +40,7 @@ def test_parse_post_accepts_valid_json():
 def test_decode_image_shape_and_range():
     pixels = decode_image(jpeg(), CONFIG, max_pixels=10_000)
     assert pixels.shape == (3, CONFIG.image_size, CONFIG.image_size)
-    assert 0.0 <= pixels.min() and pixels.max() <= 1.0
+    assert pixels.min() >= 0.0 and pixels.max() <= 1.0
 
 
 def test_decompression_bomb_guard_checks_header_before_decoding():

@@ -1,0 +1,158 @@
+"""Static checks of the production compose file: services, health gating, GPU workers, env vars and Settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_PATH = ROOT / "docker-compose.yml"
+ENV_EXAMPLE_PATH = ROOT / "deploy" / "env.example"
+DOCKERFILE_PATH = ROOT / "deploy" / "Dockerfile"
+
+INFRA = ("kafka", "postgres", "redis")
+MONITOR_SERVICES = ("worker", "sink")
+
+# `${VAR}`, `${VAR:-default}`, `${VAR:?error}`, `$VAR`; `$$` is an escaped dollar for the container's shell.
+REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?([-?])([^}]*))?\}")
+# `VAR=value` lines of env.example; `# VAR=value` documents an optional variable left at its compose default.
+ENV_LINE = re.compile(r"^#?\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+@pytest.fixture(scope="module")
+def compose_text() -> str:
+    return COMPOSE_PATH.read_text()
+
+
+@pytest.fixture(scope="module")
+def services(compose_text: str) -> dict:
+    return yaml.safe_load(compose_text)["services"]
+
+
+@pytest.fixture(scope="module")
+def env_example() -> dict[str, tuple[str, bool]]:
+    """name -> (value, active) for every variable env.example documents."""
+    documented = {}
+    for line in ENV_EXAMPLE_PATH.read_text().splitlines():
+        match = ENV_LINE.match(line.strip())
+        if match:
+            documented[match.group(1)] = (match.group(2).strip(), not line.lstrip().startswith("#"))
+    return documented
+
+
+def settings_env_names() -> set[str]:
+    return {name.upper() for name in Settings.model_fields}
+
+
+def resolve_defaults(value: str) -> str:
+    """Interpolate as compose would with an empty environment (required variables get a stand-in)."""
+
+    def substitute(match: re.Match) -> str:
+        name, kind, arg = match.groups()
+        if kind == "-":
+            return arg
+        if kind == "?":
+            return f"<{name}>"
+        return ""
+
+    return INTERPOLATION.sub(substitute, value)
+
+
+def test_services_exist(services):
+    assert set(INFRA + MONITOR_SERVICES) <= set(services)
+
+
+@pytest.mark.parametrize("name", INFRA)
+def test_infrastructure_has_a_healthcheck(services, name):
+    healthcheck = services[name].get("healthcheck")
+    assert healthcheck and healthcheck.get("test"), f"{name} has no healthcheck"
+
+
+def test_kafka_is_single_node_kraft(services):
+    env = services["kafka"]["environment"]
+    assert services["kafka"]["image"] == "apache/kafka:3.9.0"
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert str(env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"]) == "1"
+    assert "kafka-broker-api-versions.sh" in " ".join(services["kafka"]["healthcheck"]["test"])
+    # The broker default and the partition count the monitor declares come from the same variable.
+    assert env["KAFKA_NUM_PARTITIONS"] == services["worker"]["environment"]["TOPIC_PARTITIONS"]
+
+
+def test_worker_reserves_a_gpu_and_can_scale(services):
+    worker = services["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d.get("driver") == "nvidia" and d.get("count") == 1 and "gpu" in d.get("capabilities", [])
+               for d in devices)
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    assert worker["build"]["target"] == "worker-cuda"
+    assert worker["environment"]["DEVICE"] == "cuda"
+
+
+@pytest.mark.parametrize("name", MONITOR_SERVICES)
+def test_monitor_services_run_the_cli(services, name):
+    service = services[name]
+    assert service["command"] == [name]  # the image's ENTRYPOINT is `monitor`
+    assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert "container_name" not in service
+
+
+def test_build_targets_exist_in_the_dockerfile(services):
+    stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", DOCKERFILE_PATH.read_text(), re.MULTILINE | re.IGNORECASE))
+    for name in MONITOR_SERVICES:
+        assert services[name]["build"]["target"] in stages
+
+
+def test_dependencies_wait_for_health(services):
+    assert set(services["worker"]["depends_on"]) == {"kafka"}
+    assert set(services["sink"]["depends_on"]) == set(INFRA)
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: depends_on must name a condition"
+        for dependency, spec in depends_on.items():
+            assert spec.get("condition") == "service_healthy", f"{name} -> {dependency}"
+            assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck to wait for"
+
+
+def test_every_referenced_variable_is_documented(compose_text, services, env_example):
+    referenced = {a or b for a, b in REFERENCE.findall(compose_text)}
+    # `VAR:` with no value passes VAR through from the shell / .env, so it is a reference too.
+    for service in services.values():
+        env = service.get("environment") or {}
+        referenced |= {name for name, value in env.items() if value is None}
+    assert referenced, "the pattern found nothing: is the compose file interpolating at all?"
+    missing = referenced - set(env_example)
+    assert not missing, f"not in deploy/env.example: {sorted(missing)}"
+
+
+def test_env_example_holds_no_secret(env_example):
+    value, active = env_example["POSTGRES_PASSWORD"]
+    assert active and value == "", "POSTGRES_PASSWORD must stay an empty placeholder"
+
+
+@pytest.mark.parametrize("name", MONITOR_SERVICES)
+def test_monitor_env_vars_are_settings(services, name):
+    unknown = set(services[name]["environment"]) - settings_env_names()
+    assert not unknown, f"{name} sets variables Settings does not read: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("name", MONITOR_SERVICES)
+def test_monitor_env_defaults_validate(services, name):
+    """With only the compose defaults, Settings accepts every value, and the consumer suits Apache Kafka."""
+    env = {key: resolve_defaults(str(value)) for key, value in services[name]["environment"].items()
+           if value is not None}
+    settings = Settings(_env_file=None, **{key.lower(): value for key, value in env.items()})
+    assert settings.kafka_bootstrap == "kafka:9092"
+    assert settings.consumer_session_timeout_s >= 6  # broker's group.min.session.timeout.ms
+    assert settings.consumer_heartbeat_s * 3 <= settings.consumer_session_timeout_s
+    if name == "sink":
+        assert settings.database_url.startswith("postgresql+psycopg://")
+        assert settings.database_url.endswith("@postgres:5432/monitor")
+        assert settings.redis_url == "redis://redis:6379/0"
