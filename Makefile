@@ -4,16 +4,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# torch: the CPU build (2.13.0, a local wheel on the dev/CI machines, ~0.9 GB) unless a torch is already
-# installed or TORCH_SPEC says otherwise. On a GPU host use `make install TORCH_SPEC=torch` for PyPI's CUDA build.
-TORCH_SPEC ?= torch==2.13.0
+# torch + torchvision: PyPI's CUDA builds, which also run on the CPU. They are the pair timm needs (a CPU-only
+# torch wheel cannot import PyPI's torchvision), and the same venv serves a GPU host. On aarch64 PyPI only has
+# CPU builds: `make install TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"`.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install demo test lint schemas clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -c "import torchvision" 2>/dev/null || $(BIN)/pip install --quiet $(TORCH_SPEC)
 	$(BIN)/pip install --quiet -e ".[embedded,dev]"
 	touch $(STAMP)
 

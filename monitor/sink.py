@@ -18,6 +18,7 @@ from monitor.db import post_sentiment, trend_bucket
 from schemas import Label, SentimentResult, TrendBucket
 
 GRANULARITY = "minute"
+EXCERPT_CHARS = 280
 
 
 def _post_row(result: SentimentResult) -> dict:
@@ -32,7 +33,7 @@ def _post_row(result: SentimentResult) -> dict:
         "polarity": result.polarity,
         "brands": list(result.brands),
         "model_version": result.model_version,
-        "text_excerpt": result.text_excerpt,
+        "text_excerpt": result.text[:EXCERPT_CHARS],
     }
 
 

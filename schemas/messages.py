@@ -6,6 +6,7 @@ validate against the exported JSON Schema (`monitor schema`).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -66,6 +67,13 @@ class Post(_Strict):
     def _utc(cls, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    @property
+    def image_ref(self) -> str | None:
+        """A stable reference to the image: its URL, or the SHA-256 of inline bytes (never the bytes)."""
+        if self.image_url is not None:
+            return str(self.image_url)
+        return f"sha256:{hashlib.sha256(self.image).hexdigest()}" if self.image is not None else None
+
     @model_validator(mode="after")
     def _has_content(self) -> Post:
         if not self.text.strip() and self.image is None and self.image_url is None:
@@ -80,10 +88,14 @@ class SentimentResult(_Strict):
     created_at: datetime
     label: Label
     probabilities: dict[Label, float]
-    brands: list[str] = Field(default_factory=list)
+    brands: list[str] = Field(default_factory=list, description="Brand tags the producer set.")
+    keywords: list[str] = Field(default_factory=list)
     model_version: str
     latency_ms: float = Field(ge=0, description="Model time for the batch this post was in, per post.")
-    text_excerpt: str = ""
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = Field(
+        default="", description="The post's full text: the sink matches tracked brands' rules against it."
+    )
+    image_ref: str | None = Field(default=None, description="The post's image_url, or sha256:<hex> of an inline image.")
 
     @field_validator("created_at")
     @classmethod

@@ -12,8 +12,6 @@ from schemas import LABELS, Post, SentimentResult
 from workers.preprocess import collate, decode_image, tokenize
 from workers.radm import RADM, RADMConfig
 
-EXCERPT_CHARS = 280
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -69,9 +67,11 @@ class SentimentModel:
                 label=LABELS[max(range(len(probs)), key=probs.__getitem__)],
                 probabilities=dict(zip(LABELS, probs, strict=True)),
                 brands=sorted(set(post.brands)),
+                keywords=sorted(set(post.keywords)),
                 model_version=self.version,
                 latency_ms=per_post_ms,
-                text_excerpt=post.text[:EXCERPT_CHARS],
+                text=post.text,
+                image_ref=post.image_ref,
             )
             for post, probs in zip(posts, probabilities, strict=True)
         ]
