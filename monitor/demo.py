@@ -12,7 +12,7 @@ from monitor.db import create_engine
 from monitor.embedded.stack import EmbeddedStack
 from monitor.logging import get_logger
 from monitor.pipeline import ChildProcess, wait_for_posts
-from monitor.replay import publish
+from monitor.replay import as_payloads, publish
 from monitor.samples import BRANDS, sample_posts
 from monitor.settings import Settings
 from monitor.streaming import ensure_topics
@@ -43,8 +43,7 @@ async def _publish_and_report(settings: Settings, children: list[ChildProcess], 
                               echo) -> None:
     echo(f"Publishing {count} SAMPLE posts (templated texts about {', '.join(BRANDS)}; "
          "photos from scikit-image), not real social data.")
-    payloads = ((p.post_id.encode(), p.model_dump_json().encode()) for p in sample_posts(count))
-    await publish(settings, payloads, total=count)
+    await publish(settings, as_payloads(sample_posts(count)), total=count)
     engine = create_engine(settings.database_url or "")
     try:
         with tqdm(total=count, desc="posts scored and stored", unit="post") as bar:
