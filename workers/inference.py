@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from schemas import LABELS, Post, SentimentResult
-from workers.preprocess import collate, decode_image, tokenize
+from monitor.logging import get_logger
+from schemas import Label, Post, SentimentResult
 from workers.radm import RADM, RADMConfig
+from workers.radm.processor import RADMProcessor
+
+log = get_logger(__name__)
+
+Decoded = tuple[str, np.ndarray | None]
+"""What `decode` returns per post: its text and its image (float CHW in [0, 1]) or None."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -19,53 +27,70 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _schema_labels(config: RADMConfig) -> tuple[Label, ...]:
+    """The worker emits sentiment labels only: a checkpoint of another label set (e.g. emotions) is refused."""
+    try:
+        return tuple(Label(name) for name in config.labels)
+    except ValueError:
+        raise ValueError(f"checkpoint labels {config.labels} are not sentiment labels {[x.value for x in Label]}")\
+            from None
+
+
 class SentimentModel:
-    """Owns the network, its device and its version string."""
+    """Owns the network, its processor, its device and its version string."""
 
     def __init__(self, model: RADM, device: torch.device, version: str) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.version = version
+        self.processor = RADMProcessor(model.config)
+        self.labels = _schema_labels(model.config)
 
     @property
     def config(self) -> RADMConfig:
         return self.model.config
 
     @classmethod
-    def load(cls, checkpoint: Path | None, device: str = "auto") -> SentimentModel:
-        """From a checkpoint written by `save`, or a seeded untrained model when none is given."""
+    def load(cls, checkpoint: Path | str | None, device: str = "auto") -> SentimentModel:
+        """From a checkpoint written by `RADM.save` (e.g. workers/radm/checkpoints/bootstrap.pt), or a seeded,
+        untrained tiny model when none is given (tests, demos: no weights needed)."""
+        target = resolve_device(device)
         if checkpoint is None:
             torch.manual_seed(0)
-            config = RADMConfig()
-            return cls(RADM(config), resolve_device(device), f"{config.version}-untrained")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        config = RADMConfig(**state["config"])
-        model = RADM(config)
-        model.load_state_dict(state["weights"])
-        return cls(model, resolve_device(device), config.version)
+            config = RADMConfig.tiny()
+            log.warning("no MODEL_CHECKPOINT: using a seeded untrained tiny RADM; labels are not meaningful")
+            return cls(RADM(config), target, f"{config.version}-untrained")
+        model = RADM.load(checkpoint, map_location="cpu")
+        return cls(model, target, model.config.version)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"config": self.config.to_dict(), "weights": self.model.state_dict()}, path)
+        self.model.save(path)
 
-    def decode(self, post: Post, max_pixels: int):
+    def decode(self, post: Post, max_pixels: int) -> Decoded:
         """CPU-side work for one post; raises BadInput for an image that cannot be used."""
-        image = decode_image(post.image, self.config, max_pixels) if post.image is not None else None
-        return tokenize(post.text, self.config), image
+        image = self.processor.decode_image(post.image, max_pixels) if post.image is not None else None
+        return post.text, image
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     @torch.inference_mode()
-    def predict(self, posts: Sequence[Post], decoded: Sequence[tuple]) -> list[SentimentResult]:
+    def predict(self, posts: Sequence[Post], decoded: Sequence[Decoded]) -> list[SentimentResult]:
         started = time.perf_counter()
-        token_ids, images, has_image = collate([d[0] for d in decoded], [d[1] for d in decoded], self.config)
-        logits = self.model(token_ids.to(self.device), images.to(self.device), has_image.to(self.device))
+        batch = self.processor.encode([d[0] for d in decoded], [d[1] for d in decoded])
+        batch = {name: tensor.to(self.device, non_blocking=True) for name, tensor in batch.items()}
+        with self._autocast():
+            logits = self.model(**batch)
         probabilities = torch.softmax(logits.float(), dim=-1).cpu().tolist()
         per_post_ms = (time.perf_counter() - started) * 1000 / max(1, len(posts))
         return [
             SentimentResult(
                 post_id=post.post_id,
                 created_at=post.created_at,
-                label=LABELS[max(range(len(probs)), key=probs.__getitem__)],
-                probabilities=dict(zip(LABELS, probs, strict=True)),
+                label=self.labels[max(range(len(probs)), key=probs.__getitem__)],
+                probabilities=dict(zip(self.labels, probs, strict=True)),
                 brands=sorted(set(post.brands)),
                 keywords=sorted(set(post.keywords)),
                 model_version=self.version,

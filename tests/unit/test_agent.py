@@ -58,3 +58,26 @@ async def test_valid_posts_become_results_and_bad_ones_dead_letters(harness):
     letters = [DeadLetter.model_validate_json(raw) for raw in sent["dlq"]]
     assert {letter.payload for letter in letters} == {b"{broken json", b'{"post_id": "no-time", "text": "x"}'}
     assert all(letter.reason.startswith("invalid post") for letter in letters)
+
+
+async def test_image_posts_are_scored_and_bad_images_dead_lettered(harness):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 20, 20)).save(buffer, "JPEG")
+    agent, sent = harness
+    now = datetime.now(UTC)
+    posts = [Post(post_id="img", created_at=now, text="new logo!", image=buffer.getvalue()),
+             Post(post_id="img-only", created_at=now, image=buffer.getvalue()),
+             Post(post_id="bad-img", created_at=now, text="x", image=b"not an image")]
+    async with agent.test_context() as context:
+        for post in posts:
+            await context.put(post.model_dump_json().encode())
+        await wait_for(lambda: len(sent["sentiment"]) == 2 and len(sent["dlq"]) == 1)
+
+    results = {r.post_id: r for r in (SentimentResult.model_validate_json(raw) for raw in sent["sentiment"])}
+    assert set(results) == {"img", "img-only"}
+    assert results["img"].image_ref.startswith("sha256:")
+    assert DeadLetter.model_validate_json(sent["dlq"][0]).reason.startswith("undecodable image")

@@ -1,75 +1,176 @@
-"""A compact RADM: text and image token sequences, cross-modal attention, fused classifier.
+"""RADM: pretrained text and image encoders, MHRA cross-modal interaction, self-fusion, classifier.
 
-This is the walking-skeleton size of the model; the BERT/ViT encoders and the gated
-residual attention of the paper replace the two small encoders and the plain layer.
+Shapes: text tokens (B, T), image tokens (B, P); both are projected to `hidden`, interact for
+`layers` layers, are concatenated and fused for `fusion_layers` layers, then the masked means of the
+text part and of the image part are concatenated and classified.
+
+Missing inputs are masks, never zeros the model could learn from: padding tokens and the tokens of
+an absent image are never attended to or pooled; a post without any text (all-zero attention mask)
+or without an image pools a zero vector for that modality.
 """
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
+from monitor.logging import get_logger
 from workers.radm.config import RADMConfig
+from workers.radm.encoders import TextEncoder, build_image_encoder, freeze, image_token_count
+from workers.radm.layers import FusionLayer, InteractionLayer, Scores
+
+log = get_logger(__name__)
+
+CHECKPOINT_FORMAT = "radm-checkpoint-1"
 
 
-class CrossModalLayer(nn.Module):
-    """Self-attention within each modality, then each modality attends to the other (dual path)."""
+class Projection(nn.Module):
+    """Encoder width -> shared width, with LayerNorm so both modalities start on one scale."""
 
-    def __init__(self, config: RADMConfig) -> None:
+    def __init__(self, width: int, config: RADMConfig) -> None:
         super().__init__()
-        h, heads, p = config.hidden, config.heads, config.dropout
-        self.text_self = nn.MultiheadAttention(h, heads, dropout=p, batch_first=True)
-        self.image_self = nn.MultiheadAttention(h, heads, dropout=p, batch_first=True)
-        self.text_to_image = nn.MultiheadAttention(h, heads, dropout=p, batch_first=True)
-        self.image_to_text = nn.MultiheadAttention(h, heads, dropout=p, batch_first=True)
-        self.norms = nn.ModuleList(nn.LayerNorm(h) for _ in range(6))
-        self.text_ffn = nn.Sequential(nn.Linear(h, 4 * h), nn.GELU(), nn.Dropout(p), nn.Linear(4 * h, h))
-        self.image_ffn = nn.Sequential(nn.Linear(h, 4 * h), nn.GELU(), nn.Dropout(p), nn.Linear(4 * h, h))
+        self.linear = nn.Linear(width, config.hidden)
+        self.norm = nn.LayerNorm(config.hidden)
+        self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, text: Tensor, text_pad: Tensor, image: Tensor, image_pad: Tensor) -> tuple[Tensor, Tensor]:
-        n = self.norms
-        text = n[0](text + self.text_self(text, text, text, key_padding_mask=text_pad, need_weights=False)[0])
-        image = n[1](image + self.image_self(image, image, image, key_padding_mask=image_pad, need_weights=False)[0])
-        text_x = self.text_to_image(text, image, image, key_padding_mask=image_pad, need_weights=False)[0]
-        image_x = self.image_to_text(image, text, text, key_padding_mask=text_pad, need_weights=False)[0]
-        text, image = n[2](text + text_x), n[3](image + image_x)
-        return n[4](text + self.text_ffn(text)), n[5](image + self.image_ffn(image))
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.norm(self.linear(x)))
 
 
-def _masked_mean(x: Tensor, pad: Tensor) -> Tensor:
-    keep = (~pad).unsqueeze(-1).to(x.dtype)
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over real tokens; a row without any is a zero vector (no NaN)."""
+    keep = mask.unsqueeze(-1).to(x.dtype)
     return (x * keep).sum(1) / keep.sum(1).clamp(min=1.0)
 
 
 class RADM(nn.Module):
-    """Logits over (negative, neutral, positive) for a batch of posts."""
+    """Logits (B, num_labels) for a batch of image-text posts; see `forward`."""
 
     def __init__(self, config: RADMConfig) -> None:
         super().__init__()
         self.config = config
-        h = config.hidden
-        self.token_embedding = nn.Embedding(config.vocab_buckets, h, padding_idx=0)
-        self.text_position = nn.Parameter(torch.zeros(1, config.max_text_tokens, h))
-        self.patch_embedding = nn.Conv2d(3, h, kernel_size=config.patch_size, stride=config.patch_size)
-        self.image_position = nn.Parameter(torch.zeros(1, config.num_patches, h))
-        self.layers = nn.ModuleList(CrossModalLayer(config) for _ in range(config.layers))
-        self.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * h, config.num_labels))
+        self.text_encoder = TextEncoder(config)
+        self.image_encoder = build_image_encoder(config)
+        if config.freeze_text_encoder:
+            freeze(self.text_encoder)
+        if config.freeze_image_encoder:
+            freeze(self.image_encoder)
+        self.text_projection = Projection(self.text_encoder.width, config)
+        self.image_projection = Projection(self.image_encoder.width, config)
+        self.modality_embedding = nn.Embedding(2, config.hidden)
+        # CNN region tokens carry no position; ViT patch tokens already do.
+        self.image_positions = None
+        if not self.image_encoder.has_positions:
+            tokens = image_token_count(self.image_encoder, config.image_size)
+            self.image_positions = nn.Parameter(torch.zeros(1, tokens, config.hidden))
+            nn.init.trunc_normal_(self.image_positions, std=0.02)
+        self.interaction = nn.ModuleList(InteractionLayer(config, first=i == 0) for i in range(config.layers))
+        self.fusion = nn.ModuleList(FusionLayer(config, first=i == 0) for i in range(config.fusion_layers))
+        self.classifier = nn.Sequential(
+            nn.Dropout(config.dropout),
+            nn.Linear(2 * config.hidden, config.hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, config.num_labels),
+        )
 
-    def forward(self, token_ids: Tensor, images: Tensor, has_image: Tensor) -> Tensor:
-        """token_ids: (B, T) with 0 = padding; images: (B, 3, S, S); has_image: (B,) bool."""
-        text_pad = token_ids == 0
-        text = self.token_embedding(token_ids) + self.text_position[:, : token_ids.shape[1]]
-        image = self.patch_embedding(images).flatten(2).transpose(1, 2) + self.image_position
-        image_pad = (~has_image).unsqueeze(1).expand(-1, image.shape[1])
-        # A post with no text (or no image) still needs one key to attend to; unmask slot 0,
-        # which is zeroed out below so it carries no information.
-        text_pad = text_pad.clone()
-        text_pad[:, 0] = False
-        image_pad = image_pad.clone()
-        image_pad[:, 0] = False
-        text = text.masked_fill(text_pad.unsqueeze(-1), 0.0)
-        image = image.masked_fill((~has_image).view(-1, 1, 1), 0.0)
-        for layer in self.layers:
-            text, image = layer(text, text_pad, image, image_pad)
-        pooled_image = _masked_mean(image, image_pad) * has_image.unsqueeze(-1).to(image.dtype)
-        return self.classifier(torch.cat([_masked_mean(text, text_pad), pooled_image], dim=-1))
+    # -- modes -------------------------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> RADM:
+        """Frozen encoders stay in eval mode: their BatchNorm statistics and dropout must not change."""
+        super().train(mode)
+        if self.config.freeze_text_encoder:
+            self.text_encoder.eval()
+        if self.config.freeze_image_encoder:
+            self.image_encoder.eval()
+        return self
+
+    # -- forward -----------------------------------------------------------------------------------------
+
+    def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        # An all-padding row would give the encoder nothing to attend to; let it see token 0, whose
+        # output is masked out below anyway.
+        encoder_mask = attention_mask.clone()
+        encoder_mask[~attention_mask.bool().any(1), 0] = 1
+        frozen = self.config.freeze_text_encoder
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            states = self.text_encoder(input_ids, encoder_mask)
+        return self.text_projection(states) + self.modality_embedding.weight[0]
+
+    def encode_image(self, pixel_values: Tensor, has_image: Tensor) -> Tensor:
+        # Absent images are zeroed before the encoder, so their pixels cannot reach anything.
+        pixel_values = pixel_values * has_image.view(-1, 1, 1, 1).to(pixel_values.dtype)
+        frozen = self.config.freeze_image_encoder
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            states = self.image_encoder(pixel_values)
+        image = self.image_projection(states) + self.modality_embedding.weight[1]
+        if self.image_positions is not None:
+            image = image + self.image_positions[:, : image.shape[1]]
+        return image
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, pixel_values: Tensor, has_image: Tensor) -> Tensor:
+        """input_ids/attention_mask: (B, T), mask 1 = real token; pixel_values: (B, 3, S, S) normalised;
+        has_image: (B,) bool. Returns logits (B, num_labels)."""
+        text_mask = attention_mask.bool()
+        has_image = has_image.bool()
+        text = self.encode_text(input_ids, attention_mask.long())
+        image = self.encode_image(pixel_values, has_image)
+        image_mask = has_image[:, None].expand(-1, image.shape[1])
+
+        scores: Scores | None = None
+        for layer in self.interaction:
+            text, image, scores = layer(text, text_mask, image, image_mask, scores)
+
+        fused = torch.cat([text, image], dim=1)
+        fused_mask = torch.cat([text_mask, image_mask], dim=1)
+        scores = None
+        for layer in self.fusion:
+            fused, scores = layer(fused, fused_mask, scores)
+
+        length = text.shape[1]
+        pooled = torch.cat([masked_mean(fused[:, :length], text_mask), masked_mean(fused[:, length:], image_mask)],
+                           dim=-1)
+        return self.classifier(pooled)
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+
+    def excluded_prefixes(self) -> tuple[str, ...]:
+        """Frozen encoders with pretrained weights reload from their source, so checkpoints leave them out."""
+        prefixes = []
+        if self.config.freeze_text_encoder and self.config.text_pretrained:
+            prefixes.append("text_encoder.")
+        if self.config.freeze_image_encoder and self.config.image_pretrained:
+            prefixes.append("image_encoder.")
+        return tuple(prefixes)
+
+    def checkpoint_state(self) -> dict[str, Tensor]:
+        excluded = self.excluded_prefixes()
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(excluded)}
+
+    def save(self, path: str | Path) -> None:
+        """Config + weights (minus frozen pretrained encoders), loadable with torch.load(weights_only=True)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        weights = {k: v.detach().cpu() for k, v in self.checkpoint_state().items()}
+        torch.save({"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "weights": weights,
+                    "excluded": list(self.excluded_prefixes())}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> RADM:
+        """Rebuild from `save` output (encoders left out come from their packages); returned in eval mode."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a RADM checkpoint (format {state.get('format')!r})")
+        model = cls(RADMConfig.from_dict(state["config"]))
+        result = model.load_state_dict(state["weights"], strict=False)
+        excluded = tuple(state["excluded"])
+        missing = [k for k in result.missing_keys if not k.startswith(excluded)]
+        if missing or result.unexpected_keys:
+            raise ValueError(f"checkpoint {path} does not fit its config: missing {missing[:5]}, "
+                             f"unexpected {result.unexpected_keys[:5]}")
+        log.info("RADM checkpoint loaded", path=str(path), version=model.config.version,
+                 tensors=len(state["weights"]))
+        return model.to(map_location).eval()

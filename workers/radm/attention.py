@@ -1,0 +1,78 @@
+"""Multi-Head Residual Attention (MHRA): attention whose pre-softmax scores carry over between layers.
+
+RealFormer adds layer l-1's raw scores to layer l's. RADM makes that adaptive: a gate, computed by a
+fully connected layer from the per-head cosine similarity of the current and previous score maps,
+decides how much of the previous scores to keep; the kept part is averaged with the current scores:
+
+    mixed = (1 - g/2) * current + (g/2) * previous,    g = sigmoid(FC(cos(current, previous))) in [0, 1]
+
+g = 0 is plain attention, g = 1 the plain average. `mixed` is what flows on to the next layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def masked_cosine(current: Tensor, previous: Tensor, query_mask: Tensor, key_mask: Tensor) -> Tensor:
+    """Per-head cosine similarity of two (B, H, Lq, Lk) score maps over real (query, key) pairs -> (B, H).
+
+    Padding pairs are left out so that padding can never move the gate.
+    """
+    keep = (query_mask[:, None, :, None] & key_mask[:, None, None, :]).to(current.dtype)
+    a, b = (current * keep).flatten(2), (previous * keep).flatten(2)
+    return nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-6)
+
+
+class ScoreGate(nn.Module):
+    """FC layer from the heads' similarities to one keep-gate per head."""
+
+    def __init__(self, heads: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(heads, heads)
+
+    def forward(self, current: Tensor, previous: Tensor, query_mask: Tensor, key_mask: Tensor) -> Tensor:
+        similarity = masked_cosine(current, previous, query_mask, key_mask)
+        return torch.sigmoid(self.fc(similarity))[..., None, None]
+
+
+class ResidualMultiHeadAttention(nn.Module):
+    """Multi-head attention over `keys` for `queries`, returning its output and its (mixed) raw scores.
+
+    query_mask (B, Lq) / key_mask (B, Lk): bool, True = a real token. A query row with no real key gets
+    a zero context (no NaN): that is how a post without text or without an image stays harmless.
+    """
+
+    def __init__(self, hidden: int, heads: int, dropout: float, residual: bool) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, hidden // heads
+        self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
+        self.output = nn.Linear(hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.gate = ScoreGate(heads) if residual else None
+
+    def _split(self, x: Tensor) -> Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        queries: Tensor,
+        keys: Tensor,
+        query_mask: Tensor,
+        key_mask: Tensor,
+        previous_scores: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        q, k, v = self._split(self.query(queries)), self._split(self.key(keys)), self._split(self.value(keys))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
+        if self.gate is not None and previous_scores is not None:
+            keep = self.gate(scores, previous_scores, query_mask, key_mask)
+            scores = (1 - keep / 2) * scores + (keep / 2) * previous_scores
+        blocked = ~key_mask[:, None, None, :]
+        probabilities = torch.softmax(scores.masked_fill(blocked, torch.finfo(scores.dtype).min), dim=-1)
+        probabilities = self.dropout(probabilities.masked_fill(blocked, 0.0))
+        context = (probabilities @ v).transpose(1, 2).flatten(2)
+        return self.output(context), scores

@@ -1,0 +1,102 @@
+"""The cross-modal deep interaction layer and the self-fusion layer, both built on MHRA.
+
+Each attention path (text self, image self, text->image, image->text, fusion self) keeps its own
+score stream: layer l's path P mixes in the scores that the same path P produced in layer l-1.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from workers.radm.attention import ResidualMultiHeadAttention
+from workers.radm.config import RADMConfig
+
+Scores = dict[str, Tensor]
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: RADMConfig) -> None:
+        super().__init__()
+        width = config.hidden * config.ffn_multiplier
+        self.net = nn.Sequential(nn.Linear(config.hidden, width), nn.GELU(), nn.Dropout(config.hidden_dropout),
+                                 nn.Linear(width, config.hidden), nn.Dropout(config.hidden_dropout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class AttentionBlock(nn.Module):
+    """MHRA, then dropout, residual and LayerNorm (post-norm, as in BERT).
+
+    The first layer of a stack has no previous scores, so it gets no gate (a gate there would be a
+    parameter that never receives a gradient).
+    """
+
+    def __init__(self, config: RADMConfig, first: bool) -> None:
+        super().__init__()
+        self.attention = ResidualMultiHeadAttention(config.hidden, config.heads, config.attention_dropout,
+                                                    residual=not (config.rm_rg or first))
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.norm = nn.LayerNorm(config.hidden)
+
+    def forward(
+        self, queries: Tensor, keys: Tensor, query_mask: Tensor, key_mask: Tensor, previous: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        update, scores = self.attention(queries, keys, query_mask, key_mask, previous)
+        return self.norm(queries + self.dropout(update)), scores
+
+
+class FeedForwardBlock(nn.Module):
+    def __init__(self, config: RADMConfig) -> None:
+        super().__init__()
+        self.ffn = FeedForward(config)
+        self.norm = nn.LayerNorm(config.hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x + self.ffn(x))
+
+
+class InteractionLayer(nn.Module):
+    """Intra-modal self-attention per modality, dual-path cross-modal attention, GELU FFN per modality.
+
+    Both cross paths read the same (post self-attention) states, so neither direction sees the
+    other's update of this layer. With `rm_c` the cross paths are not built at all.
+    """
+
+    def __init__(self, config: RADMConfig, first: bool) -> None:
+        super().__init__()
+        self.text_self = AttentionBlock(config, first)
+        self.image_self = AttentionBlock(config, first)
+        self.text_to_image = None if config.rm_c else AttentionBlock(config, first)
+        self.image_to_text = None if config.rm_c else AttentionBlock(config, first)
+        self.text_ffn = FeedForwardBlock(config)
+        self.image_ffn = FeedForwardBlock(config)
+
+    def forward(
+        self, text: Tensor, text_mask: Tensor, image: Tensor, image_mask: Tensor, previous: Scores | None = None
+    ) -> tuple[Tensor, Tensor, Scores]:
+        previous = previous or {}
+        scores: Scores = {}
+        text, scores["text_self"] = self.text_self(text, text, text_mask, text_mask, previous.get("text_self"))
+        image, scores["image_self"] = self.image_self(image, image, image_mask, image_mask,
+                                                      previous.get("image_self"))
+        if self.text_to_image is not None and self.image_to_text is not None:
+            text_x, scores["text_to_image"] = self.text_to_image(text, image, text_mask, image_mask,
+                                                                 previous.get("text_to_image"))
+            image_x, scores["image_to_text"] = self.image_to_text(image, text, image_mask, text_mask,
+                                                                  previous.get("image_to_text"))
+            text, image = text_x, image_x
+        return self.text_ffn(text), self.image_ffn(image), scores
+
+
+class FusionLayer(nn.Module):
+    """Self-attention over the concatenated text+image sequence, then a GELU FFN."""
+
+    def __init__(self, config: RADMConfig, first: bool) -> None:
+        super().__init__()
+        self.attention = AttentionBlock(config, first)
+        self.ffn = FeedForwardBlock(config)
+
+    def forward(self, fused: Tensor, mask: Tensor, previous: Scores | None = None) -> tuple[Tensor, Scores]:
+        fused, scores = self.attention(fused, fused, mask, mask, (previous or {}).get("fusion"))
+        return self.ffn(fused), {"fusion": scores}
