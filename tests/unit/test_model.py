@@ -225,6 +225,9 @@ def test_config_round_trips_through_json():
     config = RADMConfig.tiny(rm_c=True, extra={"run": "x"})
     assert RADMConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert hash(config) == hash(RADMConfig.from_dict(config.to_dict()))
+    full = RADMConfig.full()
+    assert (full.text_encoder, full.image_encoder, full.hidden, full.image_size) == (
+        "bert-base-uncased", "timm:vit_base_patch16_224", 768, 224)
     with pytest.raises(ValueError, match="labels"):
         RADMConfig.tiny(num_labels=6)
     with pytest.raises(ValueError, match="unknown"):

@@ -4,9 +4,10 @@ RealFormer adds layer l-1's raw scores to layer l's. RADM makes that adaptive: a
 fully connected layer from the per-head cosine similarity of the current and previous score maps,
 decides how much of the previous scores to keep; the kept part is averaged with the current scores:
 
-    mixed = (1 - g/2) * current + (g/2) * previous,    g = sigmoid(FC(cos(current, previous))) in [0, 1]
+    kept  = g * previous + (1 - g) * current,          g = sigmoid(FC(cos(current, previous))) in [0, 1]
+    mixed = (current + kept) / 2 = (1 - g/2) * current + (g/2) * previous
 
-g = 0 is plain attention, g = 1 the plain average. `mixed` is what flows on to the next layer.
+g = 0 is plain attention, g = 1 RealFormer-style averaging. `mixed` is what flows on to the next layer.
 """
 
 from __future__ import annotations
