@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -50,6 +51,27 @@ def sink() -> None:
 
 
 @main.command()
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              envvar="REPLAY_FILE", help="Recorded posts, one JSON Post per line. [env: REPLAY_FILE]")
+@click.option("--samples", default=1000, show_default=True, envvar="REPLAY_SAMPLES",
+              help="Without --file: publish this many generated sample posts. [env: REPLAY_SAMPLES]")
+@click.option("--rate", type=float, default=None, envvar="REPLAY_RATE",
+              help="Posts per second at most (default: as fast as the broker takes them). [env: REPLAY_RATE]")
+def replay(path: Path | None, samples: int, rate: float | None) -> None:
+    """Publish recorded (or sample) posts to the posts topic, as an external producer would."""
+    from monitor.replay import as_payloads, posts_from_jsonl, publish
+    from monitor.samples import sample_posts
+
+    settings = get_settings()
+    posts = posts_from_jsonl(path) if path else sample_posts(samples)
+    try:
+        sent = asyncio.run(publish(settings, as_payloads(posts), total=None if path else samples, rate=rate))
+    except ValueError as exc:  # a bad line in the recording
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"published {sent} posts to {settings.posts_topic}")
+
+
+@main.command()
 @click.option("--brand", default=None, help="Only this brand (default: all).")
 @click.option("--since", type=click.DateTime(), default=None, help="Bucket start >= this (UTC).")
 @click.option("--until", type=click.DateTime(), default=None, help="Bucket start < this (UTC).")
@@ -82,8 +104,6 @@ def trends(brand: str | None, since: datetime | None, until: datetime | None, fm
               help="Write one <Model>.schema.json per message here instead of printing.")
 def schema(out: str | None) -> None:
     """Export the JSON Schema of the wire messages for non-Python producers."""
-    from pathlib import Path
-
     from schemas import json_schemas
 
     schemas = json_schemas()
