@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -72,34 +71,6 @@ def replay(path: Path | None, samples: int, rate: float | None) -> None:
 
 
 @main.command()
-@click.option("--brand", default=None, help="Only this brand (default: all).")
-@click.option("--since", type=click.DateTime(), default=None, help="Bucket start >= this (UTC).")
-@click.option("--until", type=click.DateTime(), default=None, help="Bucket start < this (UTC).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def trends(brand: str | None, since: datetime | None, until: datetime | None, fmt: str) -> None:
-    """Print per-minute sentiment trends from PostgreSQL."""
-    from monitor.db import create_engine
-    from monitor.trends import format_table, read_trends
-
-    settings = get_settings()
-    if not settings.database_url:
-        raise click.UsageError("DATABASE_URL is not set")
-
-    async def load():
-        engine = create_engine(settings.database_url)
-        try:
-            return await read_trends(engine, brand, since=since, until=until)
-        finally:
-            await engine.dispose()
-
-    buckets = asyncio.run(load())
-    if fmt == "json":
-        click.echo(json.dumps([b.model_dump(mode="json") for b in buckets], indent=2))
-    else:
-        click.echo(format_table(buckets))
-
-
-@main.command()
 @click.option("--out", type=click.Path(dir_okay=True, file_okay=False), default=None,
               help="Write one <Model>.schema.json per message here instead of printing.")
 def schema(out: str | None) -> None:
@@ -114,3 +85,16 @@ def schema(out: str | None) -> None:
     for name, body in schemas.items():
         (Path(out) / f"{name}.schema.json").write_text(json.dumps(body, indent=2) + "\n")
     click.echo(f"wrote {len(schemas)} schemas to {out}")
+
+
+def _register_database_commands() -> None:
+    """Sink-side commands live in their own modules: brands, trends, sql, migrate, bench."""
+    from monitor.cli_admin import bench, migrate
+    from monitor.cli_analyst import sql, trends
+    from monitor.cli_brands import brands
+
+    for command in (brands, trends, sql, migrate, bench):
+        main.add_command(command)
+
+
+_register_database_commands()

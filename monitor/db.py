@@ -1,10 +1,16 @@
-"""PostgreSQL tables: per-post results (the dedup key) and per-brand trend buckets."""
+"""PostgreSQL tables as SQLAlchemy Core objects, for queries.
+
+The schema itself is owned by the Alembic migrations in `monitor/migrations/` (run
+`monitor migrate`, or let the sink upgrade at start-up); these definitions must match them.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     ARRAY,
+    CheckConstraint,
     Column,
+    Computed,
     DateTime,
     Float,
     Integer,
@@ -17,6 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+GRANULARITIES: tuple[str, ...] = ("minute", "hour", "day")
+"""Trend bucket sizes, smallest first; each is a `date_trunc` unit, truncated in UTC."""
+
 metadata = MetaData()
 
 post_sentiment = Table(
@@ -24,15 +33,18 @@ post_sentiment = Table(
     metadata,
     Column("post_id", String(128), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("label", String(16), nullable=False),
     Column("p_negative", Float, nullable=False),
     Column("p_neutral", Float, nullable=False),
     Column("p_positive", Float, nullable=False),
     Column("polarity", Float, nullable=False),
     Column("brands", ARRAY(Text), nullable=False),
+    Column("tagged_brands", ARRAY(Text), nullable=False),
+    Column("keywords", ARRAY(Text), nullable=False),
     Column("model_version", String(64), nullable=False),
     Column("text_excerpt", Text, nullable=False),
-    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("image_ref", Text, nullable=True),
 )
 
 trend_bucket = Table(
@@ -41,11 +53,29 @@ trend_bucket = Table(
     Column("brand", String(64), nullable=False),
     Column("granularity", String(8), nullable=False),
     Column("bucket_start", DateTime(timezone=True), nullable=False),
-    Column("negative", Integer, nullable=False, default=0),
-    Column("neutral", Integer, nullable=False, default=0),
-    Column("positive", Integer, nullable=False, default=0),
-    Column("polarity_sum", Float, nullable=False, default=0.0),
+    Column("negative", Integer, nullable=False, server_default="0"),
+    Column("neutral", Integer, nullable=False, server_default="0"),
+    Column("positive", Integer, nullable=False, server_default="0"),
+    Column("polarity_sum", Float, nullable=False, server_default="0"),
+    Column("volume", Integer, Computed("negative + neutral + positive", persisted=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("brand", "granularity", "bucket_start"),
+    CheckConstraint("granularity IN ('minute', 'hour', 'day')", name="trend_bucket_granularity"),
+)
+
+BUCKET_COLUMNS = ("brand", "granularity", "bucket_start", "negative", "neutral", "positive", "polarity_sum")
+"""The columns that make a `schemas.TrendBucket` (the rest are derived or bookkeeping)."""
+
+tracked_brand = Table(
+    "tracked_brand",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("keywords", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("aliases", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("hashtags", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("handles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 
@@ -53,7 +83,6 @@ def create_engine(database_url: str) -> AsyncEngine:
     return create_async_engine(database_url, pool_pre_ping=True, pool_size=5)
 
 
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+def bucket_columns():
+    """`trend_bucket` columns in `TrendBucket` order, for SELECT and RETURNING."""
+    return [trend_bucket.c[name] for name in BUCKET_COLUMNS]

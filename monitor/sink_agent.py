@@ -11,9 +11,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from monitor.cache import cache_buckets
-from monitor.db import create_engine, create_schema
+from monitor.brands import BrandRuleCache
+from monitor.cache import cache_buckets, mark_cold
+from monitor.db import create_engine
 from monitor.logging import get_logger
+from monitor.migrate import upgrade_head
 from monitor.settings import Settings
 from monitor.sink import write_results
 from monitor.streaming import Topics, create_app, create_topics
@@ -36,13 +38,39 @@ async def write_with_retry(write, what: str):
             delay = min(delay * 2, MAX_BACKOFF_S)
 
 
+class CacheWriter:
+    """Best-effort write-through: PostgreSQL holds the truth, so a Redis outage must not stall the sink.
+
+    Series whose update was lost are marked cold once Redis answers again, so readers re-sync
+    them from PostgreSQL instead of serving a stale series.
+    """
+
+    def __init__(self, redis: Redis, ttl_s: int) -> None:
+        self.redis, self.ttl_s = redis, ttl_s
+        self.missed: set[tuple[str, str]] = set()
+
+    async def write(self, buckets: list[TrendBucket]) -> None:
+        try:
+            if self.missed:
+                await mark_cold(self.redis, self.missed)
+                self.missed.clear()
+            await cache_buckets(self.redis, buckets, self.ttl_s)
+        except (RedisError, OSError) as exc:
+            self.missed |= {(b.brand, b.granularity) for b in buckets}
+            log.warning("redis cache update skipped", error=str(exc), buckets=len(buckets))
+
+
 def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
     engine = create_engine(settings.database_url or "")
-    redis = Redis.from_url(settings.redis_url or "", socket_timeout=2)
+    cache = CacheWriter(Redis.from_url(settings.redis_url or "", socket_timeout=2), settings.redis_series_ttl_s)
+    rules = BrandRuleCache()
+
+    async def migrate() -> None:
+        await asyncio.to_thread(upgrade_head, settings.database_url or "")
 
     @app.agent(topics.sentiment, name="sink")
     async def sink(stream: faust.StreamT) -> None:
-        await write_with_retry(partial(create_schema, engine), "schema")
+        await write_with_retry(migrate, "schema")
         async for events in stream.take_events(settings.sink_max_batch, within=settings.sink_max_wait_s):
             results, dead = [], []
             for event in events:
@@ -55,18 +83,10 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
                                            payload=m.value or b""))
             for letter in dead:
                 await topics.dlq.send(key=letter.topic.encode(), value=letter.model_dump_json().encode())
-            buckets = await write_with_retry(partial(write_results, engine, results), "postgres")
-            await refresh_cache(redis, buckets, settings)
+            buckets = await write_with_retry(partial(write_results, engine, results, rules), "postgres")
+            await cache.write(buckets)
 
     return sink
-
-
-async def refresh_cache(redis: Redis, buckets: list[TrendBucket], settings: Settings) -> None:
-    """Best effort: PostgreSQL already holds the truth, so a Redis outage must not stall the sink."""
-    try:
-        await cache_buckets(redis, buckets, settings.redis_series_ttl_s)
-    except (RedisError, OSError) as exc:
-        log.warning("redis cache update skipped", error=str(exc), buckets=len(buckets))
 
 
 def build_sink_app(settings: Settings) -> faust.App:

@@ -1,4 +1,4 @@
-"""Reading trends back for analysts: PostgreSQL is the source of truth."""
+"""Reading trends back from PostgreSQL, the source of truth: buckets for code, plain records for analysts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from monitor.db import trend_bucket
+from monitor.db import GRANULARITIES, bucket_columns, trend_bucket
 from schemas import TrendBucket
 
 
@@ -15,7 +15,10 @@ async def read_trends(
     engine: AsyncEngine, brand: str | None = None, granularity: str = "minute",
     since: datetime | None = None, until: datetime | None = None,
 ) -> list[TrendBucket]:
-    query = select(trend_bucket).where(trend_bucket.c.granularity == granularity)
+    """Buckets with since <= bucket_start < until, by brand then time."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, not {granularity!r}")
+    query = select(*bucket_columns()).where(trend_bucket.c.granularity == granularity)
     if brand:
         query = query.where(trend_bucket.c.brand == brand.lower())
     if since:
@@ -25,6 +28,30 @@ async def read_trends(
     async with engine.connect() as conn:
         rows = (await conn.execute(query.order_by(trend_bucket.c.brand, trend_bucket.c.bucket_start))).mappings()
         return [TrendBucket(**row) for row in rows]
+
+
+def bucket_record(bucket: TrendBucket) -> dict:
+    """A bucket as a flat dict of plain types (`pandas.DataFrame(records)` takes a list of these)."""
+    return {
+        "brand": bucket.brand,
+        "granularity": bucket.granularity,
+        "bucket_start": bucket.bucket_start,
+        "negative": bucket.negative,
+        "neutral": bucket.neutral,
+        "positive": bucket.positive,
+        "volume": bucket.volume,
+        "polarity_sum": bucket.polarity_sum,
+        "mean_polarity": bucket.mean_polarity,
+        "net_sentiment": (bucket.positive - bucket.negative) / bucket.volume if bucket.volume else 0.0,
+    }
+
+
+async def trend_records(
+    engine: AsyncEngine, brand: str | None = None, granularity: str = "minute",
+    since: datetime | None = None, until: datetime | None = None,
+) -> list[dict]:
+    """Trend rows for analysts: `pandas.DataFrame(await trend_records(engine, "acme", "hour"))`."""
+    return [bucket_record(b) for b in await read_trends(engine, brand, granularity, since, until)]
 
 
 def format_table(buckets: list[TrendBucket]) -> str:

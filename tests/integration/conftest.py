@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from monitor.db import create_engine, create_schema
+from monitor.db import create_engine
 from monitor.embedded.stack import EmbeddedStack
+from monitor.migrate import upgrade_head
 from monitor.settings import Settings
 from monitor.streaming import ensure_topics
 
@@ -27,8 +28,8 @@ def settings(stack: EmbeddedStack) -> Settings:
 
 @pytest.fixture(scope="session")
 async def engine(settings: Settings):
+    upgrade_head(settings.database_url or "")
     engine = create_engine(settings.database_url or "")
-    await create_schema(engine)
     await ensure_topics(settings)
     yield engine
     await engine.dispose()

@@ -1,0 +1,87 @@
+"""The analyst surface in Python: documented views and read-only SQL, as pandas-friendly records.
+
+Every function returns a list of dicts with plain types (str, int, float, date, datetime),
+so `pandas.DataFrame(await daily_sentiment(engine, "acme"))` needs nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, DateTime, Float, Integer, String, column, select, table, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from monitor.trends import trend_records
+
+__all__ = ["daily_sentiment", "net_sentiment", "readonly_query", "share_of_voice", "trend_records"]
+
+STATEMENT_TIMEOUT_MS = 60_000
+
+daily_brand_sentiment = table(
+    "daily_brand_sentiment", column("brand", String), column("day", Date), column("negative", Integer),
+    column("neutral", Integer), column("positive", Integer), column("volume", Integer),
+    column("mean_polarity", Float), column("net_sentiment", Float),
+)
+daily_share_of_voice = table(
+    "daily_share_of_voice", column("brand", String), column("day", Date), column("volume", Integer),
+    column("total_volume", Integer), column("share_of_voice", Float),
+)
+net_sentiment_view = table(
+    "net_sentiment", column("brand", String), column("granularity", String), column("bucket_start", DateTime),
+    column("volume", Integer), column("net_sentiment", Float),
+)
+
+
+async def _records(engine: AsyncEngine, query) -> list[dict]:
+    async with engine.connect() as conn:
+        return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+def _between(query, col, since, until):
+    if since is not None:
+        query = query.where(col >= since)
+    if until is not None:
+        query = query.where(col < until)
+    return query
+
+
+async def daily_sentiment(engine: AsyncEngine, brand: str | None = None, since: date | None = None,
+                          until: date | None = None) -> list[dict]:
+    """View `daily_brand_sentiment`: counts, volume, mean polarity and net sentiment per brand and UTC day."""
+    v = daily_brand_sentiment.c
+    query = _between(select(daily_brand_sentiment), v.day, since, until).order_by(v.brand, v.day)
+    return await _records(engine, query.where(v.brand == brand.lower()) if brand else query)
+
+
+async def share_of_voice(engine: AsyncEngine, since: date | None = None, until: date | None = None) -> list[dict]:
+    """View `daily_share_of_voice`: each brand's share of the day's volume across brands."""
+    v = daily_share_of_voice.c
+    return await _records(engine, _between(select(daily_share_of_voice), v.day, since, until).order_by(v.day, v.brand))
+
+
+async def net_sentiment(engine: AsyncEngine, brand: str | None = None, granularity: str = "day",
+                        since: datetime | None = None, until: datetime | None = None) -> list[dict]:
+    """View `net_sentiment`: (positive - negative) / volume per bucket."""
+    v = net_sentiment_view.c
+    query = _between(select(net_sentiment_view).where(v.granularity == granularity), v.bucket_start, since, until)
+    query = query.order_by(v.brand, v.bucket_start)
+    return await _records(engine, query.where(v.brand == brand.lower()) if brand else query)
+
+
+async def readonly_query(engine: AsyncEngine, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
+    """Run an analyst's SQL in a READ ONLY transaction (writes fail in PostgreSQL), then roll back.
+
+    The text goes to the driver unparsed and without parameters, so `%`, `:` and `::casts` mean what
+    they mean in psql.
+    """
+    async with engine.connect() as conn:
+        await conn.execute(text("SET TRANSACTION READ ONLY"))
+        await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(STATEMENT_TIMEOUT_MS)})
+        try:
+            result = await conn.exec_driver_sql(sql)
+            if not result.returns_rows:
+                return [], []
+            rows = result.fetchmany(limit) if limit else result.fetchall()
+            return list(result.keys()), [tuple(row) for row in rows]
+        finally:
+            await conn.rollback()

@@ -1,0 +1,1 @@
+"""Benchmarks run by `monitor bench ...`; results land in bench/results/ as JSON."""

@@ -1,0 +1,43 @@
+"""`monitor trends` and `monitor sql`: the analyst's command line over PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from monitor.cli_common import as_utc, run_with_engine
+from monitor.db import GRANULARITIES
+from monitor.tables import FORMATS, render, render_records
+
+
+@click.command()
+@click.option("--brand", default=None, help="Only this brand (default: all).")
+@click.option("--granularity", type=click.Choice(GRANULARITIES), default="minute", show_default=True)
+@click.option("--since", type=click.DateTime(), default=None, help="Bucket start >= this (UTC unless an offset).")
+@click.option("--until", type=click.DateTime(), default=None, help="Bucket start < this (UTC unless an offset).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def trends(brand: str | None, granularity: str, since: datetime | None, until: datetime | None, fmt: str) -> None:
+    """Print sentiment trends per brand and bucket from PostgreSQL."""
+    from monitor.trends import trend_records
+
+    records = run_with_engine(lambda engine: trend_records(engine, brand, granularity, as_utc(since), as_utc(until)))
+    click.echo(render_records(records, fmt) if records or fmt != "table" else "no buckets match")
+
+
+@click.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--limit", type=int, default=None, help="Print at most this many rows.")
+def sql(query: str, fmt: str, limit: int | None) -> None:
+    """Run QUERY in a read-only transaction and print the rows (views: trend_summary,
+    daily_brand_sentiment, daily_share_of_voice, net_sentiment)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from monitor.analytics import readonly_query
+
+    try:
+        columns, rows = run_with_engine(lambda engine: readonly_query(engine, query, limit))
+    except DBAPIError as exc:
+        raise click.ClickException(str(exc.orig).strip()) from None
+    click.echo(render(columns, rows, fmt) if columns else "(no rows returned)")

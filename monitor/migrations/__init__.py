@@ -1,0 +1,1 @@
+"""Alembic migration environment, shipped inside the package so `monitor migrate` works when installed."""
