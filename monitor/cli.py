@@ -97,4 +97,13 @@ def _register_database_commands() -> None:
         main.add_command(command)
 
 
+def _register_training_commands() -> None:
+    """RADM training side: train, eval, bootstrap (workers/training/cli.py; heavy imports stay lazy)."""
+    from workers.training.cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
 _register_database_commands()
+_register_training_commands()

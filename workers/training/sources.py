@@ -1,0 +1,222 @@
+"""Where a training batch's logits come from: the full model on raw posts, or cached frozen-encoder outputs.
+
+With both encoders frozen their outputs never change, so `CachedSource` runs them once per text and
+once per distinct image file, keeps the outputs (fp16, text without padding) and, while attached,
+swaps the encoders for modules that hand those outputs back. Everything after the encoders (the
+projections, MHRA layers, fusion, classifier) is RADM's own forward, so training on the cache trains
+exactly the network the worker runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from monitor.logging import get_logger
+from workers.radm import RADM
+from workers.radm.encoders import image_token_count
+from workers.radm.processor import RADMProcessor
+from workers.training.examples import Example
+
+log = get_logger(__name__)
+
+
+def load_image(path: Path) -> np.ndarray | None:
+    """uint8 RGB array, or None (logged) when the file is missing or not an image: one bad file in a
+    scraped data set should cost one image, not the run."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        log.warning("image skipped", path=str(path), error=str(exc))
+        return None
+
+
+class BatchSource(Protocol):
+    labels: Tensor
+
+    def __len__(self) -> int: ...
+
+    def attach(self, model: RADM) -> contextlib.AbstractContextManager[None]: ...
+
+    def logits(self, model: RADM, indices: Sequence[int], device: torch.device) -> Tensor: ...
+
+
+class LiveSource:
+    """Tokenise and load images per batch and run the whole model (trainable encoders, or no cache wanted)."""
+
+    def __init__(self, processor: RADMProcessor, examples: Sequence[Example]) -> None:
+        self.processor = processor
+        self.examples = list(examples)
+        self.labels = torch.tensor([e.label for e in self.examples], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @contextlib.contextmanager
+    def attach(self, model: RADM) -> Iterator[None]:
+        yield
+
+    def logits(self, model: RADM, indices: Sequence[int], device: torch.device) -> Tensor:
+        batch = [self.examples[i] for i in indices]
+        images = [load_image(e.image) if e.image is not None else None for e in batch]
+        inputs = self.processor.encode([e.text for e in batch], images)
+        return model(**{k: v.to(device) for k, v in inputs.items()})
+
+
+class _Replay(nn.Module):
+    """Stands in for a frozen encoder: returns whatever the source put in `value` for this batch."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.value: Tensor | None = None
+
+    def forward(self, *_: Tensor) -> Tensor:
+        if self.value is None:
+            raise RuntimeError("no cached features set for this batch")
+        return self.value
+
+
+def _capture(module: nn.Module, store: dict[str, Tensor], key: str):
+    return module.register_forward_hook(lambda _m, _i, output: store.__setitem__(key, output.detach()))
+
+
+class CachedSource:
+    """Frozen encoder outputs computed once; needs `freeze_text_encoder` and `freeze_image_encoder`."""
+
+    def __init__(self, model: RADM, processor: RADMProcessor, examples: Sequence[Example], device: torch.device,
+                 batch_size: int = 64, dtype: torch.dtype = torch.float16, desc: str = "cache") -> None:
+        if not (model.config.freeze_text_encoder and model.config.freeze_image_encoder):
+            raise ValueError("feature caching needs both encoders frozen")
+        self.examples = list(examples)
+        self.labels = torch.tensor([e.label for e in self.examples], dtype=torch.long)
+        self.dtype = dtype
+        self.text_width = model.text_encoder.width
+        self.image_width = model.image_encoder.width
+        self.image_tokens = image_token_count(model.image_encoder, model.config.image_size)
+        was_training = model.training
+        model.eval()
+        started = time.perf_counter()
+        try:
+            self._cache_texts(model, processor, device, batch_size, desc)
+            self._cache_images(model, processor, device, batch_size, desc)
+        finally:
+            model.train(was_training)
+        log.info("encoder outputs cached", source=desc, examples=len(self.examples),
+                 images=len(self.image_features), seconds=round(time.perf_counter() - started, 1))
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    # -- building -------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _cache_texts(self, model: RADM, processor: RADMProcessor, device: torch.device, batch_size: int,
+                     desc: str) -> None:
+        """Per text: its encoder states over real tokens only (one row for a blank text) and its mask length."""
+        count = len(self.examples)
+        self.text_states: list[Tensor] = [torch.empty(0)] * count
+        self.text_lengths = torch.zeros(count, dtype=torch.long)
+        # Similar lengths together: little padding, so the encoder does little wasted work.
+        order = sorted(range(count), key=lambda i: len(self.examples[i].text))
+        captured: dict[str, Tensor] = {}
+        handle = _capture(model.text_encoder, captured, "text")
+        try:
+            for start in tqdm(range(0, count, batch_size), desc=f"{desc}: text", unit="batch", disable=None):
+                rows = order[start:start + batch_size]
+                tokens = processor.tokenize([self.examples[i].text for i in rows])
+                mask = tokens["attention_mask"].to(device)
+                model.encode_text(tokens["input_ids"].to(device), mask)
+                states = captured["text"].to("cpu", self.dtype)
+                for position, row in enumerate(rows):
+                    length = int(mask[position].sum())
+                    self.text_lengths[row] = length
+                    self.text_states[row] = states[position, :max(length, 1)].clone()
+        finally:
+            handle.remove()
+
+    @torch.no_grad()
+    def _cache_images(self, model: RADM, processor: RADMProcessor, device: torch.device, batch_size: int,
+                      desc: str) -> None:
+        """One output per distinct image file; examples point at it by index (-1: no usable image)."""
+        paths = sorted({e.image for e in self.examples if e.image is not None})
+        index_of: dict[Path, int] = {}
+        features: list[Tensor] = []
+        captured: dict[str, Tensor] = {}
+        handle = _capture(model.image_encoder, captured, "image")
+        try:
+            for start in tqdm(range(0, len(paths), batch_size), desc=f"{desc}: images", unit="batch", disable=None):
+                loaded = [(p, load_image(p)) for p in paths[start:start + batch_size]]
+                loaded = [(p, image) for p, image in loaded if image is not None]
+                if not loaded:
+                    continue
+                pixels = torch.stack([processor.image_tensor(image) for _, image in loaded]).to(device)
+                model.encode_image(pixels, torch.ones(len(loaded), dtype=torch.bool, device=device))
+                for position, (path, _) in enumerate(loaded):
+                    index_of[path] = len(features)
+                    features.append(captured["image"][position].to("cpu", self.dtype).clone())
+        finally:
+            handle.remove()
+        self.image_features = torch.stack(features) if features else torch.zeros(0, self.image_tokens,
+                                                                                  self.image_width, dtype=self.dtype)
+        self.image_index = torch.tensor([index_of.get(e.image, -1) if e.image is not None else -1
+                                         for e in self.examples], dtype=torch.long)
+
+    # -- serving batches ------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def attach(self, model: RADM) -> Iterator[None]:
+        """Swap the frozen encoders for replays while training; the real ones are back for saving."""
+        text_encoder, image_encoder = model.text_encoder, model.image_encoder
+        model.text_encoder, model.image_encoder = _Replay(self.text_width), _Replay(self.image_width)
+        try:
+            yield
+        finally:
+            model.text_encoder, model.image_encoder = text_encoder, image_encoder
+
+    def logits(self, model: RADM, indices: Sequence[int], device: torch.device) -> Tensor:
+        if not isinstance(model.text_encoder, _Replay) or not isinstance(model.image_encoder, _Replay):
+            raise RuntimeError("call inside `with source.attach(model):`")
+        rows = torch.as_tensor(list(indices), dtype=torch.long)
+        lengths = self.text_lengths[rows]
+        width = max(1, int(lengths.max()))
+        text = torch.zeros(len(rows), width, self.text_width)
+        for position, row in enumerate(rows.tolist()):
+            states = self.text_states[row]
+            text[position, : states.shape[0]] = states.float()
+        attention_mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
+        image_rows = self.image_index[rows]
+        has_image = image_rows >= 0
+        image = torch.zeros(len(rows), self.image_tokens, self.image_width)
+        if has_image.any():
+            image[has_image] = self.image_features[image_rows[has_image]].float()
+        model.text_encoder.value = text.to(device)
+        model.image_encoder.value = image.to(device)
+        try:
+            return model(torch.zeros_like(attention_mask).to(device), attention_mask.to(device),
+                         torch.zeros(len(rows), 1, 1, 1, device=device), has_image.to(device))
+        finally:
+            model.text_encoder.value = model.image_encoder.value = None
+
+
+def make_source(model: RADM, processor: RADMProcessor, examples: Sequence[Example], device: torch.device,
+                cache: bool | None = None, desc: str = "cache") -> BatchSource:
+    """Cached when both encoders are frozen (unless `cache=False`), else live."""
+    frozen = model.config.freeze_text_encoder and model.config.freeze_image_encoder
+    if cache is None:
+        cache = frozen
+    if cache and frozen:
+        return CachedSource(model, processor, examples, device, desc=desc)
+    if cache:
+        log.warning("feature cache needs both encoders frozen; running them per batch")
+    return LiveSource(processor, examples)
