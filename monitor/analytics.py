@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import psycopg
 from sqlalchemy import Date, DateTime, Float, Integer, String, column, select, table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.trends import trend_records
 
-__all__ = ["daily_sentiment", "net_sentiment", "readonly_query", "share_of_voice", "trend_records"]
+__all__ = ["QueryError", "daily_sentiment", "net_sentiment", "readonly_query", "share_of_voice", "trend_records"]
 
 STATEMENT_TIMEOUT_MS = 60_000
+
+
+class QueryError(Exception):
+    """PostgreSQL refused an analyst's query (syntax, a write in the read-only transaction, timeout)."""
 
 daily_brand_sentiment = table(
     "daily_brand_sentiment", column("brand", String), column("day", Date), column("negative", Integer),
@@ -78,10 +83,15 @@ async def readonly_query(engine: AsyncEngine, sql: str, limit: int | None = None
         await conn.execute(text("SET TRANSACTION READ ONLY"))
         await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(STATEMENT_TIMEOUT_MS)})
         try:
-            result = await conn.exec_driver_sql(sql)
-            if not result.returns_rows:
-                return [], []
-            rows = result.fetchmany(limit) if limit else result.fetchall()
-            return list(result.keys()), [tuple(row) for row in rows]
+            driver = (await conn.get_raw_connection()).driver_connection
+            async with driver.cursor() as cursor:
+                try:
+                    await cursor.execute(sql)  # no parameters: psycopg sends the text as it is
+                except psycopg.Error as exc:
+                    raise QueryError(str(exc).strip()) from exc
+                if cursor.description is None:
+                    return [], []
+                rows = await cursor.fetchmany(limit) if limit else await cursor.fetchall()
+                return [d.name for d in cursor.description], [tuple(row) for row in rows]
         finally:
             await conn.rollback()

@@ -130,10 +130,3 @@ async def mark_warm(redis: Redis, brand: str, granularity: str, ttl_s: int = WAR
 
 async def is_warm(redis: Redis, brand: str, granularity: str) -> bool:
     return bool(await redis.exists(warm_key(brand, granularity)))
-
-
-async def mark_cold(redis: Redis, series: Iterable[tuple[str, str]]) -> None:
-    """Forget that these (brand, granularity) series are complete: the next read re-syncs from PostgreSQL."""
-    keys = [warm_key(brand, granularity) for brand, granularity in series]
-    if keys:
-        await redis.delete(*keys)

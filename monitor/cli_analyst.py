@@ -32,12 +32,10 @@ def trends(brand: str | None, granularity: str, since: datetime | None, until: d
 def sql(query: str, fmt: str, limit: int | None) -> None:
     """Run QUERY in a read-only transaction and print the rows (views: trend_summary,
     daily_brand_sentiment, daily_share_of_voice, net_sentiment)."""
-    from sqlalchemy.exc import DBAPIError
-
-    from monitor.analytics import readonly_query
+    from monitor.analytics import QueryError, readonly_query
 
     try:
         columns, rows = run_with_engine(lambda engine: readonly_query(engine, query, limit))
-    except DBAPIError as exc:
-        raise click.ClickException(str(exc.orig).strip()) from None
+    except QueryError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(render(columns, rows, fmt) if columns else "(no rows returned)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from importlib.resources import files
 
 from alembic import command
@@ -23,10 +24,14 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+_ALEMBIC = threading.Lock()
+"""Alembic's command API keeps module-level state: one command per process at a time."""
+
+
 def upgrade_head(database_url: str) -> str:
-    """Bring the schema to the newest revision (safe to run from several processes at once)."""
-    config = alembic_config(database_url)
-    command.upgrade(config, "head")
+    """Bring the schema to the newest revision (safe from several processes at once: see env.py's lock)."""
+    with _ALEMBIC:
+        command.upgrade(alembic_config(database_url), "head")
     revision = current_revision(database_url)
     log.info("database schema at head", revision=revision)
     return revision or ""
@@ -46,4 +51,5 @@ def current_revision(database_url: str) -> str | None:
 
 
 def downgrade(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+    with _ALEMBIC:
+        command.downgrade(alembic_config(database_url), revision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import faust
@@ -10,20 +11,26 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.brands import BrandRuleCache
-from monitor.cache import cache_buckets, mark_cold
+from monitor.cache import cache_buckets
 from monitor.db import create_engine
 from monitor.logging import get_logger
 from monitor.migrate import upgrade_head
 from monitor.settings import Settings
 from monitor.sink import write_results
 from monitor.streaming import Topics, create_app, create_topics
+from monitor.trends import buckets_updated_since
 from schemas import DeadLetter, SentimentResult, TrendBucket
 
 log = get_logger(__name__)
 
 MAX_BACKOFF_S = 10.0
+RESYNC_ON_START_S = 900
+"""At start-up, re-write buckets PostgreSQL changed this recently: a crashed predecessor may have
+committed a batch and died before writing it to Redis."""
+RESYNC_MARGIN_S = 60
 
 
 async def write_with_retry(write, what: str):
@@ -41,28 +48,34 @@ async def write_with_retry(write, what: str):
 class CacheWriter:
     """Best-effort write-through: PostgreSQL holds the truth, so a Redis outage must not stall the sink.
 
-    Series whose update was lost are marked cold once Redis answers again, so readers re-sync
-    them from PostgreSQL instead of serving a stale series.
+    A write that may have been lost (Redis down, or this process starting after a crash between
+    a commit and its cache write) is repaired by re-reading from PostgreSQL every bucket updated
+    since then and writing those totals too; the max-volume write makes that harmless.
     """
 
-    def __init__(self, redis: Redis, ttl_s: int) -> None:
-        self.redis, self.ttl_s = redis, ttl_s
-        self.missed: set[tuple[str, str]] = set()
+    def __init__(self, engine: AsyncEngine, redis: Redis, ttl_s: int) -> None:
+        self.engine, self.redis, self.ttl_s = engine, redis, ttl_s
+        self.stale_since: datetime | None = datetime.now(UTC) - timedelta(seconds=RESYNC_ON_START_S)
 
     async def write(self, buckets: list[TrendBucket]) -> None:
         try:
-            if self.missed:
-                await mark_cold(self.redis, self.missed)
-                self.missed.clear()
+            if self.stale_since is not None:
+                await self._resync(self.stale_since)
+                self.stale_since = None
             await cache_buckets(self.redis, buckets, self.ttl_s)
         except (RedisError, OSError) as exc:
-            self.missed |= {(b.brand, b.granularity) for b in buckets}
+            self.stale_since = self.stale_since or datetime.now(UTC) - timedelta(seconds=RESYNC_MARGIN_S)
             log.warning("redis cache update skipped", error=str(exc), buckets=len(buckets))
+
+    async def _resync(self, since: datetime) -> None:
+        changed = await buckets_updated_since(self.engine, since)
+        written = await cache_buckets(self.redis, changed, self.ttl_s, announce=False)
+        log.info("redis re-synced from postgres", since=since.isoformat(), buckets=written)
 
 
 def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
     engine = create_engine(settings.database_url or "")
-    cache = CacheWriter(Redis.from_url(settings.redis_url or "", socket_timeout=2), settings.redis_series_ttl_s)
+    cache = CacheWriter(engine, Redis.from_url(settings.redis_url or "", socket_timeout=2), settings.redis_series_ttl_s)
     rules = BrandRuleCache()
 
     async def migrate() -> None:

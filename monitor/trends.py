@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor.cache import HOT_WINDOWS
 from monitor.db import GRANULARITIES, bucket_columns, trend_bucket
 from schemas import TrendBucket
 
@@ -28,6 +29,15 @@ async def read_trends(
     async with engine.connect() as conn:
         rows = (await conn.execute(query.order_by(trend_bucket.c.brand, trend_bucket.c.bucket_start))).mappings()
         return [TrendBucket(**row) for row in rows]
+
+
+async def buckets_updated_since(engine: AsyncEngine, since: datetime) -> list[TrendBucket]:
+    """Buckets changed at or after `since` (PostgreSQL clock), inside Redis's hot windows."""
+    tb = trend_bucket.c
+    hot = or_(*(and_(tb.granularity == g, tb.bucket_start >= func.now() - window) for g, window in HOT_WINDOWS.items()))
+    query = select(*bucket_columns()).where(tb.updated_at >= since, hot)
+    async with engine.connect() as conn:
+        return [TrendBucket(**row) for row in (await conn.execute(query)).mappings()]
 
 
 def bucket_record(bucket: TrendBucket) -> dict:

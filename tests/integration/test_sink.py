@@ -1,68 +1,86 @@
-"""The effectively-once write path against real PostgreSQL and Redis."""
+"""The effectively-once write path against real PostgreSQL: exact counts at minute, hour and day."""
 
 from __future__ import annotations
 
 import random
-from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
 
-from monitor.cache import cache_buckets, cached_series
-from monitor.sink import write_results
+from monitor.db import GRANULARITIES, post_sentiment
+from monitor.sink import EXCERPT_CHARS, write_results
 from monitor.trends import read_trends
-from schemas import LABELS, SentimentResult
+from schemas import LABELS
+from tests.integration.trend_helpers import bucket_counts, expected_counts, result
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
 
-def result(post_id: str, brand: str, created_at: datetime, label: str) -> SentimentResult:
-    probs = {lab: (0.8 if lab == label else 0.1) for lab in LABELS}
-    return SentimentResult(post_id=post_id, created_at=created_at, label=label, probabilities=probs,
-                           brands=[brand], model_version="test", latency_ms=0.5)
-
-
-async def test_duplicates_and_replays_count_once(engine, redis):
+async def test_duplicates_and_replays_count_once_at_every_granularity(engine):
     rng = random.Random(3)
-    unique = [result(f"dup-{i}", "dupbrand", T0 + timedelta(seconds=rng.uniform(0, 600)), rng.choice(LABELS))
-              for i in range(300)]
-    deliveries = unique + rng.sample(unique, 120)  # redelivered
+    unique = [result(f"dup-{i}", rng.sample(["dupbrand", "dupother"], rng.randint(1, 2)),
+                     T0 + timedelta(seconds=rng.uniform(0, 3 * 86400)), rng.choice(LABELS)) for i in range(400)]
+    deliveries = unique + rng.sample(unique, 150)  # redelivered
     rng.shuffle(deliveries)
     for start in range(0, len(deliveries), 37):  # odd batch size: duplicates inside and across batches
         await write_results(engine, deliveries[start : start + 37])
-    replayed = await write_results(engine, unique[:100])  # an old offset range replayed
-    assert replayed == []
+    assert await write_results(engine, unique[:100]) == []  # an old offset range replayed changes nothing
 
-    expected = Counter((r.created_at.replace(second=0, microsecond=0), r.label.value) for r in unique)
-    buckets = await read_trends(engine, "dupbrand")
-    actual = Counter()
-    for b in buckets:
-        actual.update({(b.bucket_start, "negative"): b.negative, (b.bucket_start, "neutral"): b.neutral,
-                       (b.bucket_start, "positive"): b.positive})
-    assert +actual == expected
-    assert sum(b.volume for b in buckets) == 300
+    for granularity in GRANULARITIES:
+        stored = [b for brand in ("dupbrand", "dupother") for b in await read_trends(engine, brand, granularity)]
+        assert bucket_counts(stored) == expected_counts(unique, granularity), granularity
+        assert sum(b.volume for b in stored) == sum(len(r.brands) for r in unique)
 
-    await cache_buckets(redis, buckets, ttl_s=60)
-    assert await cached_series(redis, "dupbrand") == buckets
+
+async def test_changed_buckets_come_back_with_their_new_totals(engine):
+    first = await write_results(engine, [result("tot-1", ["totbrand"], T0, "positive")])
+    second = await write_results(engine, [result("tot-2", ["totbrand"], T0 + timedelta(seconds=5), "negative")])
+    assert {b.granularity for b in first} == set(GRANULARITIES)
+    assert all((b.positive, b.negative) == (1, 1) for b in second)  # absolute totals, not increments
 
 
 async def test_bucket_boundaries_and_time_zones(engine):
-    plus2 = timezone(timedelta(hours=2))
+    plus2, minus5 = timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))
     await write_results(engine, [
-        result("tz-1", "tzbrand", datetime(2026, 5, 4, 9, 59, 59, 999000, tzinfo=UTC), "positive"),
-        result("tz-2", "tzbrand", datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC), "negative"),
-        result("tz-3", "tzbrand", datetime(2026, 5, 4, 12, 0, 30, tzinfo=plus2), "neutral"),  # 10:00:30 UTC
+        result("tz-1", ["tzbrand"], datetime(2026, 5, 4, 23, 59, 59, 999000, tzinfo=UTC), "positive"),
+        result("tz-2", ["tzbrand"], datetime(2026, 5, 5, 0, 0, 0, tzinfo=UTC), "negative"),
+        result("tz-3", ["tzbrand"], datetime(2026, 5, 5, 1, 30, tzinfo=plus2), "neutral"),  # 2026-05-04 23:30 UTC
+        result("tz-4", ["tzbrand"], datetime(2026, 5, 4, 20, 0, 30, tzinfo=minus5), "neutral"),  # 05-05 01:00:30 UTC
     ])
-    buckets = {b.bucket_start: b for b in await read_trends(engine, "tzbrand")}
-    assert set(buckets) == {datetime(2026, 5, 4, 9, 59, tzinfo=UTC), datetime(2026, 5, 4, 10, 0, tzinfo=UTC)}
-    assert buckets[datetime(2026, 5, 4, 9, 59, tzinfo=UTC)].positive == 1
-    ten = buckets[datetime(2026, 5, 4, 10, 0, tzinfo=UTC)]
-    assert (ten.negative, ten.neutral, ten.positive) == (1, 1, 0)
+    day = {b.bucket_start: b for b in await read_trends(engine, "tzbrand", "day")}
+    assert {k: (b.negative, b.neutral, b.positive) for k, b in day.items()} == {
+        datetime(2026, 5, 4, tzinfo=UTC): (0, 1, 1), datetime(2026, 5, 5, tzinfo=UTC): (1, 1, 0)}
+    hour = {b.bucket_start: b.volume for b in await read_trends(engine, "tzbrand", "hour")}
+    assert hour == {datetime(2026, 5, 4, 23, tzinfo=UTC): 2, datetime(2026, 5, 5, 0, tzinfo=UTC): 1,
+                    datetime(2026, 5, 5, 1, tzinfo=UTC): 1}
+    minute = {b.bucket_start: b.volume for b in await read_trends(engine, "tzbrand", "minute")}
+    assert minute[datetime(2026, 5, 4, 23, 59, tzinfo=UTC)] == 1
+    assert minute[datetime(2026, 5, 5, 0, 0, tzinfo=UTC)] == 1
+
+
+async def test_late_posts_land_in_their_own_bucket(engine):
+    await write_results(engine, [result("late-1", ["latebrand"], T0 + timedelta(days=2), "positive")])
+    await write_results(engine, [result("late-2", ["latebrand"], T0, "negative")])  # arrives two days late
+    day = {b.bucket_start: (b.negative, b.positive) for b in await read_trends(engine, "latebrand", "day")}
+    assert day == {datetime(2026, 5, 4, tzinfo=UTC): (1, 0), datetime(2026, 5, 6, tzinfo=UTC): (0, 1)}
 
 
 async def test_one_post_counts_for_each_of_its_brands(engine):
-    multi = result("multi-1", "brand-a", T0, "positive").model_copy(update={"brands": ["brand-a", "brand-b"]})
-    changed = await write_results(engine, [multi])
-    assert sorted(b.brand for b in changed) == ["brand-a", "brand-b"]
-    assert [b.positive for b in await read_trends(engine, "brand-b")] == [1]
+    changed = await write_results(engine, [result("multi-1", ["brand-a", "brand-b"], T0, "positive")])
+    assert sorted({b.brand for b in changed}) == ["brand-a", "brand-b"]
+    assert [b.positive for b in await read_trends(engine, "brand-b", "hour")] == [1]
+
+
+async def test_post_row_keeps_what_analysts_need(engine):
+    posted = result("row-1", ["rowbrand"], T0, "neutral", text="x" * 1000, keywords=["kw1", "kw2"])
+    posted = posted.model_copy(update={"image_ref": "sha256:abc"})
+    await write_results(engine, [posted])
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(post_sentiment).where(post_sentiment.c.post_id == "row-1"))).mappings().one()
+    assert row["keywords"] == ["kw1", "kw2"] and row["image_ref"] == "sha256:abc"
+    assert row["text_excerpt"] == "x" * EXCERPT_CHARS
+    assert row["brands"] == row["tagged_brands"] == ["rowbrand"]
+    assert row["created_at"] == T0 and row["processed_at"] is not None
+    assert row["polarity"] == pytest.approx(0.0) and row["p_neutral"] == pytest.approx(0.8)
