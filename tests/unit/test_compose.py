@@ -114,15 +114,33 @@ def test_build_targets_exist_in_the_dockerfile(services):
         assert services[name]["build"]["target"] in stages
 
 
+ONE_SHOT = ("migrate",)
+"""Services that run to completion; dependants wait for their success instead of their health."""
+
+
 def test_dependencies_wait_for_health(services):
     assert set(services["worker"]["depends_on"]) == {"kafka"}
-    assert set(services["sink"]["depends_on"]) == set(INFRA)
+    assert set(services["sink"]["depends_on"]) == {*INFRA, "migrate"}
     for name, service in services.items():
         depends_on = service.get("depends_on", {})
         assert isinstance(depends_on, dict), f"{name}: depends_on must name a condition"
         for dependency, spec in depends_on.items():
+            if dependency in ONE_SHOT:
+                assert spec.get("condition") == "service_completed_successfully", f"{name} -> {dependency}"
+                assert services[dependency]["restart"] == "no"
+                continue
             assert spec.get("condition") == "service_healthy", f"{name} -> {dependency}"
             assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck to wait for"
+
+
+def test_migrate_runs_before_the_sink_against_the_same_database(services):
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["migrate"]["environment"]["DATABASE_URL"] == services["sink"]["environment"]["DATABASE_URL"]
+
+
+def test_replay_is_an_opt_in_profile(services):
+    assert services["replay"]["profiles"] == ["replay"]
+    assert services["replay"]["command"] == ["replay"]
 
 
 def test_every_referenced_variable_is_documented(compose_text, services, env_example):
@@ -205,3 +223,11 @@ def test_dockerfile_passes_hadolint():
     done = subprocess.run([venv_tool("hadolint"), "--failure-threshold", "info", str(DOCKERFILE_PATH)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_service_command_is_a_monitor_subcommand(services):
+    from monitor.cli import main
+
+    for name, service in services.items():
+        if "command" in service and service.get("build"):
+            assert service["command"][0] in main.commands, f"{name}: `monitor {service['command'][0]}` does not exist"
