@@ -42,7 +42,11 @@ class Settings(BaseSettings):
     model_checkpoint: Path | None = Field(default=None, description="RADM checkpoint; unset = seeded untrained model.")
     device: str = Field(default="auto", description="torch device: auto, cpu, cuda, cuda:1 ...")
 
-    redis_series_ttl_s: int = Field(default=2 * 24 * 3600, description="TTL of cached minute series.")
+    redis_series_ttl_s: int = Field(
+        default=2 * 24 * 3600,
+        description="Minimum TTL of a cached trend series key, refreshed on every write (hour and day series keep at "
+        "least their 30/400-day window).",
+    )
 
     consumer_session_timeout_s: float = Field(
         default=4.0, description="Short: the embedded broker waits half of it on every group join."

@@ -72,7 +72,7 @@ def pipeline(stack, settings, tmp_path):
 
 
 async def test_posts_flow_to_trends_exactly_once(settings, engine, redis, pipeline):
-    start = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)  # inside the Redis minute window
     posts = list(sample_posts(UNIQUE, seed=11, start=start))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
