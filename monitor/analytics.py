@@ -74,19 +74,20 @@ async def net_sentiment(engine: AsyncEngine, brand: str | None = None, granulari
 
 
 async def readonly_query(engine: AsyncEngine, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
-    """Run an analyst's SQL in a READ ONLY transaction (writes fail in PostgreSQL), then roll back.
+    """Run one analyst's statement in a READ ONLY transaction (writes fail in PostgreSQL), then roll back.
 
-    The text goes to the driver unparsed and without parameters, so `%`, `:` and `::casts` mean what
-    they mean in psql.
+    It goes through a raw psycopg cursor as a prepared statement: `%`, `:` and `::casts` mean what
+    they mean in psql, and a second statement (`SELECT 1; COMMIT; DELETE ...`) is refused instead of
+    escaping the read-only transaction.
     """
     async with engine.connect() as conn:
         await conn.execute(text("SET TRANSACTION READ ONLY"))
         await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(STATEMENT_TIMEOUT_MS)})
         try:
             driver = (await conn.get_raw_connection()).driver_connection
-            async with driver.cursor() as cursor:
+            async with psycopg.AsyncRawCursor(driver) as cursor:
                 try:
-                    await cursor.execute(sql)  # no parameters: psycopg sends the text as it is
+                    await cursor.execute(sql, [], prepare=True)
                 except psycopg.Error as exc:
                     raise QueryError(str(exc).strip()) from exc
                 if cursor.description is None:

@@ -56,6 +56,10 @@ async def test_readonly_sql_reads_views_and_refuses_writes(analyst_data):
     assert rows == [("sova", "2025-02-03", 10), ("sovb", "2025-02-03", 4)]
     with pytest.raises(QueryError, match="read-only"):
         await readonly_query(analyst_data, "DELETE FROM trend_bucket")
+    with pytest.raises(QueryError, match="multiple commands"):  # no escaping the transaction
+        await readonly_query(analyst_data, "SELECT 1; COMMIT; DELETE FROM trend_bucket")
+    columns, rows = await readonly_query(analyst_data, "SELECT count(*) AS n FROM trend_bucket WHERE brand = 'sova'")
+    assert rows[0][0] > 0
 
 
 def test_monitor_trends_cli_formats(stack, analyst_data):
