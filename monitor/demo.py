@@ -61,5 +61,5 @@ async def _publish_and_report(settings: Settings, children: list[ChildProcess], 
     await redis.aclose()
     echo(f"\nRedis holds {cached} cached minute buckets for the dashboards.")
     if settings.model_checkpoint is None:
-        echo("Note: no MODEL_CHECKPOINT is set, so the worker ran the untrained skeleton RADM: "
+        echo("Note: no MODEL_CHECKPOINT is set, so the worker ran a seeded, untrained tiny RADM: "
              "labels are not meaningful yet.")
