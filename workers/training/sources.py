@@ -172,6 +172,23 @@ class CachedSource:
         self.image_index = torch.tensor([index_of.get(e.image, -1) if e.image is not None else -1
                                          for e in self.examples], dtype=torch.long)
 
+    def with_images(self, model: RADM, processor: RADMProcessor, examples: Sequence[Example], device: torch.device,
+                    batch_size: int = 64, desc: str = "cache") -> CachedSource:
+        """The same texts with other images: reuses the text outputs, encodes only the new image files."""
+        if [e.text for e in examples] != [e.text for e in self.examples]:
+            raise ValueError("with_images needs the same texts in the same order")
+        other = CachedSource.__new__(CachedSource)
+        other.__dict__.update(self.__dict__)
+        other.examples = list(examples)
+        other.labels = torch.tensor([e.label for e in other.examples], dtype=torch.long)
+        was_training = model.training
+        model.eval()
+        try:
+            other._cache_images(model, processor, device, batch_size, desc)
+        finally:
+            model.train(was_training)
+        return other
+
     # -- serving batches ------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
