@@ -60,6 +60,6 @@ async def _publish_and_report(settings: Settings, children: list[ChildProcess], 
     cached = sum([len(await cached_series(redis, brand)) for brand in BRANDS])
     await redis.aclose()
     echo(f"\nRedis holds {cached} cached minute buckets for the dashboards.")
-    if settings.model_checkpoint is None:
-        echo("Note: no MODEL_CHECKPOINT is set, so the worker ran a seeded, untrained tiny RADM: "
+    if settings.model_checkpoint == "untrained":
+        echo("Note: MODEL_CHECKPOINT=untrained, so the worker ran a seeded, untrained tiny RADM: "
              "labels are not meaningful yet.")

@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=8 * 1024 * 1024, description="Larger posts go to the DLQ unread.")
     max_image_pixels: int = Field(default=40_000_000, description="Decompression-bomb guard.")
 
-    model_checkpoint: Path | None = Field(default=None, description="RADM checkpoint; unset = seeded untrained model.")
+    model_checkpoint: str = Field(
+        default="bootstrap",
+        description="RADM checkpoint path; `bootstrap` = the shipped one, `untrained` = seeded tiny model (tests).",
+    )
     device: str = Field(default="auto", description="torch device: auto, cpu, cuda, cuda:1 ...")
 
     redis_series_ttl_s: int = Field(

@@ -21,6 +21,21 @@ Decoded = tuple[str, np.ndarray | None]
 """What `decode` returns per post: its text and its image (float CHW in [0, 1]) or None."""
 
 
+BOOTSTRAP = "bootstrap"
+"""MODEL_CHECKPOINT value naming the checkpoint shipped in the package (see the README's model card)."""
+UNTRAINED = "untrained"
+"""MODEL_CHECKPOINT value for a seeded, untrained tiny model: tests that need no weights."""
+
+
+def resolve_checkpoint(name: str | Path | None) -> Path | None:
+    """`bootstrap` -> the shipped file, `untrained`/None -> no checkpoint, anything else -> a path."""
+    if name is None or str(name) == UNTRAINED:
+        return None
+    if str(name) == BOOTSTRAP:
+        return Path(__file__).resolve().parent / "radm" / "checkpoints" / "bootstrap.pt"
+    return Path(name)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -55,6 +70,7 @@ class SentimentModel:
         """From a checkpoint written by `RADM.save` (e.g. workers/radm/checkpoints/bootstrap.pt), or a seeded,
         untrained tiny model when none is given (tests, demos: no weights needed)."""
         target = resolve_device(device)
+        checkpoint = resolve_checkpoint(checkpoint)
         if checkpoint is None:
             torch.manual_seed(0)
             config = RADMConfig.tiny()
