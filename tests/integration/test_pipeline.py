@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from monitor.cache import cached_series
@@ -16,6 +16,7 @@ from monitor.pipeline import ChildProcess
 from monitor.samples import BRANDS, sample_posts
 from monitor.trends import read_trends
 from schemas import DeadLetter, SentimentResult
+from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -26,25 +27,6 @@ BAD = {
     b'{"post_id": "x", "text": "no timestamp"}': "created_at",
     b'{"post_id": "y", "created_at": "2026-01-01T00:00:00Z", "text": "", "image": "aGVsbG8="}': "undecodable image",
 }
-
-
-async def read_topic(settings, topic: str, until, timeout_s: float = 60.0) -> list:
-    """Read a topic from the beginning, outside any consumer group, until `until(messages)` holds."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    messages: list = []
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not until(messages):
-            assert asyncio.get_running_loop().time() < deadline, f"{topic}: only {len(messages)} messages"
-            batches = await consumer.getmany(timeout_ms=200)
-            messages += [m for batch in batches.values() for m in batch]
-    finally:
-        await consumer.stop()
-    return messages
 
 
 async def stored_ids(engine, prefix: str) -> set[str]:

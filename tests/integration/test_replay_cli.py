@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
 
 from schemas import Post
-from tests.integration.test_pipeline import read_topic
+from tests.integration.cli_helpers import monitor
+from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -20,9 +18,7 @@ async def test_replay_publishes_a_recording(stack, settings, engine, tmp_path):
                   brands=["acme"]) for i in range(30)]
     recording = tmp_path / "posts.jsonl"
     recording.write_text("\n".join(post.model_dump_json() for post in posts) + "\n")
-    env = {**os.environ, **stack.env(), "REPLAY_FILE": str(recording), "REPLAY_RATE": "500"}
-    done = subprocess.run([sys.executable, "-m", "monitor", "replay"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = monitor(stack, "replay", env={"REPLAY_FILE": str(recording), "REPLAY_RATE": "500"})
     assert done.returncode == 0, done.stderr
     assert "published 30 posts" in done.stdout
 
@@ -36,8 +32,6 @@ async def test_replay_publishes_a_recording(stack, settings, engine, tmp_path):
 def test_replay_names_the_bad_line(stack, tmp_path):
     recording = tmp_path / "posts.jsonl"
     recording.write_text('{"post_id": "ok", "created_at": "2026-01-01T00:00:00Z", "text": "fine"}\nnot json\n')
-    env = {**os.environ, **stack.env(), "REPLAY_FILE": str(recording)}
-    done = subprocess.run([sys.executable, "-m", "monitor", "replay"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = monitor(stack, "replay", env={"REPLAY_FILE": str(recording)})
     assert done.returncode != 0
     assert "posts.jsonl:2" in done.stderr

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from monitor.pipeline import ChildProcess
 from monitor.samples import sample_posts
 from schemas import SentimentResult
-from tests.integration.test_pipeline import read_topic
+from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 
