@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     consumer_heartbeat_s: float = Field(default=1.0, description="Consumer group heartbeat interval.")
     consumer_rebalance_timeout_s: float = Field(default=4.0, description="Consumer group rebalance timeout.")
 
+    metrics_port: int = Field(
+        default=9100, ge=0, le=65535,
+        description="Prometheus `/metrics` port of a worker or sink process (0 = off); `monitor worker --concurrency N` "
+        "uses N consecutive ports.",
+    )
+
+    api_host: str = Field(default="127.0.0.1", description="Address the HTTP API and dashboard listen on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP API and dashboard.")
+    api_read_token: str | None = Field(
+        default=None, description="When set, the dashboard and read endpoints need it (Bearer token)."
+    )
+    api_admin_token: str | None = Field(
+        default=None, description="Bearer token for write endpoints (alert rules, brands); unset = writes refused."
+    )
+    api_cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS (empty = none).")
+    alert_webhook_url: str | None = Field(default=None, description="POST fired alerts here as JSON (optional).")
+    alert_interval_s: float = Field(default=30.0, gt=0, description="How often alert rules are evaluated.")
+
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="JSON log lines (for log shippers) instead of console format.")
 
