@@ -30,22 +30,32 @@ def demo(posts: int, timeout: float) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes on this host (one consumer group; METRICS_PORT, METRICS_PORT+1, ...).")
+def worker(concurrency: int) -> None:
     """Run an inference worker (consumes `posts`, produces `sentiment`)."""
+    settings = get_settings()
+    if concurrency > 1:
+        from monitor.supervisor import run_workers
+
+        raise SystemExit(run_workers(concurrency, settings.metrics_port))
+    from monitor.metrics import serve_metrics
     from monitor.streaming import run_app
     from workers.agent import build_worker_app
 
-    settings = get_settings()
+    serve_metrics(settings.metrics_port)
     run_app(build_worker_app(settings), settings)
 
 
 @main.command()
 def sink() -> None:
     """Run the trend sink (consumes `sentiment`, writes PostgreSQL and Redis)."""
+    from monitor.metrics import serve_metrics
     from monitor.sink_agent import build_sink_app
     from monitor.streaming import run_app
 
     settings = get_settings()
+    serve_metrics(settings.metrics_port)
     run_app(build_sink_app(settings), settings)
 
 
@@ -91,9 +101,10 @@ def _register_database_commands() -> None:
     """Sink-side commands live in their own modules: brands, trends, sql, migrate, bench."""
     from monitor.cli_admin import bench, migrate
     from monitor.cli_analyst import sql, trends
+    from monitor.cli_api import api
     from monitor.cli_brands import brands
 
-    for command in (brands, trends, sql, migrate, bench):
+    for command in (brands, trends, sql, migrate, bench, api):
         main.add_command(command)
 
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
 
     worker_max_batch: int = Field(default=32, ge=1, description="Micro-batch size cap.")
     worker_max_wait_s: float = Field(default=0.05, gt=0, description="Micro-batch latency cap.")
+    worker_decode_threads: int = Field(
+        default=4, ge=1, description="Threads that parse posts and decode images off the event loop."
+    )
+    model_compile: bool = Field(default=False, description="`torch.compile` the model (GPU hosts; slow first batches).")
     sink_max_batch: int = Field(default=500, ge=1, description="Results per PostgreSQL transaction, at most.")
     sink_max_wait_s: float = Field(default=0.2, gt=0, description="Sink batch latency cap.")
 
@@ -59,8 +63,8 @@ class Settings(BaseSettings):
 
     metrics_port: int = Field(
         default=9100, ge=0, le=65535,
-        description="Prometheus `/metrics` port of a worker or sink process (0 = off); `monitor worker --concurrency N` "
-        "uses N consecutive ports.",
+        description="Prometheus `/metrics` port of a worker or sink process (0 = off); "
+        "`monitor worker --concurrency N` uses N consecutive ports.",
     )
 
     api_host: str = Field(default="127.0.0.1", description="Address the HTTP API and dashboard listen on.")

@@ -1,20 +1,30 @@
-"""The inference agent: posts in micro-batches -> RADM -> sentiment; bad input -> DLQ with a reason."""
+"""The inference agent: posts in micro-batches -> RADM -> sentiment; bad input -> DLQ with a reason.
+
+Per batch: parse and decode on a thread pool (PIL releases the GIL, so images decode in parallel and the
+event loop keeps fetching), score on the model's device in another thread, then await the broker's
+acknowledgement of every result and dead letter before Faust may commit the batch's offsets.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
+from monitor import metrics
 from monitor.logging import get_logger
 from monitor.settings import Settings
 from monitor.streaming import Topics
 from schemas import DeadLetter, Post
-from workers.inference import SentimentModel
+from workers.inference import Decoded, SentimentModel
 from workers.preprocess import BadInput, parse_post
 
 log = get_logger(__name__)
+
+LAG_INTERVAL_S = 5.0
 
 
 def dead_letter(event: faust.EventT, reason: str) -> DeadLetter:
@@ -23,45 +33,88 @@ def dead_letter(event: faust.EventT, reason: str) -> DeadLetter:
                       payload=message.value or b"")
 
 
-def triage(
-    events: Sequence[faust.EventT], model: SentimentModel, settings: Settings
-) -> tuple[list[Post], list[tuple], list[DeadLetter]]:
-    """Parse and decode a batch (CPU work, run off the event loop); split usable posts from dead letters."""
-    posts, decoded, dead = [], [], []
-    for event in events:
+class Triage:
+    """Parse and decode a batch on a thread pool; split usable posts from dead letters (order kept).
+
+    The pool lives as long as the process: its idle threads cost nothing and exit with the interpreter."""
+
+    def __init__(self, model: SentimentModel, settings: Settings) -> None:
+        self.model, self.settings = model, settings
+        self.pool = ThreadPoolExecutor(settings.worker_decode_threads, thread_name_prefix="decode")
+
+    def one(self, raw: bytes | None) -> tuple[Post, Decoded] | str:
         try:
-            post = parse_post(event.message.value, settings.max_message_bytes)
-            decoded.append(model.decode(post, settings.max_image_pixels))
-            posts.append(post)
+            post = parse_post(raw, self.settings.max_message_bytes)
+            return post, self.model.decode(post, self.settings.max_image_pixels)
         except BadInput as exc:
-            dead.append(dead_letter(event, str(exc)))
-    return posts, decoded, dead
+            return str(exc)
+
+    def __call__(self, events: Sequence[faust.EventT]) -> tuple[list[Post], list[Decoded], list[DeadLetter]]:
+        posts, decoded, dead = [], [], []
+        for event, outcome in zip(events, self.pool.map(self.one, [e.message.value for e in events]), strict=True):
+            if isinstance(outcome, str):
+                dead.append(dead_letter(event, outcome))
+            else:
+                posts.append(outcome[0])
+                decoded.append(outcome[1])
+        return posts, decoded, dead
+
+
+def record_queue_wait(events: Sequence[faust.EventT], now_s: float) -> None:
+    for event in events:
+        if event.message.timestamp:
+            metrics.QUEUE_WAIT.observe(max(0.0, now_s - event.message.timestamp))
 
 
 def register_inference_agent(app: faust.App, topics: Topics, model: SentimentModel, settings: Settings):
     """Attach the agent to `app`. Events are acked (offsets committable) only after results are delivered."""
+    triage = Triage(model, settings)
+    processed: dict = {}  # TP -> next offset to process, for the lag gauge
 
     @app.agent(topics.posts, name="infer")
     async def infer(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.worker_max_batch, within=settings.worker_max_wait_s):
-            posts, decoded, dead = await asyncio.to_thread(triage, events, model, settings)
+            record_queue_wait(events, time.time())
+            metrics.BATCH_SIZE.observe(len(events))
+            started = time.perf_counter()
+            posts, decoded, dead = await asyncio.to_thread(triage, events)
+            metrics.DECODE_SECONDS.observe(time.perf_counter() - started)
             results = []
             if posts:
+                started = time.perf_counter()
                 try:
                     results = await asyncio.to_thread(model.predict, posts, decoded)
                 except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
                     log.exception("inference failed for a batch")
                     dead += [dead_letter(e, f"inference failed: {exc!r}") for e in events
                              if e.message.value and not any(d.offset == e.message.offset for d in dead)]
+                metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
+            started = time.perf_counter()
             deliveries = [
                 await topics.sentiment.send(key=r.post_id.encode(), value=r.model_dump_json().encode())
                 for r in results
             ] + [await topics.dlq.send(key=d.topic.encode(), value=d.model_dump_json().encode()) for d in dead]
             await asyncio.gather(*deliveries)
+            metrics.DELIVERY_SECONDS.observe(time.perf_counter() - started)
+            metrics.POSTS.labels("scored").inc(len(results))
+            metrics.POSTS.labels("dead_letter").inc(len(dead))
             for letter in dead:
+                metrics.DEAD_LETTERS.labels(metrics.reason_label(letter.reason)).inc()
                 log.warning("post sent to dead-letter topic", reason=letter.reason, partition=letter.partition,
                             offset=letter.offset)
+            for event in events:
+                processed[event.message.tp] = max(processed.get(event.message.tp, 0), event.message.offset + 1)
             log.debug("batch done", posts=len(posts), dead=len(dead))
+
+    @app.timer(LAG_INTERVAL_S)
+    async def report_lag() -> None:
+        """High watermark minus the next offset to process, per assigned partition of `posts`."""
+        for tp in app.consumer.assignment():
+            if tp.topic != settings.posts_topic:
+                continue
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None and highwater >= 0 and tp in processed:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - processed[tp]))
 
     return infer
 
@@ -70,7 +123,8 @@ def build_worker_app(settings: Settings) -> faust.App:
     from monitor.streaming import create_app, create_topics
 
     app = create_app("sentiment-worker", settings)
-    model = SentimentModel.load(settings.model_checkpoint, settings.device)
-    log.info("model loaded", version=model.version, device=str(model.device))
+    model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
+    log.info("model loaded", version=model.version, device=str(model.device), compiled=settings.model_compile)
+    metrics.MODEL_INFO.labels(model.version, str(model.device)).set(1)
     register_inference_agent(app, create_topics(app, settings), model, settings)
     return app

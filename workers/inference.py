@@ -54,19 +54,23 @@ def _schema_labels(config: RADMConfig) -> tuple[Label, ...]:
 class SentimentModel:
     """Owns the network, its processor, its device and its version string."""
 
-    def __init__(self, model: RADM, device: torch.device, version: str) -> None:
+    def __init__(self, model: RADM, device: torch.device, version: str, compile: bool = False,
+                 min_bucket_rows: int = 4) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.version = version
         self.processor = RADMProcessor(model.config)
         self.labels = _schema_labels(model.config)
+        self.min_bucket_rows = min_bucket_rows
+        # Dynamic shapes: each length bucket and batch size would otherwise trigger a recompile.
+        self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
 
     @property
     def config(self) -> RADMConfig:
         return self.model.config
 
     @classmethod
-    def load(cls, checkpoint: Path | str | None, device: str = "auto") -> SentimentModel:
+    def load(cls, checkpoint: Path | str | None, device: str = "auto", compile: bool = False) -> SentimentModel:
         """From a checkpoint written by `RADM.save` (e.g. workers/radm/checkpoints/bootstrap.pt), or a seeded,
         untrained tiny model when none is given (tests, demos: no weights needed)."""
         target = resolve_device(device)
@@ -75,9 +79,9 @@ class SentimentModel:
             torch.manual_seed(0)
             config = RADMConfig.tiny()
             log.warning("no MODEL_CHECKPOINT: using a seeded untrained tiny RADM; labels are not meaningful")
-            return cls(RADM(config), target, f"{config.version}-untrained")
+            return cls(RADM(config), target, f"{config.version}-untrained", compile)
         model = RADM.load(checkpoint, map_location="cpu")
-        return cls(model, target, model.config.version)
+        return cls(model, target, model.config.version, compile)
 
     def save(self, path: Path) -> None:
         self.model.save(path)
@@ -92,14 +96,35 @@ class SentimentModel:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Pinned host memory makes the host-to-device copy asynchronous, overlapping the next group's slicing."""
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
     @torch.inference_mode()
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class probabilities (B, labels) on the CPU, computed length bucket by length bucket (see
+        `length_buckets`) so short posts never pay for the longest one in the batch."""
+        lengths = batch["attention_mask"].sum(dim=1)
+        probabilities = torch.empty(len(lengths), len(self.labels))
+        for rows, length in length_buckets(lengths.tolist(), self.min_bucket_rows):
+            index = torch.tensor(rows)
+            group = {
+                "input_ids": batch["input_ids"].index_select(0, index)[:, :length],
+                "attention_mask": batch["attention_mask"].index_select(0, index)[:, :length],
+                "pixel_values": batch["pixel_values"].index_select(0, index),
+                "has_image": batch["has_image"].index_select(0, index),
+            }
+            with self._autocast():
+                logits = self.forward(**{name: self._to_device(tensor) for name, tensor in group.items()})
+            probabilities[index] = torch.softmax(logits.float(), dim=-1).cpu()
+        return probabilities
+
     def predict(self, posts: Sequence[Post], decoded: Sequence[Decoded]) -> list[SentimentResult]:
         started = time.perf_counter()
         batch = self.processor.encode([d[0] for d in decoded], [d[1] for d in decoded])
-        batch = {name: tensor.to(self.device, non_blocking=True) for name, tensor in batch.items()}
-        with self._autocast():
-            logits = self.model(**batch)
-        probabilities = torch.softmax(logits.float(), dim=-1).cpu().tolist()
+        probabilities = self.logits(batch).tolist()
         per_post_ms = (time.perf_counter() - started) * 1000 / max(1, len(posts))
         return [
             SentimentResult(
@@ -116,3 +141,27 @@ class SentimentModel:
             )
             for post, probs in zip(posts, probabilities, strict=True)
         ]
+
+
+def length_buckets(lengths: Sequence[int], min_rows: int = 4) -> list[tuple[list[int], int]]:
+    """Group batch rows by padded text length: (row indices, length to pad to) per group.
+
+    Each row goes to the smallest power-of-two bucket (at least 8 tokens) that holds it, and is padded only
+    to the longest row of its group. A group of fewer than `min_rows` rows joins the next longer group, so
+    a GPU is seldom handed a sliver of a batch (one forward pass has a fixed cost); only the longest group
+    may stay small. Callers scatter results back by row index.
+    """
+    groups: dict[int, list[int]] = {}
+    for row, length in enumerate(lengths):
+        bucket = max(8, 1 << max(0, int(length) - 1).bit_length())
+        groups.setdefault(bucket, []).append(row)
+    merged: list[list[int]] = []
+    carry: list[int] = []
+    for bucket in sorted(groups):
+        carry += groups[bucket]
+        if len(carry) >= min_rows:
+            merged.append(carry)
+            carry = []
+    if carry:  # the longest rows stay on their own rather than making shorter ones pad to them
+        merged.append(carry)
+    return [(rows, max(1, max(int(lengths[row]) for row in rows))) for rows in merged]

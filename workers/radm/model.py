@@ -101,11 +101,19 @@ class RADM(nn.Module):
         return self.text_projection(states) + self.modality_embedding.weight[0]
 
     def encode_image(self, pixel_values: Tensor, has_image: Tensor) -> Tensor:
-        # Absent images are zeroed before the encoder, so their pixels cannot reach anything.
-        pixel_values = pixel_values * has_image.view(-1, 1, 1, 1).to(pixel_values.dtype)
+        """Image tokens (B, P, hidden). The encoder only sees the rows that have an image: a text-only post
+        costs no image-encoder FLOPs, and its (masked, never attended or pooled) tokens are projected zeros."""
         frozen = self.config.freeze_image_encoder
+        rows = has_image.nonzero().squeeze(1)
         with torch.no_grad() if frozen else contextlib.nullcontext():
-            states = self.image_encoder(pixel_values)
+            if rows.numel() == len(has_image):
+                states = self.image_encoder(pixel_values)
+            else:
+                tokens = image_token_count(self.image_encoder, self.config.image_size)
+                states = pixel_values.new_zeros(len(has_image), tokens, self.image_encoder.width)
+                if rows.numel():
+                    encoded = self.image_encoder(pixel_values.index_select(0, rows))
+                    states = states.to(encoded.dtype).index_copy(0, rows, encoded)
         image = self.image_projection(states) + self.modality_embedding.weight[1]
         if self.image_positions is not None:
             image = image + self.image_positions[:, : image.shape[1]]

@@ -1,0 +1,67 @@
+"""Prometheus metrics of a pipeline process, served on `METRICS_PORT` (`/metrics`, text format).
+
+Throughput is `rate(monitor_worker_posts_total[1m])`; everything a dashboard needs is a counter or a
+histogram here, so several worker processes aggregate with a plain `sum`.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from monitor.logging import get_logger
+
+log = get_logger(__name__)
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+POSTS = Counter("monitor_worker_posts", "Posts consumed by the worker, by outcome (scored or dead_letter).",
+                ["outcome"])
+DEAD_LETTERS = Counter("monitor_worker_dead_letters", "Posts sent to the dead-letter topic, by reason.", ["reason"])
+BATCH_SIZE = Histogram("monitor_worker_batch_size", "Posts per micro-batch.", buckets=BATCH_BUCKETS)
+QUEUE_WAIT = Histogram("monitor_worker_queue_wait_seconds",
+                       "From a post's Kafka timestamp to the start of its batch (broker queue + batching).",
+                       buckets=SECONDS_BUCKETS)
+DECODE_SECONDS = Histogram("monitor_worker_decode_seconds", "Parsing and image decoding per batch.",
+                           buckets=SECONDS_BUCKETS)
+MODEL_SECONDS = Histogram("monitor_worker_model_seconds", "Tokenising and RADM forward passes per batch.",
+                          buckets=SECONDS_BUCKETS)
+DELIVERY_SECONDS = Histogram("monitor_worker_delivery_seconds",
+                             "Producing a batch's results and dead letters until the broker acknowledged them.",
+                             buckets=SECONDS_BUCKETS)
+CONSUMER_LAG = Gauge("monitor_worker_consumer_lag",
+                     "Messages behind the partition's high watermark (where the broker reports one).",
+                     ["topic", "partition"])
+MODEL_INFO = Gauge("monitor_worker_model_info", "The loaded model (value 1).", ["version", "device"])
+
+REASONS = (
+    ("empty message", "empty"),
+    ("message of", "message_too_large"),
+    ("invalid post", "invalid_post"),
+    ("image of", "image_too_large"),
+    ("undecodable image", "undecodable_image"),
+    ("inference failed", "inference_failed"),
+)
+
+
+def reason_label(reason: str) -> str:
+    """A dead letter's reason -> a bounded label value (the full reason is in the dead letter itself)."""
+    return next((label for prefix, label in REASONS if reason.startswith(prefix)), "other")
+
+
+def serve_metrics(port: int) -> bool:
+    """Serve `/metrics` on `port` in a daemon thread; 0 = off. A port already taken is logged, not fatal:
+    losing metrics must never stop a worker from scoring posts."""
+    if port == 0:
+        return False
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.error("metrics port in use; this process serves no metrics", port=port)
+        return False
+    log.info("serving Prometheus metrics", port=port, path="/metrics")
+    return True

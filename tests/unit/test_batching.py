@@ -1,0 +1,41 @@
+"""Length-bucketed inference: grouping rules, and the same probabilities as one padded forward pass."""
+
+import numpy as np
+import torch
+
+from workers.inference import SentimentModel, length_buckets
+
+
+def test_rows_go_to_power_of_two_buckets_and_pad_to_their_longest():
+    lengths = [3, 9, 9, 30, 5, 12, 7, 33, 2, 16]
+    groups = length_buckets(lengths, min_rows=1)
+    assert sorted(row for rows, _ in groups for row in rows) == list(range(len(lengths)))
+    assert {tuple(sorted(rows)): pad for rows, pad in groups} == {
+        (0, 4, 6, 8): 7,      # <= 8 tokens
+        (1, 2, 5, 9): 16,     # 9..16
+        (3,): 30,             # 17..32
+        (7,): 33,             # 33..64
+    }
+
+
+def test_small_groups_join_the_next_longer_one():
+    lengths = [3, 4, 5, 6, 60, 61]
+    groups = length_buckets(lengths, min_rows=4)
+    assert [(sorted(rows), pad) for rows, pad in groups] == [([0, 1, 2, 3], 6), ([4, 5], 61)]
+    assert length_buckets([50, 3], min_rows=4) == [([1, 0], 50)]
+
+
+def test_blank_texts_keep_a_length_of_one():
+    assert length_buckets([0, 0], min_rows=1) == [([0, 1], 1)]
+
+
+def test_bucketed_probabilities_match_one_padded_batch():
+    model = SentimentModel.load(None, "cpu")
+    rng = np.random.default_rng(0)
+    texts = ["ok", "", "this is a much longer post about the product " * 3, "fine thanks", "meh", "great " * 9]
+    images = [rng.random((3, 32, 32), dtype=np.float32) if i % 2 else None for i in range(len(texts))]
+    batch = model.processor.encode(texts, images)
+    with torch.inference_mode():
+        reference = torch.softmax(model.model(**batch), dim=-1)
+    model.min_bucket_rows = 1
+    torch.testing.assert_close(model.logits(batch), reference, atol=1e-5, rtol=1e-4)
