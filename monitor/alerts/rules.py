@@ -1,0 +1,141 @@
+"""Alert rules and fired alerts: validated models and their storage (the HTTP API's admin endpoints use these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from monitor.alerts.tables import alert_event, alert_rule
+from monitor.brand_rules import normalise_term
+from monitor.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class AlertKind(StrEnum):
+    NEGATIVE_SHARE = "negative_share"
+    """negative / volume over the last `window_minutes` reaches `threshold` (0..1)."""
+    VOLUME_SPIKE = "volume_spike"
+    """volume over the last `window_minutes` reaches `threshold` x the trailing baseline's volume per window."""
+
+
+class AlertRuleIn(BaseModel):
+    """A rule as an admin writes it; defaults suit minute buckets and a dashboard refreshed every few seconds."""
+
+    brand: str = Field(min_length=1, max_length=64)
+    kind: AlertKind
+    threshold: float = Field(gt=0, description="negative_share: a share in (0, 1]; volume_spike: a factor, e.g. 3")
+    window_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
+    baseline_minutes: int = Field(default=120, ge=1, le=30 * 24 * 60,
+                                  description="volume_spike only: trailing period before the window")
+    min_volume: int = Field(default=10, ge=0, description="no alert while the window holds fewer posts")
+    cooldown_minutes: int = Field(default=15, ge=0, le=7 * 24 * 60, description="quiet period after a firing")
+    enabled: bool = True
+
+    @field_validator("brand")
+    @classmethod
+    def _brand(cls, value: str) -> str:
+        value = normalise_term(value)
+        if not value:
+            raise ValueError("brand is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _share_is_a_fraction(self) -> AlertRuleIn:
+        if self.kind == AlertKind.NEGATIVE_SHARE and self.threshold > 1:
+            raise ValueError("a negative_share threshold is a fraction in (0, 1]")
+        return self
+
+
+class AlertRulePatch(BaseModel):
+    """Fields an admin may change on an existing rule (brand and kind stay)."""
+
+    threshold: float | None = Field(default=None, gt=0)
+    window_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    baseline_minutes: int | None = Field(default=None, ge=1, le=30 * 24 * 60)
+    min_volume: int | None = Field(default=None, ge=0)
+    cooldown_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
+    enabled: bool | None = None
+
+
+class AlertRule(AlertRuleIn):
+    id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertEvent(BaseModel):
+    id: int
+    rule_id: int | None
+    brand: str
+    kind: AlertKind
+    fired_at: datetime
+    window_start: datetime
+    window_end: datetime
+    value: float
+    threshold: float
+    volume: int
+    message: str
+
+
+async def create_rule(engine: AsyncEngine, rule: AlertRuleIn) -> AlertRule:
+    async with engine.begin() as conn:
+        row = (await conn.execute(alert_rule.insert().values(**rule.model_dump(mode="json"))
+                                  .returning(*alert_rule.c))).mappings().one()
+    log.info("alert rule created", rule_id=row["id"], brand=rule.brand, kind=rule.kind.value)
+    return AlertRule(**row)
+
+
+async def list_rules(engine: AsyncEngine, brand: str | None = None, enabled_only: bool = False) -> list[AlertRule]:
+    query = select(alert_rule).order_by(alert_rule.c.brand, alert_rule.c.id)
+    if brand:
+        query = query.where(alert_rule.c.brand == normalise_term(brand))
+    if enabled_only:
+        query = query.where(alert_rule.c.enabled)
+    async with engine.connect() as conn:
+        return [AlertRule(**row) for row in (await conn.execute(query)).mappings()]
+
+
+async def get_rule(engine: AsyncEngine, rule_id: int) -> AlertRule | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(alert_rule).where(alert_rule.c.id == rule_id))).mappings().one_or_none()
+    return AlertRule(**row) if row else None
+
+
+async def update_rule(engine: AsyncEngine, rule_id: int, patch: AlertRulePatch) -> AlertRule | None:
+    """Apply the fields set in `patch`; None when the rule does not exist. Re-validates the whole rule."""
+    current = await get_rule(engine, rule_id)
+    if current is None:
+        return None
+    changes = patch.model_dump(exclude_unset=True, exclude_none=True)
+    merged = AlertRuleIn(**{**current.model_dump(include=set(AlertRuleIn.model_fields)), **changes})
+    values = merged.model_dump(mode="json", include=set(changes))
+    async with engine.begin() as conn:
+        row = (await conn.execute(update(alert_rule).where(alert_rule.c.id == rule_id)
+                                  .values(**values, updated_at=func.now()).returning(*alert_rule.c))).mappings().one()
+    log.info("alert rule updated", rule_id=rule_id, changes=sorted(changes))
+    return AlertRule(**row)
+
+
+async def delete_rule(engine: AsyncEngine, rule_id: int) -> bool:
+    """Its fired alerts stay (rule_id becomes NULL): history is not rewritten."""
+    async with engine.begin() as conn:
+        removed = (await conn.execute(delete(alert_rule).where(alert_rule.c.id == rule_id))).rowcount > 0
+    log.info("alert rule deleted" if removed else "alert rule not found", rule_id=rule_id)
+    return removed
+
+
+async def recent_events(engine: AsyncEngine, brand: str | None = None, limit: int = 50,
+                        since: datetime | None = None) -> list[AlertEvent]:
+    """Fired alerts, newest first."""
+    query = select(alert_event).order_by(alert_event.c.fired_at.desc(), alert_event.c.id.desc()).limit(limit)
+    if brand:
+        query = query.where(alert_event.c.brand == normalise_term(brand))
+    if since:
+        query = query.where(alert_event.c.fired_at >= since)
+    async with engine.connect() as conn:
+        return [AlertEvent(**row) for row in (await conn.execute(query)).mappings()]

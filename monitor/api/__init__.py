@@ -1,0 +1,1 @@
+"""The HTTP API and dashboard: `create_app(settings)` builds the FastAPI app that `monitor api` serves."""

@@ -1,0 +1,82 @@
+"""Response bodies of the read endpoints (they also document the API at /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from schemas import TrendBucket
+
+
+class BrandInfo(BaseModel):
+    name: str
+    tracked: bool
+    volume: int
+    last_bucket: datetime | None
+
+
+class TrendPoint(BaseModel):
+    bucket_start: datetime
+    negative: int
+    neutral: int
+    positive: int
+    volume: int
+    mean_polarity: float
+    net_sentiment: float
+
+    @classmethod
+    def of(cls, bucket: TrendBucket) -> TrendPoint:
+        net = (bucket.positive - bucket.negative) / bucket.volume if bucket.volume else 0.0
+        return cls(bucket_start=bucket.bucket_start, negative=bucket.negative, neutral=bucket.neutral,
+                   positive=bucket.positive, volume=bucket.volume, mean_polarity=bucket.mean_polarity,
+                   net_sentiment=net)
+
+
+class TrendSeries(BaseModel):
+    brand: str
+    granularity: str
+    source: str
+    """`redis` (hot cache) or `postgres` (fallback or older than the hot window)."""
+    points: list[TrendPoint]
+
+
+class BrandComparison(BaseModel):
+    brand: str
+    negative: int
+    neutral: int
+    positive: int
+    volume: int
+    share_of_voice: float
+    net_sentiment: float
+    mean_polarity: float
+
+
+class Comparison(BaseModel):
+    granularity: str
+    since: datetime | None
+    until: datetime | None
+    total_volume: int
+    brands: list[BrandComparison]
+
+
+class ExamplePost(BaseModel):
+    post_id: str
+    created_at: datetime
+    processed_at: datetime
+    label: str
+    confidence: float
+    p_negative: float
+    p_neutral: float
+    p_positive: float
+    polarity: float
+    model_version: str
+    text_excerpt: str
+    image_ref: str | None
+
+
+class Health(BaseModel):
+    status: str
+    """`ok`, or `degraded` when Redis is down (reads fall back to PostgreSQL), or `down` without PostgreSQL."""
+    database: dict
+    redis: dict

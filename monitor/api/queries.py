@@ -1,0 +1,76 @@
+"""The API's reads that are not trend series: brands seen, example posts, pipeline health."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import Text
+
+from monitor.brands import list_brands
+from monitor.db import post_sentiment, trend_bucket
+from monitor.logging import get_logger
+
+log = get_logger(__name__)
+
+HEALTH_SAMPLE_POSTS = 1000
+"""Health reads the newest posts by created_at (indexed), not the whole table."""
+
+
+async def brands_overview(engine: AsyncEngine) -> list[dict]:
+    """Tracked brands plus every brand that has day buckets (producer tags need no tracking), by name."""
+    tracked = {b.name for b in await list_brands(engine)}
+    tb = trend_bucket.c
+    query = (select(tb.brand, func.sum(tb.volume), func.max(tb.bucket_start))
+             .where(tb.granularity == "day").group_by(tb.brand))
+    async with engine.connect() as conn:
+        seen = {brand: (int(volume or 0), last) for brand, volume, last in await conn.execute(query)}
+    return [{"name": name, "tracked": name in tracked, "volume": seen.get(name, (0, None))[0],
+             "last_bucket": seen.get(name, (0, None))[1]} for name in sorted(tracked | set(seen))]
+
+
+async def example_posts(engine: AsyncEngine, brand: str, label: str | None, since: datetime | None,
+                        until: datetime | None, limit: int) -> list[dict]:
+    """The newest posts about `brand` (GIN index on brands), optionally one label and a time window."""
+    ps = post_sentiment.c
+    query = select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
+                   ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref).where(
+        ps.brands.op("@>")(literal([brand], ARRAY(Text))))  # the GIN index serves @>
+    if label:
+        query = query.where(ps.label == label)
+    if since:
+        query = query.where(ps.created_at >= since)
+    if until:
+        query = query.where(ps.created_at < until)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query.order_by(ps.created_at.desc(), ps.post_id).limit(limit))).mappings()
+        return [{**row, "confidence": max(row["p_negative"], row["p_neutral"], row["p_positive"])} for row in rows]
+
+
+async def database_health(engine: AsyncEngine) -> dict:
+    ps = post_sentiment.c
+    newest = select(ps.processed_at, ps.model_version).order_by(ps.created_at.desc()).limit(
+        HEALTH_SAMPLE_POSTS).subquery()
+    try:
+        async with engine.connect() as conn:
+            latest = (await conn.execute(select(func.max(newest.c.processed_at)))).scalar_one()
+            versions = (await conn.execute(select(newest.c.model_version, func.count())
+                                           .group_by(newest.c.model_version).order_by(func.count().desc()))).all()
+    except Exception as exc:  # noqa: BLE001 - health reports any database failure instead of raising it
+        log.warning("health: database unavailable", error=str(exc))
+        return {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    return {"ok": True, "latest_processed_at": latest,
+            "model_versions": [{"model_version": v, "posts": n} for v, n in versions]}
+
+
+async def redis_health(redis: Redis, timeout_s: float = 2.0) -> dict:
+    try:
+        await asyncio.wait_for(redis.ping(), timeout_s)
+    except (RedisError, OSError, TimeoutError) as exc:
+        return {"ok": False, "error": str(exc) or type(exc).__name__}
+    return {"ok": True}
