@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # CPU builds: `make install TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"`.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint schemas clean
+.PHONY: install demo test lint schemas clean chromium
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/monitor demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check monitor workers schemas tests
 	$(BIN)/pytest -q -ra
+
+# The dashboard's browser tests drive Debian's chromium through Playwright (Playwright cannot download browsers
+# here). Installed once when missing; sudo only when not root.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+chromium:
+	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 schemas: $(STAMP)
 	$(BIN)/monitor schema --out schemas/json

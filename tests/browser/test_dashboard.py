@@ -1,0 +1,89 @@
+"""The dashboard end to end in headless chromium: charts with data, brand switch, a live update over SSE."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import READ_TOKEN, sample_results
+
+pytestmark = pytest.mark.browser
+
+SEED = sample_results(90, "seed")
+SEED_VOLUME = Counter(r.brands[0] for r in SEED)
+
+
+def wait_stored(pipeline, expected: int, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while pipeline.stored() < expected:
+        assert time.monotonic() < deadline, f"only {pipeline.stored()} of {expected} results stored"
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def seeded(pipeline):
+    pipeline.produce(SEED)
+    wait_stored(pipeline, len(SEED))
+    return pipeline
+
+
+def chart_total(page) -> int:
+    return int(page.get_attribute("#trend-chart", "data-total-volume") or 0)
+
+
+def open_dashboard(page, base_url: str) -> None:
+    page.goto(f"{base_url}/?token={READ_TOKEN}")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+
+
+def test_charts_render_with_data_and_brand_switch(page, seeded):
+    open_dashboard(page, seeded.base_url)
+    assert "token=" not in page.url  # taken into sessionStorage and out of the address bar
+
+    first = sorted(SEED_VOLUME)[0]
+    expect(page.locator("#trend-chart")).to_have_attribute("data-brand", first)
+    assert chart_total(page) == SEED_VOLUME[first]
+    bars = page.evaluate("Chart.getChart('trend-chart').data.datasets.map(d => d.data.length)")
+    assert all(n > 0 for n in bars)  # three stacked series and the net-sentiment line have points
+    expect(page.locator("#sov-chart")).to_have_attribute("data-brands", "acme,globex,initech")
+    assert page.locator("#compare-table tbody tr").count() == 3
+    assert page.locator("#posts li[data-post-id]").count() > 0
+    assert page.locator("#posts .badge").first.inner_text() in ("negative", "neutral", "positive")
+    expect(page.locator("#live")).to_have_text("live")
+
+    page.select_option("#brand", "initech")
+    expect(page.locator("#trend-chart")).to_have_attribute("data-brand", "initech")
+    assert chart_total(page) == SEED_VOLUME["initech"]
+    assert page.locator("#brand-title").inner_text() == "initech"
+    assert page.errors == []
+
+
+def test_live_update_arrives_after_new_results(page, seeded):
+    open_dashboard(page, seeded.base_url)
+    page.select_option("#brand", "globex")
+    expect(page.locator("#trend-chart")).to_have_attribute("data-brand", "globex")
+    page.wait_for_selector("#live.on")
+    before = chart_total(page)
+
+    fresh = sample_results(7, "live", brands=["globex"], seed=9, minutes_back=0.5)
+    seeded.produce(fresh)
+    # No reload and no polling of trends: only the SSE announcement makes the page refetch.
+    expect(page.locator("#trend-chart")).to_have_attribute("data-total-volume", str(before + len(fresh)),
+                                                           timeout=60_000)
+    assert int(page.locator("#live-count").inner_text()) >= 1
+    assert page.errors == []
+
+
+def test_without_token_the_page_asks_for_one(page, seeded):
+    page.goto(seeded.base_url + "/")
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#token", "wrong")
+    page.click("#login button")
+    expect(page.locator("#login-error")).to_contain_text("refused")
+    page.fill("#token", READ_TOKEN)
+    page.click("#login button")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#brand option").count() == 3
