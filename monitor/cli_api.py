@@ -10,9 +10,9 @@ from monitor.settings import get_settings
 @click.command("api")
 @click.option("--host", default=None, help="Listen address [default: API_HOST].")
 @click.option("--port", type=int, default=None, help="Listen port [default: API_PORT].")
-@click.option("--alerts/--no-alerts", default=True, show_default=True,
+@click.option("--alerts/--no-alerts", default=True, show_default=True, envvar="API_ALERTS",
               help="Evaluate alert rules every ALERT_INTERVAL_S in this process (replicas share the work through a "
-                   "PostgreSQL advisory lock).")
+                   "PostgreSQL advisory lock). [env: API_ALERTS]")
 def api(host: str | None, port: int | None, alerts: bool) -> None:
     """Serve the HTTP API (docs at /docs) and the dashboard (/)."""
     import uvicorn

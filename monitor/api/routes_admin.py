@@ -32,7 +32,7 @@ async def patch(rule_id: RuleId, changes: AlertRulePatch, state: ApiState = Depe
     try:
         updated = await update_rule(state.engine, rule_id, changes)
     except ValueError as exc:  # the merged rule is invalid (e.g. a negative_share threshold above 1)
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     if updated is None:
         raise _not_found(f"alert rule {rule_id}")
     return updated
@@ -59,7 +59,7 @@ async def put_brand(name: Annotated[str, Path(min_length=1, max_length=64)], ter
     try:
         brand = TrackedBrand(name=name, **terms.model_dump(exclude={"replace"}))
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     return await add_brand(state.engine, brand, replace=terms.replace)
 
 

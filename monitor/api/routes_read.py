@@ -27,14 +27,14 @@ def window(since: datetime | None, until: datetime | None) -> tuple[datetime | N
     """Aware UTC bounds, refusing an empty or inverted window with a 422."""
     since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until))
     if since and until and since >= until:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="`since` must be before `until`")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="`since` must be before `until`")
     return since, until
 
 
 def brand_name(raw: str) -> str:
     name = normalise_term(raw)
     if not name:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="brand name is empty")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="brand name is empty")
     return name
 
 
@@ -63,7 +63,7 @@ async def compare(brands: Annotated[list[str], Query(min_length=1, description="
     since, until = window(since, until)
     names = list(dict.fromkeys(brand_name(part) for raw in brands for part in raw.split(",") if part.strip()))
     if not names or len(names) > MAX_COMPARE:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"compare 1 to {MAX_COMPARE} brands")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"compare 1 to {MAX_COMPARE} brands")
     rows = []
     for name in names:
         buckets = (await state.reader.read(name, granularity, since, until)).buckets

@@ -1,0 +1,48 @@
+"""Shared by the API tests: the app in-process (httpx ASGI transport, lifespan run) and seeded trend data."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from monitor.api.app import create_app
+from monitor.settings import Settings
+from monitor.sink import write_results
+from schemas import SentimentResult
+from tests.integration.trend_helpers import result
+
+
+@contextlib.asynccontextmanager
+async def api_client(settings: Settings, **overrides) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app against the test stack, without the alert loop (tests drive evaluation themselves)."""
+    app = create_app(settings.model_copy(update=overrides), run_alerts=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            yield client
+
+
+def unique_brand(prefix: str = "apitest") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def labelled(brand: str, labels: dict[str, int], minutes_ago: float = 2.0, image_ref: str | None = None,
+             prefix: str | None = None) -> list[SentimentResult]:
+    """`labels` posts per label about `brand`, all `minutes_ago` before now (one minute bucket when small)."""
+    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    prefix = prefix or f"{brand}-{uuid.uuid4().hex[:6]}"
+    made = []
+    for label, count in labels.items():
+        for i in range(count):
+            r = result(f"{prefix}-{label}-{i}", [brand], at + timedelta(seconds=i % 30), label,
+                       text=f"{label} post {i} about {brand}")
+            made.append(r.model_copy(update={"image_ref": image_ref}) if image_ref else r)
+    return made
+
+
+async def seed(engine, results: list[SentimentResult]) -> None:
+    await write_results(engine, results)

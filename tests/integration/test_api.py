@@ -1,0 +1,154 @@
+"""The HTTP API against the real embedded PostgreSQL and Redis: series, comparison, drill-down, health, headers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.integration.api_helpers import api_client, labelled, seed, unique_brand
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _schema(engine):
+    """The session's migrated database (the `engine` fixture upgrades it)."""
+
+
+@pytest.fixture(scope="module")
+async def brands(engine):
+    """Two fresh brands: `a` with 6 neg / 2 neu / 4 pos, `b` with 1 neg / 3 pos (one with an image URL)."""
+    a, b = unique_brand(), unique_brand()
+    await seed(engine, labelled(a, {"negative": 6, "neutral": 2, "positive": 4}, image_ref="sha256:" + "ab" * 32))
+    await seed(engine, labelled(b, {"negative": 1, "positive": 3}, image_ref="https://img.example/p.jpg"))
+    return a, b
+
+
+async def test_brand_list_includes_brands_with_trends(settings, brands):
+    async with api_client(settings) as client:
+        response = await client.get("/api/brands")
+    assert response.status_code == 200
+    listed = {row["name"]: row for row in response.json()}
+    assert listed[brands[0]]["volume"] == 12 and listed[brands[0]]["tracked"] is False
+    assert listed[brands[1]]["volume"] == 4
+
+
+async def test_trend_series_from_postgres_then_redis(settings, brands):
+    a, _ = brands
+    async with api_client(settings) as client:
+        first = (await client.get(f"/api/brands/{a.upper()}/trends", params={"granularity": "minute"})).json()
+        again = (await client.get(f"/api/brands/{a}/trends", params={"granularity": "minute"})).json()
+        hourly = (await client.get(f"/api/brands/{a}/trends", params={"granularity": "hour"})).json()
+    assert first["brand"] == a and first["source"] == "postgres"  # cold: read PostgreSQL, then warm Redis
+    assert again["source"] == "redis" and again["points"] == first["points"]
+    for series in (first, hourly):
+        assert sum(p["volume"] for p in series["points"]) == 12
+        assert sum(p["negative"] for p in series["points"]) == 6
+    point = hourly["points"][-1] if len(hourly["points"]) == 1 else None
+    if point:
+        assert point["net_sentiment"] == pytest.approx((4 - 6) / 12)
+
+
+async def test_trend_window_bounds(settings, brands):
+    a, _ = brands
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    async with api_client(settings) as client:
+        empty = (await client.get(f"/api/brands/{a}/trends", params={"since": future})).json()
+        old = await client.get(f"/api/brands/{a}/trends", params={"granularity": "minute",
+                                                                   "since": "2000-01-01T00:00:00"})
+    assert empty["points"] == []
+    assert old.status_code == 200 and old.json()["source"] == "postgres"  # older than the hot window
+
+
+async def test_comparison_share_of_voice_and_net_sentiment(settings, brands):
+    a, b = brands
+    async with api_client(settings) as client:
+        response = await client.get("/api/compare", params={"brands": [f"{a},{b}"], "granularity": "hour"})
+    assert response.status_code == 200
+    body = response.json()
+    rows = {row["brand"]: row for row in body["brands"]}
+    assert body["total_volume"] == 16
+    assert rows[a]["share_of_voice"] == pytest.approx(12 / 16)
+    assert rows[b]["share_of_voice"] == pytest.approx(4 / 16)
+    assert rows[a]["net_sentiment"] == pytest.approx(-2 / 12)
+    assert rows[b]["net_sentiment"] == pytest.approx(2 / 4)
+
+
+async def test_example_posts_drill_down(settings, brands):
+    a, b = brands
+    async with api_client(settings) as client:
+        negative = (await client.get(f"/api/brands/{a}/posts", params={"label": "negative", "limit": 4})).json()
+        with_url = (await client.get(f"/api/brands/{b}/posts")).json()
+        none = (await client.get(f"/api/brands/{a}/posts", params={"until": "2001-01-01T00:00:00Z"})).json()
+    assert len(negative) == 4 and {p["label"] for p in negative} == {"negative"}
+    assert all(p["confidence"] == pytest.approx(0.8) and p["text_excerpt"] for p in negative)
+    assert negative[0]["image_ref"].startswith("sha256:")
+    assert [p["created_at"] for p in negative] == sorted((p["created_at"] for p in negative), reverse=True)
+    assert len(with_url) == 4 and with_url[0]["image_ref"] == "https://img.example/p.jpg"
+    assert none == []
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/api/brands/x/trends", {"granularity": "week"}),
+    ("/api/brands/x/trends", {"since": "yesterday"}),
+    ("/api/brands/x/trends", {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),
+    ("/api/brands/x/posts", {"limit": 0}),
+    ("/api/brands/x/posts", {"label": "angry"}),
+    ("/api/compare", {}),
+    ("/api/compare", {"brands": ",".join(f"b{i}" for i in range(13))}),
+    (f"/api/brands/{'x' * 65}/trends", {}),
+])
+async def test_bad_input_is_a_422_with_a_json_reason(settings, path, params):
+    async with api_client(settings) as client:
+        response = await client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["detail"]
+
+
+async def test_health_reports_database_redis_and_model(settings, brands):
+    async with api_client(settings) as client:
+        body = (await client.get("/api/health")).json()
+    assert body["status"] == "ok"
+    assert body["redis"]["ok"] and body["database"]["ok"]
+    assert body["database"]["latest_processed_at"]
+    assert "test" in {v["model_version"] for v in body["database"]["model_versions"]}
+
+
+async def test_redis_down_falls_back_to_postgres(settings, brands):
+    """A Redis nobody listens on: series still come from PostgreSQL; health says degraded."""
+    a, _ = brands
+    async with api_client(settings, redis_url="redis://127.0.0.1:1/0") as client:
+        series = (await client.get(f"/api/brands/{a}/trends")).json()
+        health = (await client.get("/api/health")).json()
+    assert series["source"] == "postgres" and sum(p["volume"] for p in series["points"]) == 12
+    assert health["status"] == "degraded" and health["redis"]["ok"] is False
+
+
+async def test_dashboard_docs_and_security_headers(settings):
+    async with api_client(settings) as client:
+        page = await client.get("/")
+        chart = await client.get("/static/vendor/chart.umd.min.js")
+        docs = await client.get("/docs")
+        schema = await client.get("/openapi.json")
+        data = await client.get("/api/brands")
+    assert page.status_code == 200 and "/static/vendor/chart.umd.min.js" in page.text
+    assert chart.status_code == 200 and "Chart.js" in chart.text[:200]
+    assert docs.status_code == 200 and "/static/vendor/swagger-ui-bundle.js" in docs.text
+    assert {"/api/brands", "/api/live", "/api/alert-rules"} <= set(schema.json()["paths"])
+    for response in (page, data):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+
+
+async def test_cors_only_for_configured_origins(settings):
+    async with api_client(settings, api_cors_origins="https://dash.example.com") as client:
+        allowed = await client.options("/api/brands", headers={"Origin": "https://dash.example.com",
+                                                               "Access-Control-Request-Method": "GET"})
+        other = await client.get("/api/brands", headers={"Origin": "https://evil.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://dash.example.com"
+    assert "access-control-allow-origin" not in other.headers
