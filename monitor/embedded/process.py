@@ -45,6 +45,8 @@ class ServerProcess:
     user: str | None = None
     ready_probe: Callable[[], bool] | None = None
     startup_timeout_s: float = 30.0
+    stop_signal: int = signal.SIGTERM
+    """The server's "shut down now" signal (PostgreSQL's SIGTERM waits for every client to leave)."""
     env: dict[str, str] = field(default_factory=dict)
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
@@ -84,12 +86,12 @@ class ServerProcess:
         except Exception:  # noqa: BLE001 - any failure just means "not ready yet"
             return False
 
-    def stop(self, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> None:
-        """Ask the server to stop; kill it if it does not within `timeout_s`."""
+    def stop(self, timeout_s: float = 10.0, sig: int | None = None) -> None:
+        """Ask the server to stop; kill it if it does not within `timeout_s`. The port stays the same for start()."""
         if not self.running:
             return
         assert self._proc is not None
-        self._proc.send_signal(sig)
+        self._proc.send_signal(sig or self.stop_signal)
         try:
             self._proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -98,7 +100,16 @@ class ServerProcess:
             self._proc.wait()
         log.info("service stopped", service=self.name)
 
+    def kill(self) -> None:
+        """SIGKILL, no clean-up: a crash, for fault-injection tests."""
+        if self.running:
+            assert self._proc is not None
+            self._proc.kill()
+            self._proc.wait()
+            log.info("service killed", service=self.name)
+
     def restart(self) -> None:
+        """Stop, then start on the same port, so clients that reconnect find it where it was."""
         self.stop()
         self.start()
 

@@ -1,0 +1,104 @@
+"""SIGKILL of a worker mid-batch and of the sink mid-transaction: restarted, nothing lost, nothing counted twice.
+
+A killed process never finishes its batch or commits its offsets, so the broker redelivers what it
+had in flight: the worker scores those posts again (duplicate results on `sentiment`) and the sink
+sees results whose PostgreSQL transaction was rolled back, or committed but not acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from monitor.samples import sample_posts
+from tests.faults.helpers import (
+    ProgressProbe,
+    assert_counted_once,
+    drain,
+    post_messages,
+    produce,
+    stored_ids,
+    times_scored,
+    wait_stored,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+WARM_UP = 10
+POSTS = 240
+IN_FLIGHT = 8
+"""Kill the worker once at least this many posts are scored but not committed: a crash must redo them."""
+
+
+async def start_warm(settings, engine, pipeline, posts) -> None:
+    """Start both processes and wait until the first posts went all the way through (groups formed)."""
+    pipeline.start()
+    await produce(settings, post_messages(posts[:WARM_UP]))
+    await wait_stored(engine, {p.post_id for p in posts[:WARM_UP]}, pipeline)
+
+
+async def test_worker_sigkill_mid_batch_then_restart(fault_settings, fault_engine, pipeline, fault_report):
+    posts = list(sample_posts(POSTS, seed=201))
+    ids = {p.post_id for p in posts}
+    await start_warm(fault_settings, fault_engine, pipeline, posts)
+    producing = asyncio.create_task(produce(fault_settings, post_messages(posts[WARM_UP:]), rate_per_s=60))
+
+    async with ProgressProbe(fault_settings) as probe:
+        async def results_ahead_of_commits() -> bool:
+            return await probe.uncommitted() >= IN_FLIGHT
+
+        await wait_until(results_ahead_of_commits, pipeline=pipeline, what="results ahead of committed offsets")
+        pipeline.kill("worker")  # mid-batch: results are out, their offsets are not committed
+        in_flight_at_kill = await probe.uncommitted()
+    pipeline.start("worker")
+    await producing
+    await wait_stored(fault_engine, ids, pipeline)
+    await drain(fault_settings, fault_engine, pipeline)
+
+    scored = await times_scored(fault_settings, ids)
+    rescored = sum(n > 1 for n in scored.values())
+    assert rescored >= 1, "the kill should have forced the restarted worker to redo uncommitted work"
+    await assert_counted_once(fault_engine, posts, fault_report, "worker SIGKILL mid-batch",
+                              uncommitted_at_kill=in_flight_at_kill, rescored_after_restart=rescored)
+
+
+async def test_sink_sigkill_mid_transaction_then_restart(fault_settings, fault_engine, pipeline, fault_report):
+    posts = list(sample_posts(POSTS, seed=202))
+    ids = {p.post_id for p in posts}
+    await start_warm(fault_settings, fault_engine, pipeline, posts)
+
+    # Hold the sink's next transaction open: a lock on trend_bucket blocks its batch statement.
+    async with fault_engine.connect() as locker:
+        await locker.execute(text("LOCK TABLE trend_bucket IN SHARE ROW EXCLUSIVE MODE"))
+        await produce(fault_settings, post_messages(posts[WARM_UP:WARM_UP + 60]))
+
+        async def sink_blocked() -> bool:
+            async with fault_engine.connect() as conn:
+                waiting = await conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> :me"),
+                    {"me": await conn.scalar(text("SELECT pg_backend_pid()"))})
+                return waiting.scalar_one() > 0
+
+        await wait_until(sink_blocked, pipeline=pipeline, what="the sink's transaction to block")
+        pipeline.kill("sink")  # mid-transaction: its statement is waiting, nothing committed
+        await locker.rollback()
+
+    await asyncio.sleep(1)  # the orphaned backend runs its statement, finds the client gone, rolls back
+    assert len(await stored_ids(fault_engine)) == WARM_UP, "a killed sink's transaction must not commit"
+
+    pipeline.start("sink")
+    producing = asyncio.create_task(produce(fault_settings, post_messages(posts[WARM_UP + 60:]), rate_per_s=60))
+
+    async def under_way() -> bool:
+        return len(await stored_ids(fault_engine)) >= WARM_UP + 100
+
+    await wait_until(under_way, pipeline=pipeline, what="posts flowing again")
+    pipeline.kill("sink")  # a second crash, this time mid-stream
+    pipeline.start("sink")
+    await producing
+    await wait_stored(fault_engine, ids, pipeline)
+    await drain(fault_settings, fault_engine, pipeline)
+    await assert_counted_once(fault_engine, posts, fault_report, "sink SIGKILL mid-transaction", sink_kills=2)
