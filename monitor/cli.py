@@ -22,11 +22,15 @@ def main() -> None:
 @main.command()
 @click.option("--posts", default=300, show_default=True, help="How many sample posts to publish.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for all posts to be stored.")
-def demo(posts: int, timeout: float) -> None:
-    """Start the embedded stack, worker and sink; publish sample posts; print the trends."""
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="Then start the API and dashboard and keep publishing live sample posts until Ctrl-C.")
+@click.option("--rate", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="With --serve: live sample posts per second.")
+def demo(posts: int, timeout: float, serve: bool, rate: float) -> None:
+    """Start the embedded stack, worker and sink; publish sample posts; print the trends; serve the dashboard."""
     from monitor.demo import run_demo
 
-    run_demo(get_settings(), posts, timeout, echo=click.echo)
+    run_demo(get_settings(), posts, timeout, echo=click.echo, serve=serve, rate=rate)
 
 
 @main.command()
