@@ -10,7 +10,7 @@ import faust
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.brands import BrandRuleCache
@@ -63,7 +63,7 @@ class CacheWriter:
                 await self._resync(self.stale_since)
                 self.stale_since = None
             await cache_buckets(self.redis, buckets, self.ttl_s)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, SQLAlchemyError) as exc:  # the re-sync reads PostgreSQL, which may be gone again
             self.stale_since = self.stale_since or datetime.now(UTC) - timedelta(seconds=RESYNC_MARGIN_S)
             log.warning("redis cache update skipped", error=str(exc), buckets=len(buckets))
 
