@@ -1,4 +1,4 @@
-"""`monitor migrate` and `monitor bench ...`: operating the database and measuring the sink."""
+"""`monitor migrate` and `monitor bench ...`: operating the database and measuring the pipeline."""
 
 from __future__ import annotations
 
@@ -39,4 +39,71 @@ def bench_sink(rows: int, baseline_rows: int, batch_size: int, out: Path) -> Non
     click.echo(f"row-at-a-time:  {report['row_at_a_time']['rows_per_s']:>10,.0f} rows/s ({baseline_rows} rows)")
     click.echo(f"ratio:          {report['ratio']:>10}x   bucket totals match: {report['bucket_totals_match']}")
     click.echo(f"device:         {report['device']}")
+    click.echo(f"wrote {out}")
+
+
+MODEL_HELP = "Preset with random weights (tiny, bootstrap, full-shapes = BERT-base + ViT-B/16 sizes) or a " \
+    "MODEL_CHECKPOINT value (bootstrap, untrained, a path)."
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        return [int(part) for part in value.split(",") if part]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+
+
+@bench.command("model")
+@click.option("--model", "model_name", default="tiny", show_default=True, help=MODEL_HELP)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-sizes", default="1,4,16,64", show_default=True, help="Comma-separated; 1 is always run.")
+@click.option("--image-share", default=0.5, show_default=True, help="Share of posts with a 224 px JPEG photo.")
+@click.option("--seconds", default=3.0, show_default=True, help="Timed seconds per batch size, at least.")
+@click.option("--precisions", default="default", show_default=True,
+              help="Comma-separated: default (bf16 on GPU, fp32 on CPU), bf16, fp32.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="[default: bench/results/model-<model>-<cpu|gpu>.json]")
+def bench_model(model_name: str, device: str, batch_sizes: str, image_share: float, seconds: float,
+                precisions: str, out: Path | None) -> None:
+    """RADM posts/s per batch size vs batch size 1; FLOPs per post, TFLOP/s and MFU on a GPU."""
+    from monitor.benchmarks.model import run_model_benchmark
+    from workers.inference import resolve_device
+
+    out = out or Path(f"bench/results/model-{model_name}-{resolve_device(device).type.replace('cuda', 'gpu')}.json")
+    report = run_model_benchmark(model_name, device, _sizes(batch_sizes), image_share, seconds,
+                                 precisions.split(","), out)
+    click.echo(f"{report['model']['version']}: {report['model']['gflops_per_post']} GFLOP per post, "
+               f"{report['device']}")
+    for run in report["runs"]:
+        mfu = f"  MFU {run['mfu']:.1%}" if run["mfu"] is not None else ""
+        click.echo(f"{run['precision']:>8} batch {run['batch_size']:>4}: {run['posts_per_s']:>10,.1f} posts/s "
+                   f"({run['vs_batch_1']}x batch 1)  {run['achieved_tflops']} TFLOP/s{mfu}")
+    click.echo(f"wrote {out}")
+
+
+@bench.command("worker")
+@click.option("--model", "model_name", default="untrained", show_default=True, help=MODEL_HELP)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--posts", default=3000, show_default=True, help="Posts drained by the batched worker.")
+@click.option("--baseline-posts", default=600, show_default=True, help="Posts drained by the batch-size-1 worker.")
+@click.option("--batch-size", default=32, show_default=True, help="WORKER_MAX_BATCH of the measured worker.")
+@click.option("--image-share", default=0.5, show_default=True, help="Share of posts with a 224 px JPEG photo.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="[default: bench/results/worker-<model>-<cpu|gpu>.json]")
+def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, batch_size: int,
+                 image_share: float, out: Path | None) -> None:
+    """Worker posts/s from Kafka to `sentiment` vs batch size 1 and vs the model alone (on KAFKA_BOOTSTRAP, or
+    an embedded broker)."""
+    from monitor.benchmarks.worker import run_worker_benchmark
+    from workers.inference import resolve_device
+
+    out = out or Path(f"bench/results/worker-{model_name}-{resolve_device(device).type.replace('cuda', 'gpu')}.json")
+    report = run_worker_benchmark(get_settings().kafka_bootstrap, model_name, device, posts, baseline_posts,
+                                  batch_size, image_share, out=out)
+    click.echo(f"worker, batch {batch_size}:  {report['worker']['posts_per_s']:>10,.1f} posts/s")
+    click.echo(f"worker, batch 1:   {report['worker_batch_1']['posts_per_s']:>10,.1f} posts/s  "
+               f"-> micro-batching {report['batching_speedup']}x")
+    click.echo(f"model alone:       {report['model_alone']['posts_per_s']:>10,.1f} posts/s  "
+               f"-> pipeline efficiency {report['pipeline_efficiency']}")
+    click.echo(f"device:            {report['device']}")
     click.echo(f"wrote {out}")

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     worker_decode_threads: int = Field(
         default=4, ge=1, description="Threads that parse posts and decode images off the event loop."
     )
+    model_threads: int = Field(
+        default=0, ge=0, description="CPU threads for the model; 0 = all cores but one (left for decoding and Kafka)."
+    )
     model_compile: bool = Field(default=False, description="`torch.compile` the model (GPU hosts; slow first batches).")
     sink_max_batch: int = Field(default=500, ge=1, description="Results per PostgreSQL transaction, at most.")
     sink_max_wait_s: float = Field(default=0.2, gt=0, description="Sink batch latency cap.")

@@ -1,24 +1,28 @@
 """The inference agent: posts in micro-batches -> RADM -> sentiment; bad input -> DLQ with a reason.
 
-Per batch: parse and decode on a thread pool (PIL releases the GIL, so images decode in parallel and the
-event loop keeps fetching), score on the model's device in another thread, then await the broker's
-acknowledgement of every result and dead letter before Faust may commit the batch's offsets.
+Batches flow through `workers.batching.BatchPipeline`: parsed and decoded on a thread pool (PIL releases
+the GIL, so images decode in parallel) while the previous batch is on the model, then scored in another
+thread, and acked only after the broker acknowledged every result and dead letter, so a committed
+offset always means "its results are in `sentiment`".
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
+import torch
 
 from monitor import metrics
 from monitor.logging import get_logger
 from monitor.settings import Settings
 from monitor.streaming import Topics
 from schemas import DeadLetter, Post
+from workers.batching import BatchPipeline
 from workers.inference import Decoded, SentimentModel
 from workers.preprocess import BadInput, parse_post
 
@@ -71,40 +75,45 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     triage = Triage(model, settings)
     processed: dict = {}  # TP -> next offset to process, for the lag gauge
 
-    @app.agent(topics.posts, name="infer")
-    async def infer(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.worker_max_batch, within=settings.worker_max_wait_s):
-            record_queue_wait(events, time.time())
-            metrics.BATCH_SIZE.observe(len(events))
+    def prepare(events: Sequence[faust.EventT]) -> tuple[list[Post], list[Decoded], list[DeadLetter]]:
+        record_queue_wait(events, time.time())
+        metrics.BATCH_SIZE.observe(len(events))
+        with metrics.DECODE_SECONDS.time():
+            return triage(events)
+
+    async def finish(events: Sequence[faust.EventT], prepared: tuple) -> None:
+        posts, decoded, dead = prepared
+        results = []
+        if posts:
             started = time.perf_counter()
-            posts, decoded, dead = await asyncio.to_thread(triage, events)
-            metrics.DECODE_SECONDS.observe(time.perf_counter() - started)
-            results = []
-            if posts:
-                started = time.perf_counter()
-                try:
-                    results = await asyncio.to_thread(model.predict, posts, decoded)
-                except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
-                    log.exception("inference failed for a batch")
-                    dead += [dead_letter(e, f"inference failed: {exc!r}") for e in events
-                             if e.message.value and not any(d.offset == e.message.offset for d in dead)]
-                metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
-            started = time.perf_counter()
+            try:
+                results = await asyncio.to_thread(model.predict, posts, decoded)
+            except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
+                log.exception("inference failed for a batch")
+                dead = dead + [dead_letter(e, f"inference failed: {exc!r}") for e in events
+                               if e.message.value and not any(d.offset == e.message.offset for d in dead)]
+            metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
+        with metrics.DELIVERY_SECONDS.time():
             deliveries = [
                 await topics.sentiment.send(key=r.post_id.encode(), value=r.model_dump_json().encode())
                 for r in results
             ] + [await topics.dlq.send(key=d.topic.encode(), value=d.model_dump_json().encode()) for d in dead]
             await asyncio.gather(*deliveries)
-            metrics.DELIVERY_SECONDS.observe(time.perf_counter() - started)
-            metrics.POSTS.labels("scored").inc(len(results))
-            metrics.POSTS.labels("dead_letter").inc(len(dead))
-            for letter in dead:
-                metrics.DEAD_LETTERS.labels(metrics.reason_label(letter.reason)).inc()
-                log.warning("post sent to dead-letter topic", reason=letter.reason, partition=letter.partition,
-                            offset=letter.offset)
-            for event in events:
-                processed[event.message.tp] = max(processed.get(event.message.tp, 0), event.message.offset + 1)
-            log.debug("batch done", posts=len(posts), dead=len(dead))
+        for event in events:  # only now may the offsets be committed
+            event.ack()
+            processed[event.message.tp] = max(processed.get(event.message.tp, 0), event.message.offset + 1)
+        metrics.POSTS.labels("scored").inc(len(results))
+        metrics.POSTS.labels("dead_letter").inc(len(dead))
+        for letter in dead:
+            metrics.DEAD_LETTERS.labels(metrics.reason_label(letter.reason)).inc()
+            log.warning("post sent to dead-letter topic", reason=letter.reason, partition=letter.partition,
+                        offset=letter.offset)
+        log.debug("batch done", posts=len(posts), dead=len(dead))
+
+    @app.agent(topics.posts, name="infer")
+    async def infer(stream: faust.StreamT) -> None:
+        pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, prepare, finish)
+        await pipeline.run(stream.noack().events())
 
     @app.timer(LAG_INTERVAL_S)
     async def report_lag() -> None:
@@ -119,10 +128,19 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     return infer
 
 
+def set_model_threads(requested: int) -> int:
+    """Intra-op threads for the model. By default one core stays free: the pipeline decodes the next batch
+    and talks to Kafka while the model works, and a model spread over every core would be slowed by that."""
+    threads = requested or max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def build_worker_app(settings: Settings) -> faust.App:
     from monitor.streaming import create_app, create_topics
 
     app = create_app("sentiment-worker", settings)
+    set_model_threads(settings.model_threads)
     model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
     log.info("model loaded", version=model.version, device=str(model.device), compiled=settings.model_compile)
     metrics.MODEL_INFO.labels(model.version, str(model.device)).set(1)

@@ -62,6 +62,8 @@ class SentimentModel:
         self.processor = RADMProcessor(model.config)
         self.labels = _schema_labels(model.config)
         self.min_bucket_rows = min_bucket_rows
+        self.autocast_dtype: torch.dtype | None = torch.bfloat16 if device.type == "cuda" else None
+        """bf16 autocast on GPUs; None = fp32 (the CPU default, and the GPU benchmark's baseline)."""
         # Dynamic shapes: each length bucket and batch size would otherwise trigger a recompile.
         self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
 
@@ -92,8 +94,8 @@ class SentimentModel:
         return post.text, image
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.autocast_dtype is not None:
+            return torch.autocast(self.device.type, dtype=self.autocast_dtype)
         return contextlib.nullcontext()
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -9,11 +9,7 @@ real database never touches its tables. Without DATABASE_URL an embedded Postgre
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import platform
 import random
-import socket
 import tempfile
 import time
 from collections.abc import Sequence
@@ -27,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor.benchmarks.report import device_name, host_info, write_report
 from monitor.brand_rules import BrandMatcher
 from monitor.brands import BrandRuleCache, TrackedBrand, add_brand
 from monitor.db import GRANULARITIES, bucket_columns, create_engine, post_sentiment, trend_bucket
@@ -152,19 +149,6 @@ async def _measure(url: str, rows: int, baseline_rows: int, batch_size: int) -> 
     }
 
 
-def host_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        models = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                  if ln.startswith("model name")]
-        cpu = models[0] if models else cpu
-    except OSError:
-        pass
-    return {"hostname": socket.gethostname(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "load_avg_1m_before": round(os.getloadavg()[0], 2), "platform": platform.platform(),
-            "python": platform.python_version()}
-
-
 @contextmanager
 def _private_schema(database_url: str | None):
     """A database URL whose search_path is the benchmark's own schema, on DATABASE_URL or an embedded server."""
@@ -202,14 +186,12 @@ def run_sink_benchmark(database_url: str | None, rows: int = 20_000, baseline_ro
         "benchmark": "sink write path (batched one-statement transaction vs row-at-a-time)",
         "command": f"monitor bench sink --rows {rows} --baseline-rows {baseline_rows} --batch-size {batch_size}",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": f"CPU only: {host['cpu']} x{host['cpu_count']} on {host['hostname']}",
+        "device": device_name(),
         "host": host,
         "embedded_postgres": embedded,
         **measured,
     }
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, out)
     log.info("sink benchmark done", batched_rows_per_s=report["batched"]["rows_per_s"],
              baseline_rows_per_s=report["row_at_a_time"]["rows_per_s"], ratio=report["ratio"])
     return report

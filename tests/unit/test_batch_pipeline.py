@@ -1,0 +1,75 @@
+"""BatchPipeline: size and latency caps, batches finished in order, failures raised, drain on cancel."""
+
+import asyncio
+import threading
+
+import pytest
+
+from workers.batching import BatchPipeline
+
+
+async def source(items, hold_open=False):
+    for item in items:
+        yield item
+    if hold_open:  # like a Kafka stream: never ends by itself
+        await asyncio.Event().wait()
+
+
+def recorder():
+    finished: list[list[int]] = []
+
+    async def finish(batch, prepared):
+        assert prepared == [x * 10 for x in batch]
+        finished.append(list(batch))
+
+    return finished, finish
+
+
+async def test_full_batches_in_order_and_a_partial_one_after_the_wait():
+    finished, finish = recorder()
+    pipeline = BatchPipeline(4, 0.05, lambda batch: [x * 10 for x in batch], finish)
+    await asyncio.wait_for(pipeline.run(source(range(10))), 5)  # a finite source: returns once all are done
+    assert [x for batch in finished for x in batch] == list(range(10))  # consumption order kept
+    assert all(len(batch) <= 4 for batch in finished)
+    assert finished[-1] == [8, 9]  # closed by the latency cap, not by size
+
+
+async def test_prepare_runs_off_the_event_loop():
+    threads = set()
+    finished, finish = recorder()
+
+    def prepare(batch):
+        threads.add(threading.get_ident())
+        return [x * 10 for x in batch]
+
+    await asyncio.wait_for(BatchPipeline(2, 0.01, prepare, finish).run(source(range(4))), 5)
+    assert len(finished) == 2
+    assert threading.get_ident() not in threads
+
+
+async def test_a_failing_stage_is_raised():
+    async def finish(batch, prepared):
+        raise RuntimeError("broker refused")
+
+    pipeline = BatchPipeline(2, 0.01, list, finish)
+    with pytest.raises(RuntimeError, match="broker refused"):
+        await asyncio.wait_for(pipeline.run(source(range(3))), 5)
+
+
+async def test_cancel_finishes_what_was_already_pulled():
+    finished, finish = recorder()
+
+    async def slow_finish(batch, prepared):
+        await asyncio.sleep(0.05)
+        await finish(batch, prepared)
+
+    pipeline = BatchPipeline(3, 0.01, lambda batch: [x * 10 for x in batch], slow_finish)
+    task = asyncio.create_task(pipeline.run(source(range(9), hold_open=True)))
+    while pipeline.in_flight == 0:
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pulled = sum(map(len, finished))
+    assert pulled >= 1 and pipeline.in_flight == 0 and pipeline.inbox.empty()
+    assert [x for batch in finished for x in batch] == list(range(pulled))
