@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -37,6 +39,8 @@ DEMO_ALERT_INTERVAL_S = "10"
 def run_demo(settings: Settings, posts: int, timeout_s: float, echo=print, serve: bool = False,
              rate: float = 2.0) -> None:
     data_dir = settings.data_dir / "demo"
+    if serve and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` or `docker stop` shut the long-running demo down cleanly
     echo(f"Starting the embedded stack (Tansu broker, PostgreSQL, Redis) under {data_dir} ...")
     with EmbeddedStack.create(data_dir) as stack:
         env = stack.env()
@@ -133,6 +137,10 @@ async def _demo_alert_rules(settings: Settings) -> None:
                                                   window_minutes=5, baseline_minutes=60, min_volume=10))
     finally:
         await engine.dispose()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _port_free(host: str, port: int) -> bool:

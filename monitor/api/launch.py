@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-
-import httpx
 
 from monitor.pipeline import ChildProcess
 
@@ -34,10 +34,11 @@ def wait_ready(base_url: str, child: ChildProcess, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         child.check_alive()
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
+        try:  # urllib, not httpx: no INFO log line per poll in the demo's output
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2.0) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"the API at {base_url} did not answer within {timeout_s}s:\n{child.log_tail()}")
