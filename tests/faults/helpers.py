@@ -74,8 +74,9 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout_s: float 
 
 
 async def produce(settings: Settings, messages: Iterable[tuple[bytes | None, bytes]], topic: str | None = None,
-                  rate_per_s: float | None = None, partition: int | None = None) -> int:
-    """Send (key, value) pairs, optionally paced; returns how many were acknowledged by the broker."""
+                  rate_per_s: float | None = None, partition: int | None = None,
+                  on_sent: Callable[[int], None] | None = None) -> int:
+    """Send (key, value) pairs, optionally paced (`on_sent(n)` after each); returns how many were sent."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     sent = 0
@@ -83,6 +84,8 @@ async def produce(settings: Settings, messages: Iterable[tuple[bytes | None, byt
         for key, value in messages:
             await producer.send(topic or settings.posts_topic, value, key=key, partition=partition)
             sent += 1
+            if on_sent:
+                on_sent(sent)
             if rate_per_s:
                 await asyncio.sleep(1 / rate_per_s)
         await producer.flush()
