@@ -29,6 +29,17 @@ MAX_TAGS = 32
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)]
 
 
+def as_utc(value: datetime) -> datetime:
+    """Naive = UTC. Raises ValueError (a validation error) for an offset that moves it outside years 1-9999:
+    Python's OverflowError would escape pydantic and crash whoever parses the message."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range once converted to UTC") from None
+
+
 class Label(StrEnum):
     """Sentiment classes, in the order of the model's output logits."""
 
@@ -65,7 +76,7 @@ class Post(_Strict):
     @field_validator("created_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
     @property
     def image_ref(self) -> str | None:
@@ -100,7 +111,7 @@ class SentimentResult(_Strict):
     @field_validator("created_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
     @property
     def polarity(self) -> float:

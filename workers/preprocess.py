@@ -28,6 +28,8 @@ def parse_post(raw: bytes | None, max_bytes: int) -> Post:
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors()[:5])
         raise BadInput(f"invalid post: {errors}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a validator bug must not crash a batch
+        raise BadInput(f"invalid post: {type(exc).__name__}: {exc}"[:500]) from None
 
 
 def decode_image(data: bytes, image_size: int, max_pixels: int) -> np.ndarray:
