@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any
 
 import structlog
+
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s]+@")
+_DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide passwords in connection URLs (`postgresql://user:secret@host`) and libpq DSNs (`password=secret`)."""
+    return _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
+def _mask_event(_logger: Any, _method: str, event_dict: dict) -> dict:
+    """Every log line, ours or a library's, passes here before rendering: no DATABASE_URL password leaks."""
+    return {key: mask_secrets(value) if isinstance(value, str) else value for key, value in event_dict.items()}
 
 
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
@@ -25,7 +40,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
-        structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta, _mask_event, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
