@@ -107,3 +107,34 @@ def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, 
                f"-> pipeline efficiency {report['pipeline_efficiency']}")
     click.echo(f"device:            {report['device']}")
     click.echo(f"wrote {out}")
+
+
+@bench.command("e2e")
+@click.option("--model", "model_name", default="untrained", show_default=True,
+              help="MODEL_CHECKPOINT of the worker (bootstrap, untrained, a path).")
+@click.option("--rate", default=100.0, show_default=True, help="Offered posts per second.")
+@click.option("--seconds", default=30.0, show_default=True, help="How long the load is offered.")
+@click.option("--image-share", default=0.5, show_default=True, help="Share of posts with a 224 px JPEG photo.")
+@click.option("--worker-batch", default=32, show_default=True, help="WORKER_MAX_BATCH of the worker.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/results/e2e-cpu.json"),
+              show_default=True)
+def bench_e2e(model_name: str, rate: float, seconds: float, image_share: float, worker_batch: int, out: Path) -> None:
+    """Produce-to-visible-in-Redis latency at a fixed offered load, on a private embedded stack."""
+    from monitor.benchmarks.e2e import run_e2e_benchmark
+
+    report = run_e2e_benchmark(model_name, rate, seconds, image_share, worker_batch, out)
+    latency = report["latency_s"] or {}
+    click.echo(f"offered {report['offered_posts_per_s']:,.1f} posts/s for {seconds:g} s: {report['visible']} of "
+               f"{report['posts']} visible, {report['never_visible']} never")
+    click.echo("latency: " + "  ".join(f"{name} {value:.3f} s" for name, value in latency.items()))
+    click.echo(f"wrote {out}")
+
+
+@bench.command("plot")
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("bench/results"),
+              show_default=True)
+def bench_plot(results: Path) -> None:
+    """Draw every report in the results folder into one PNG (summary.png)."""
+    from monitor.benchmarks.plot import plot_results
+
+    click.echo(f"wrote {plot_results(results)}")

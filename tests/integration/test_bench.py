@@ -28,3 +28,38 @@ def test_bench_sink_command_reports_both_paths(stack, engine, tmp_path):
     plain = make_url(stack.env()["DATABASE_URL"]).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(plain) as conn:  # the private schema is gone; the real tables were never touched
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)).fetchone() is None
+
+
+def test_bench_model_reports_every_batch_size_against_batch_1(stack, tmp_path):
+    out = tmp_path / "model.json"
+    done = monitor(stack, "bench", "model", "--batch-sizes", "2,4", "--seconds", "0.2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert [run["batch_size"] for run in report["runs"]] == [1, 2, 4]
+    assert report["runs"][0]["vs_batch_1"] == 1.0
+    assert all(run["posts_per_s"] > 0 and run["mfu"] is None for run in report["runs"])  # no MFU without a GPU peak
+    assert report["model"]["gflops_per_post"] > 0 and report["device"].startswith("CPU")
+
+
+def test_bench_worker_drains_real_topics_and_compares_baselines(stack, tmp_path):
+    out = tmp_path / "worker.json"
+    done = monitor(stack, "bench", "worker", "--posts", "120", "--baseline-posts", "40", "--batch-size", "8",
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["broker"] == "KAFKA_BOOTSTRAP"  # the test stack's broker, not a private one
+    assert report["worker"]["posts"] == 120 and report["worker_batch_1"]["posts"] == 40
+    assert report["worker"]["posts_per_s"] > 0 and report["model_alone"]["posts_per_s"] > 0
+    assert report["batching_speedup"] > 0 and report["pipeline_efficiency"] > 0
+
+
+def test_bench_e2e_sees_every_post_in_redis_and_plot_draws_all_reports(stack, tmp_path):
+    out = tmp_path / "e2e-cpu.json"
+    done = monitor(stack, "bench", "e2e", "--rate", "20", "--seconds", "2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["posts"] == 40 and report["never_visible"] == 0
+    assert 0 < report["latency_s"]["p50"] <= report["latency_s"]["p99"] <= report["latency_s"]["max"]
+    done = monitor(stack, "bench", "plot", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "summary.png").stat().st_size > 10_000
