@@ -48,7 +48,8 @@ def run_demo(settings: Settings, posts: int, timeout_s: float, echo=print, serve
             echo(f"  {name}={value}")
         settings = settings.model_copy(update={k.lower(): v for k, v in env.items()})
         asyncio.run(ensure_topics(settings))
-        children = [ChildProcess(role, env, data_dir / "logs" / f"{role}.log").start() for role in ("worker", "sink")]
+        children = [ChildProcess(role, {**env, "METRICS_PORT": str(port)}, data_dir / "logs" / f"{role}.log").start()
+                    for role, port in (("worker", settings.metrics_port), ("sink", metrics_port_after(settings)))]
         echo(f"Started worker and sink processes (logs in {data_dir / 'logs'}).")
         try:
             asyncio.run(_publish_and_report(settings, children, posts, timeout_s, echo))
@@ -59,6 +60,11 @@ def run_demo(settings: Settings, posts: int, timeout_s: float, echo=print, serve
         finally:
             for child in reversed(children):
                 child.stop()
+
+
+def metrics_port_after(settings: Settings) -> int:
+    """The sink's metrics port beside the worker's (0 stays off)."""
+    return settings.metrics_port + 1 if settings.metrics_port else 0
 
 
 async def _publish_and_report(settings: Settings, children: list[ChildProcess], count: int, timeout_s: float,

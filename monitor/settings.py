@@ -79,6 +79,9 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for write endpoints (alert rules, brands); unset = writes refused."
     )
     api_cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS (empty = none).")
+    api_alerts: bool = Field(
+        default=True, description="`monitor api` evaluates alert rules (replicas share the work via an advisory lock)."
+    )
     alert_webhook_url: str | None = Field(default=None, description="POST fired alerts here as JSON (optional).")
     alert_interval_s: float = Field(default=30.0, gt=0, description="How often alert rules are evaluated.")
 
