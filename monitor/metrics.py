@@ -34,6 +34,8 @@ DELIVERY_SECONDS = Histogram("monitor_worker_delivery_seconds",
 CONSUMER_LAG = Gauge("monitor_worker_consumer_lag",
                      "Messages behind the partition's high watermark (where the broker reports one).",
                      ["topic", "partition"])
+ASSIGNED = Gauge("monitor_worker_assigned_partition", "1 for each partition of `posts` this process consumes.",
+                 ["topic", "partition"])
 MODEL_INFO = Gauge("monitor_worker_model_info", "The loaded model (value 1).", ["version", "device"])
 
 REASONS = (

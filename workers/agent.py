@@ -117,10 +117,13 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
 
     @app.timer(LAG_INTERVAL_S)
     async def report_lag() -> None:
-        """High watermark minus the next offset to process, per assigned partition of `posts`."""
-        for tp in app.consumer.assignment():
-            if tp.topic != settings.posts_topic:
-                continue
+        """The partitions of `posts` this process owns, and per partition the high watermark minus the next
+        offset to process."""
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.posts_topic]
+        metrics.ASSIGNED.clear()
+        for tp in assigned:
+            metrics.ASSIGNED.labels(tp.topic, str(tp.partition)).set(1)
+        for tp in assigned:
             highwater = app.consumer.highwater(tp)
             if highwater is not None and highwater >= 0 and tp in processed:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - processed[tp]))

@@ -20,7 +20,10 @@ ENV_EXAMPLE_PATH = ROOT / "deploy" / "env.example"
 DOCKERFILE_PATH = ROOT / "deploy" / "Dockerfile"
 
 INFRA = ("kafka", "postgres", "redis")
-MONITOR_SERVICES = ("worker", "sink")
+MONITOR_SERVICES = ("worker", "sink", "api")
+PROMETHEUS_PATH = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+DASHBOARD_PATH = ROOT / "deploy" / "grafana" / "dashboards" / "pipeline.json"
+SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 
 # `${VAR}`, `${VAR:-default}`, `${VAR:?error}`, `$VAR`; `$$` is an escaped dollar for the container's shell.
 REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
@@ -121,6 +124,7 @@ ONE_SHOT = ("migrate",)
 def test_dependencies_wait_for_health(services):
     assert set(services["worker"]["depends_on"]) == {"kafka"}
     assert set(services["sink"]["depends_on"]) == {*INFRA, "migrate"}
+    assert set(services["api"]["depends_on"]) == {"postgres", "redis", "migrate"}
     for name, service in services.items():
         depends_on = service.get("depends_on", {})
         assert isinstance(depends_on, dict), f"{name}: depends_on must name a condition"
@@ -154,9 +158,10 @@ def test_every_referenced_variable_is_documented(compose_text, services, env_exa
     assert not missing, f"not in deploy/env.example: {sorted(missing)}"
 
 
-def test_env_example_holds_no_secret(env_example):
-    value, active = env_example["POSTGRES_PASSWORD"]
-    assert active and value == "", "POSTGRES_PASSWORD must stay an empty placeholder"
+@pytest.mark.parametrize("name", SECRETS)
+def test_env_example_holds_no_secret(env_example, name):
+    value, active = env_example[name]
+    assert active and value == "", f"{name} must stay an empty placeholder"
 
 
 @pytest.mark.parametrize("name", MONITOR_SERVICES)
@@ -171,10 +176,16 @@ def test_monitor_env_defaults_validate(services, name):
     env = {key: resolve_defaults(str(value)) for key, value in services[name]["environment"].items()
            if value is not None}
     settings = Settings(_env_file=None, **{key.lower(): value for key, value in env.items()})
-    assert settings.kafka_bootstrap == "kafka:9092"
-    assert settings.consumer_session_timeout_s >= 6  # broker's group.min.session.timeout.ms
-    assert settings.consumer_heartbeat_s * 3 <= settings.consumer_session_timeout_s
-    if name == "sink":
+    if name == "api":  # reads PostgreSQL and Redis only; empty tokens mean "not set"
+        assert settings.kafka_bootstrap is None
+        assert not settings.api_read_token and not settings.api_admin_token
+    else:
+        assert settings.kafka_bootstrap == "kafka:9092"
+        assert settings.consumer_session_timeout_s >= 6  # broker's group.min.session.timeout.ms
+        assert settings.consumer_heartbeat_s * 3 <= settings.consumer_session_timeout_s
+    if name == "api":
+        assert settings.api_host == "0.0.0.0" and settings.api_port == 8000
+    if name in ("sink", "api"):
         assert settings.database_url.startswith("postgresql+psycopg://")
         assert settings.database_url.endswith("@postgres:5432/monitor")
         assert settings.redis_url == "redis://redis:6379/0"
@@ -195,7 +206,10 @@ def compose_binary() -> str:
 def test_docker_compose_accepts_the_file(tmp_path):
     """The real Compose v2 parser (no engine needed) resolves the file with env.example's values."""
     env_file = tmp_path / ".env"
-    env_file.write_text(ENV_EXAMPLE_PATH.read_text().replace("POSTGRES_PASSWORD=", "POSTGRES_PASSWORD=stand-in"))
+    text = ENV_EXAMPLE_PATH.read_text()
+    for name in SECRETS:
+        text = text.replace(f"{name}=", f"{name}=stand-in")
+    env_file.write_text(text)
     done = subprocess.run(
         [compose_binary(), "--project-directory", str(ROOT), "--env-file", str(env_file),
          "-f", str(COMPOSE_PATH), "config", "--format", "json"],
@@ -205,6 +219,8 @@ def test_docker_compose_accepts_the_file(tmp_path):
     resolved = json.loads(done.stdout)["services"]
     assert resolved["worker"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert resolved["sink"]["environment"]["DATABASE_URL"].endswith(":stand-in@postgres:5432/monitor")
+    assert resolved["api"]["ports"][0]["host_ip"] == "127.0.0.1"  # published on loopback unless told otherwise
+    assert resolved["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "stand-in"
 
 
 def test_compose_refuses_to_start_without_a_password(tmp_path):
@@ -231,3 +247,31 @@ def test_every_service_command_is_a_monitor_subcommand(services):
     for name, service in services.items():
         if "command" in service and service.get("build"):
             assert service["command"][0] in main.commands, f"{name}: `monitor {service['command'][0]}` does not exist"
+
+
+def test_prometheus_scrapes_every_worker_replica_and_the_sink():
+    config = yaml.safe_load(PROMETHEUS_PATH.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    port = Settings.model_fields["metrics_port"].default
+    for name in ("worker", "sink"):  # DNS discovery: a scaled service's name resolves to every replica
+        (discovery,) = jobs[name]["dns_sd_configs"]
+        assert discovery["names"] == [name] and discovery["port"] == port
+
+
+def test_grafana_dashboard_queries_metrics_the_code_exports(services):
+    from prometheus_client import REGISTRY
+
+    import monitor.metrics  # noqa: F401 - registers the worker metrics
+
+    exported = set(REGISTRY._names_to_collectors)  # every series name, suffixes included (_total, _bucket, ...)
+    exported |= {"up"}  # Prometheus' own
+    dashboard = json.loads(DASHBOARD_PATH.read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert exprs
+    for expr in exprs:
+        names = set(re.findall(r"\b((?:monitor|process)_[a-z_]+|up)\b", expr))
+        assert names and names <= exported, f"unknown metric in {expr!r}: {names - exported}"
+    datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert {panel["datasource"]["uid"] for panel in dashboard["panels"]} == {datasource["datasources"][0]["uid"]}
+    mounts = " ".join(services["grafana"]["volumes"])
+    assert "./deploy/grafana/dashboards:" in mounts and "./deploy/grafana/provisioning:" in mounts
