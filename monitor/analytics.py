@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 import psycopg
 from sqlalchemy import Date, DateTime, Float, Integer, String, column, select, table, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.trends import trend_records
@@ -17,6 +18,16 @@ from monitor.trends import trend_records
 __all__ = ["QueryError", "daily_sentiment", "net_sentiment", "readonly_query", "share_of_voice", "trend_records"]
 
 STATEMENT_TIMEOUT_MS = 60_000
+READER_ROLE = "monitor_reader"
+"""Created by migration 0003: a login role holding `pg_read_all_data` and nothing else."""
+
+
+def analyst_url(database_url: str, analyst_database_url: str | None = None) -> str:
+    """ANALYST_DATABASE_URL, or DATABASE_URL logged in as `monitor_reader` without a password (enough where the
+    server trusts local connections, as the embedded PostgreSQL does)."""
+    if analyst_database_url:
+        return analyst_database_url
+    return make_url(database_url).set(username=READER_ROLE, password=None).render_as_string(hide_password=False)
 
 
 class QueryError(Exception):
@@ -76,13 +87,20 @@ async def net_sentiment(engine: AsyncEngine, brand: str | None = None, granulari
 async def readonly_query(engine: AsyncEngine, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
     """Run one analyst's statement in a READ ONLY transaction (writes fail in PostgreSQL), then roll back.
 
-    It goes through a raw psycopg cursor as a prepared statement: `%`, `:` and `::casts` mean what
+    The engine must log in as a role without superuser (`monitor_reader` from migration 0003, see
+    `analyst_url`): on a superuser connection READ ONLY could be escaped, so it is refused. It goes through
+    a raw psycopg cursor as a prepared statement: `%`, `:` and `::casts` mean what
     they mean in psql, and a second statement (`SELECT 1; COMMIT; DELETE ...`) is refused instead of
     escaping the read-only transaction.
     """
     async with engine.connect() as conn:
         await conn.execute(text("SET TRANSACTION READ ONLY"))
         await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(STATEMENT_TIMEOUT_MS)})
+        superuser = await conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = session_user"))
+        if superuser.scalar_one():
+            await conn.rollback()
+            raise QueryError(f"refusing ad-hoc SQL on a superuser connection (it could run programs and read server "
+                             f"files); connect as {READER_ROLE} (ANALYST_DATABASE_URL)")
         try:
             driver = (await conn.get_raw_connection()).driver_connection
             async with psycopg.AsyncRawCursor(driver) as cursor:

@@ -6,8 +6,9 @@ from datetime import datetime
 
 import click
 
-from monitor.cli_common import as_utc, run_with_engine
+from monitor.cli_common import as_utc, database_url, run_with_engine
 from monitor.db import GRANULARITIES
+from monitor.settings import get_settings
 from monitor.tables import FORMATS, render, render_records
 
 
@@ -30,12 +31,18 @@ def trends(brand: str | None, granularity: str, since: datetime | None, until: d
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--limit", type=int, default=None, help="Print at most this many rows.")
 def sql(query: str, fmt: str, limit: int | None) -> None:
-    """Run QUERY in a read-only transaction and print the rows (views: trend_summary,
-    daily_brand_sentiment, daily_share_of_voice, net_sentiment)."""
-    from monitor.analytics import QueryError, readonly_query
+    """Run QUERY as the read-only role monitor_reader in a read-only transaction and print the rows (views:
+    trend_summary, daily_brand_sentiment, daily_share_of_voice, net_sentiment)."""
+    from sqlalchemy.exc import OperationalError
 
+    from monitor.analytics import QueryError, analyst_url, readonly_query
+
+    url = analyst_url(database_url(), get_settings().analyst_database_url)
     try:
-        columns, rows = run_with_engine(lambda engine: readonly_query(engine, query, limit))
+        columns, rows = run_with_engine(lambda engine: readonly_query(engine, query, limit), url)
     except QueryError as exc:
         raise click.ClickException(str(exc)) from None
+    except OperationalError as exc:
+        raise click.ClickException(f"cannot connect as the analyst role ({exc.orig}); set ANALYST_DATABASE_URL, "
+                                   "see `monitor sql --help`") from None
     click.echo(render(columns, rows, fmt) if columns else "(no rows returned)")

@@ -22,12 +22,12 @@ def database_url() -> str:
     return url
 
 
-def run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run `work(engine)` to completion and always dispose of the engine."""
+def run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None) -> T:
+    """Run `work(engine)` to completion (on `url`, default DATABASE_URL) and always dispose of the engine."""
     from monitor.db import create_engine
 
     async def run() -> T:
-        engine = create_engine(database_url())
+        engine = create_engine(url or database_url())
         try:
             return await work(engine)
         finally:

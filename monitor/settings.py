@@ -22,6 +22,10 @@ class Settings(BaseSettings):
         default=None, description="Broker list `host:port[,host:port]`. `monitor demo` and the tests set it themselves."
     )
     database_url: str | None = Field(default=None, description="`postgresql+psycopg://user:pass@host:port/db`.")
+    analyst_database_url: str | None = Field(
+        default=None, description="`monitor sql` connects with this non-superuser URL (default: DATABASE_URL as the "
+        "role `monitor_reader`, no password).",
+    )
     redis_url: str | None = Field(default=None, description="`redis://host:port/db`.")
 
     data_dir: Path = Field(default=Path(".monitor"), description="Where the embedded services keep data and logs.")

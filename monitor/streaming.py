@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass
 
 import faust
+import mode
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -47,6 +48,9 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         web_enabled=False,
         producer_acks=-1,
+        # An agent that raises (a bug, a broker refusing results) exits the process instead of leaving it
+        # alive with a dead agent: the process manager restarts it and the uncommitted events are redelivered.
+        agent_supervisor=mode.CrashingSupervisor,
     )
 
 

@@ -52,6 +52,9 @@ class Triage:
             return post, self.model.decode(post, self.settings.max_image_pixels)
         except BadInput as exc:
             return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must cost one post (in the DLQ), not the worker
+            log.exception("unexpected error preparing a post")
+            return f"internal error preparing the post: {exc!r}"
 
     def __call__(self, events: Sequence[faust.EventT]) -> tuple[list[Post], list[Decoded], list[DeadLetter]]:
         posts, decoded, dead = [], [], []

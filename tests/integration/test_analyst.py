@@ -8,8 +8,18 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
-from monitor.analytics import QueryError, daily_sentiment, net_sentiment, readonly_query, share_of_voice, trend_records
+from monitor.analytics import (
+    QueryError,
+    analyst_url,
+    daily_sentiment,
+    net_sentiment,
+    readonly_query,
+    share_of_voice,
+    trend_records,
+)
+from monitor.db import create_engine
 from monitor.sink import write_results
 from tests.integration.cli_helpers import monitor
 from tests.integration.trend_helpers import result
@@ -25,6 +35,14 @@ async def analyst_data(engine):
                for brand, brand_labels in labels.items() for i, label in enumerate(brand_labels)]
     await write_results(engine, results)
     return engine
+
+
+@pytest.fixture(scope="module")
+async def reader(analyst_data, settings):
+    """What `monitor sql` uses: the suite's DATABASE_URL logged in as monitor_reader."""
+    engine = create_engine(analyst_url(settings.database_url))
+    yield engine
+    await engine.dispose()
 
 
 async def test_daily_views_for_analysts(analyst_data):
@@ -48,7 +66,8 @@ async def test_records_are_plain_types_for_pandas(analyst_data):
     assert records[0]["volume"] == 10 and records[0]["net_sentiment"] == pytest.approx(0.4)
 
 
-async def test_readonly_sql_reads_views_and_refuses_writes(analyst_data):
+async def test_readonly_sql_reads_views_and_refuses_writes(reader):
+    analyst_data = reader
     columns, rows = await readonly_query(
         analyst_data, "SELECT brand, day::text AS day, volume FROM daily_brand_sentiment "
                       "WHERE brand LIKE 'sov%' AND day = '2025-02-03' ORDER BY brand")
@@ -60,6 +79,25 @@ async def test_readonly_sql_reads_views_and_refuses_writes(analyst_data):
         await readonly_query(analyst_data, "SELECT 1; COMMIT; DELETE FROM trend_bucket")
     columns, rows = await readonly_query(analyst_data, "SELECT count(*) AS n FROM trend_bucket WHERE brand = 'sova'")
     assert rows[0][0] > 0
+
+
+async def test_readonly_sql_refuses_a_superuser_connection(analyst_data):
+    async with analyst_data.connect() as conn:  # the suite's own connection is a superuser's
+        assert (await conn.execute(text("SELECT current_setting('is_superuser')"))).scalar_one() == "on"
+    with pytest.raises(QueryError, match="superuser"):
+        await readonly_query(analyst_data, "SELECT 1")
+
+
+@pytest.mark.parametrize("sql", [
+    "COPY (SELECT 1) TO PROGRAM 'true'",               # runs a shell command as the server's OS user
+    "SELECT pg_read_file('/etc/hostname')",            # reads server files
+    "SELECT * FROM pg_ls_dir('.')",
+    "SELECT set_config('role', 'postgres', true)",
+    "DO $x$ BEGIN PERFORM set_config('session_authorization', 'postgres', true); END $x$",
+])
+async def test_readonly_sql_cannot_reach_the_server_or_escalate(reader, sql):
+    with pytest.raises(QueryError, match="permission denied|must be superuser|read-only|not allowed"):
+        await readonly_query(reader, sql)
 
 
 def test_monitor_trends_cli_formats(stack, analyst_data):

@@ -81,3 +81,34 @@ async def test_image_posts_are_scored_and_bad_images_dead_lettered(harness):
     assert set(results) == {"img", "img-only"}
     assert results["img"].image_ref.startswith("sha256:")
     assert DeadLetter.model_validate_json(sent["dlq"][0]).reason.startswith("undecodable image")
+
+
+async def test_an_unexpected_decoder_error_dead_letters_the_post_and_the_worker_goes_on(harness, monkeypatch):
+    agent, sent = harness
+    model = SentimentModel  # the harness's model is an instance of it; break decode for one post only
+    original = model.decode
+
+    def flaky(self, post, max_pixels):
+        if post.post_id == "boom":
+            raise ZeroDivisionError("decoder bug")
+        return original(self, post, max_pixels)
+
+    monkeypatch.setattr(model, "decode", flaky)
+    async with agent.test_context() as context:
+        for post_id in ("ok-1", "boom", "ok-2"):
+            post = Post(post_id=post_id, created_at=datetime.now(UTC), text="fine")
+            await context.put(post.model_dump_json().encode())
+        await wait_for(lambda: len(sent["sentiment"]) == 2 and len(sent["dlq"]) == 1)
+    (letter,) = [DeadLetter.model_validate_json(raw) for raw in sent["dlq"]]
+    assert letter.reason.startswith("internal error preparing the post") and "decoder bug" in letter.reason
+
+
+def test_a_crashing_agent_takes_its_process_down():
+    """Faust's default supervisor leaves the process running with a dead agent (checked by hand against the
+    embedded broker: 25 s alive, nothing processed); CrashingSupervisor exits so it gets restarted."""
+    import mode
+
+    from monitor.streaming import create_app
+
+    app = create_app("supervisor-test", Settings(kafka_bootstrap="localhost:1"))
+    assert app.conf.agent_supervisor is mode.CrashingSupervisor
