@@ -38,6 +38,16 @@ ASSIGNED = Gauge("monitor_worker_assigned_partition", "1 for each partition of `
                  ["topic", "partition"])
 MODEL_INFO = Gauge("monitor_worker_model_info", "The loaded model (value 1).", ["version", "device"])
 
+SINK_RESULTS = Counter("monitor_sink_results", "Sentiment results consumed by the sink (redeliveries included).")
+SINK_DEAD_LETTERS = Counter("monitor_sink_dead_letters", "Unparseable results the sink sent to the DLQ.")
+SINK_BATCH_SECONDS = Histogram("monitor_sink_write_seconds",
+                               "One batch's PostgreSQL transaction, retries included.", buckets=SECONDS_BUCKETS)
+SINK_QUEUE_WAIT = Histogram("monitor_sink_queue_wait_seconds",
+                            "From a result's Kafka timestamp to the start of its sink batch.", buckets=SECONDS_BUCKETS)
+SINK_RETRIES = Counter("monitor_sink_write_retries", "PostgreSQL writes retried after a transient error.", ["target"])
+SINK_CACHE_FAILURES = Counter("monitor_sink_cache_failures",
+                              "Redis cache writes skipped (repaired from PostgreSQL when Redis answers again).")
+
 REASONS = (
     ("empty message", "empty"),
     ("message of", "message_too_large"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -13,6 +14,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor import metrics
 from monitor.brands import BrandRuleCache
 from monitor.cache import cache_buckets
 from monitor.db import create_engine
@@ -41,6 +43,7 @@ async def write_with_retry(write, what: str):
             return await write()
         except (OperationalError, DBAPIError, OSError) as exc:
             log.warning("write failed, retrying", target=what, error=str(exc).splitlines()[0], retry_in_s=delay)
+            metrics.SINK_RETRIES.labels(what).inc()
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
 
@@ -65,6 +68,7 @@ class CacheWriter:
             await cache_buckets(self.redis, buckets, self.ttl_s)
         except (RedisError, OSError, SQLAlchemyError) as exc:  # the re-sync reads PostgreSQL, which may be gone again
             self.stale_since = self.stale_since or datetime.now(UTC) - timedelta(seconds=RESYNC_MARGIN_S)
+            metrics.SINK_CACHE_FAILURES.inc()
             log.warning("redis cache update skipped", error=str(exc), buckets=len(buckets))
 
     async def _resync(self, since: datetime) -> None:
@@ -85,6 +89,10 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
     async def sink(stream: faust.StreamT) -> None:
         await write_with_retry(migrate, "schema")
         async for events in stream.take_events(settings.sink_max_batch, within=settings.sink_max_wait_s):
+            now = time.time()
+            for event in events:
+                if event.message.timestamp:
+                    metrics.SINK_QUEUE_WAIT.observe(max(0.0, now - event.message.timestamp))
             results, dead = [], []
             for event in events:
                 try:
@@ -96,7 +104,10 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
                                            payload=m.value or b""))
             for letter in dead:
                 await topics.dlq.send(key=letter.topic.encode(), value=letter.model_dump_json().encode())
-            buckets = await write_with_retry(partial(write_results, engine, results, rules), "postgres")
+            with metrics.SINK_BATCH_SECONDS.time():
+                buckets = await write_with_retry(partial(write_results, engine, results, rules), "postgres")
+            metrics.SINK_RESULTS.inc(len(results))
+            metrics.SINK_DEAD_LETTERS.inc(len(dead))
             await cache.write(buckets)
 
     return sink
