@@ -77,13 +77,13 @@ class Pipeline:
             return conn.execute(select(func.count()).select_from(post_sentiment)).scalar_one()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_stack(tmp_path_factory):
     with EmbeddedStack.create(tmp_path_factory.mktemp("browser-stack")) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pipeline(browser_stack: EmbeddedStack, tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is absent (`make test` installs it: apt-get install chromium)")
@@ -105,8 +105,10 @@ def pipeline(browser_stack: EmbeddedStack, tmp_path_factory):
         sink.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module scope, not session: Playwright's sync API keeps an event loop running in this thread while it
+    is open, and pytest-asyncio cannot start its loops for the async tests that follow until it is closed."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

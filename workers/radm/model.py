@@ -105,9 +105,10 @@ class RADM(nn.Module):
         costs no image-encoder FLOPs, and its (masked, never attended or pooled) tokens are projected zeros."""
         frozen = self.config.freeze_image_encoder
         rows = has_image.nonzero().squeeze(1)
+        whole_batch = getattr(self.image_encoder, "whole_batch_only", False)  # e.g. training's cached features
         with torch.no_grad() if frozen else contextlib.nullcontext():
-            if rows.numel() == len(has_image):
-                states = self.image_encoder(pixel_values)
+            if whole_batch or rows.numel() == len(has_image):
+                states = self.image_encoder(pixel_values * has_image.view(-1, 1, 1, 1).to(pixel_values.dtype))
             else:
                 tokens = image_token_count(self.image_encoder, self.config.image_size)
                 states = pixel_values.new_zeros(len(has_image), tokens, self.image_encoder.width)

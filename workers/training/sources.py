@@ -76,6 +76,9 @@ class LiveSource:
 class _Replay(nn.Module):
     """Stands in for a frozen encoder: returns whatever the source put in `value` for this batch."""
 
+    whole_batch_only = True
+    """It replays the whole batch's features, so RADM must not call it on the rows with an image only."""
+
     def __init__(self, width: int) -> None:
         super().__init__()
         self.width = width
