@@ -1,9 +1,10 @@
 """The inference agent: posts in micro-batches -> RADM -> sentiment; bad input -> DLQ with a reason.
 
-Batches flow through `workers.batching.BatchPipeline`: parsed and decoded on a thread pool (PIL releases
-the GIL, so images decode in parallel) while the previous batch is on the model, then scored in another
-thread, and acked only after the broker acknowledged every result and dead letter, so a committed
-offset always means "its results are in `sentiment`".
+Batches flow through `workers.batching.BatchPipeline` in three stages, each on its own batch at a time:
+prepare (parse and decode on a thread pool; PIL releases the GIL, so images decode in parallel), score
+(the model, in a thread) and deliver (produce, await the broker's acknowledgements, then ack), so a
+committed offset always means "its results are in `sentiment`", and the model never waits for a decode
+or a produce round trip.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from monitor import metrics
 from monitor.logging import get_logger
 from monitor.settings import Settings
 from monitor.streaming import Topics
-from schemas import DeadLetter, Post
+from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
 from workers.inference import Decoded, SentimentModel
 from workers.preprocess import BadInput, parse_post
@@ -78,24 +79,26 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     triage = Triage(model, settings)
     processed: dict = {}  # TP -> next offset to process, for the lag gauge
 
-    def prepare(events: Sequence[faust.EventT]) -> tuple[list[Post], list[Decoded], list[DeadLetter]]:
+    def prepare(events: Sequence[faust.EventT], _: None) -> tuple[list[Post], list[Decoded], list[DeadLetter]]:
         record_queue_wait(events, time.time())
         metrics.BATCH_SIZE.observe(len(events))
         with metrics.DECODE_SECONDS.time():
             return triage(events)
 
-    async def finish(events: Sequence[faust.EventT], prepared: tuple) -> None:
+    def score(events: Sequence[faust.EventT], prepared: tuple) -> tuple[list[SentimentResult], list[DeadLetter]]:
         posts, decoded, dead = prepared
-        results = []
-        if posts:
-            started = time.perf_counter()
-            try:
-                results = await asyncio.to_thread(model.predict, posts, decoded)
-            except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
-                log.exception("inference failed for a batch")
-                dead = dead + [dead_letter(e, f"inference failed: {exc!r}") for e in events
+        if not posts:
+            return [], dead
+        try:
+            with metrics.MODEL_SECONDS.time():
+                return model.predict(posts, decoded), dead
+        except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
+            log.exception("inference failed for a batch")
+            return [], dead + [dead_letter(e, f"inference failed: {exc!r}") for e in events
                                if e.message.value and not any(d.offset == e.message.offset for d in dead)]
-            metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
+
+    async def deliver(events: Sequence[faust.EventT], scored: tuple) -> None:
+        results, dead = scored
         with metrics.DELIVERY_SECONDS.time():
             deliveries = [
                 await topics.sentiment.send(key=r.post_id.encode(), value=r.model_dump_json().encode())
@@ -111,11 +114,11 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
             metrics.DEAD_LETTERS.labels(metrics.reason_label(letter.reason)).inc()
             log.warning("post sent to dead-letter topic", reason=letter.reason, partition=letter.partition,
                         offset=letter.offset)
-        log.debug("batch done", posts=len(posts), dead=len(dead))
+        log.debug("batch done", results=len(results), dead=len(dead))
 
     @app.agent(topics.posts, name="infer")
     async def infer(stream: faust.StreamT) -> None:
-        pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, prepare, finish)
+        pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, [prepare, score, deliver])
         await pipeline.run(stream.noack().events())
 
     @app.timer(LAG_INTERVAL_S)

@@ -1,59 +1,66 @@
-"""A three-stage micro-batch pipeline: collect -> triage (parse, decode) -> score and deliver.
+"""A staged micro-batch pipeline: collect -> stage 1 -> stage 2 -> ... -> last stage (which acks).
 
 Faust's `take_events` processes one batch at a time: while the model scores batch N nothing decodes
-batch N+1, and the model sits idle during every parse, decode and produce. Here the stages are
-tasks joined by bounded queues, so batch N+1 is decoded on the thread pool while batch N is on the
-model, and batch N+2 is being collected. Events are acked (their offsets become committable) only by
-the last stage, in consumption order, after the broker acknowledged every result: a crash or a
-SIGKILL anywhere redelivers, never skips. Memory is bounded by the queue sizes: a full inbox stops
-the agent from pulling more events, and Faust stops fetching (backpressure). On a graceful stop the
-events already pulled are finished (up to `DRAIN_TIMEOUT_S`) before the stages are cancelled.
+batch N+1, and the model sits idle during every parse, decode and produce round trip. Here every
+stage is a task and stages are joined by bounded queues, so the worker decodes batch N+2 on its
+thread pool while the model scores batch N+1 and batch N's results wait for the broker's
+acknowledgement. Each stage handles one batch at a time, in order, so events are acked (their
+offsets become committable) in consumption order, by the last stage, after the broker acknowledged
+every result: a crash or a SIGKILL anywhere redelivers, never skips. Memory is bounded by the queue
+sizes: a full inbox stops the agent from pulling more events, and Faust stops fetching
+(backpressure). On a graceful stop the events already pulled are finished (up to
+`DRAIN_TIMEOUT_S`) before the stages are cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+import inspect
+from collections.abc import AsyncIterable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from monitor.logging import get_logger
 
 log = get_logger(__name__)
 
 E = TypeVar("E")
-T = TypeVar("T")
 
 DRAIN_TIMEOUT_S = 30.0
 
+Stage = Callable[[Sequence[Any], Any], Any]
+"""`stage(batch, previous stage's output)` (the first stage gets None). A plain function runs in a thread
+(blocking work: decoding, the model); a coroutine function runs on the event loop (I/O)."""
 
-class BatchPipeline(Generic[E, T]):
-    """Feed it events; it calls `prepare(batch)` (a blocking function, run in a thread) and then
-    `finish(batch, prepared)` (a coroutine, which must ack the batch) one batch after another."""
 
-    def __init__(self, max_batch: int, max_wait_s: float, prepare: Callable[[Sequence[E]], T],
-                 finish: Callable[[Sequence[E], T], Awaitable[None]]) -> None:
+class BatchPipeline(Generic[E]):
+    """Feed it events; every batch passes through `stages` in order. The last stage must ack the batch."""
+
+    def __init__(self, max_batch: int, max_wait_s: float, stages: Sequence[Stage]) -> None:
+        if not stages:
+            raise ValueError("a pipeline needs at least one stage")
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
-        self.prepare, self.finish = prepare, finish
+        self.stages = list(stages)
         self.inbox: asyncio.Queue[E] = asyncio.Queue(maxsize=max_batch)
-        self.batches: asyncio.Queue[list[E]] = asyncio.Queue(maxsize=1)
-        self.prepared: asyncio.Queue[tuple[list[E], T]] = asyncio.Queue(maxsize=1)
+        # queues[i] feeds stage i: (batch, output of stage i-1)
+        self.queues: list[asyncio.Queue[tuple[list[E], Any]]] = [asyncio.Queue(maxsize=1) for _ in self.stages]
         self.in_flight = 0
-        """Events taken from the inbox whose batch is not finished yet."""
+        """Events taken from the inbox whose batch has not left the last stage yet."""
 
     async def run(self, events: AsyncIterable[E]) -> None:
-        """Consume `events` until cancelled; a failing stage (a bug, a broker that refuses results) is raised
-        here, so the agent crashes loudly instead of stalling with a full inbox."""
-        stages = [asyncio.create_task(stage(), name=f"batch-{stage.__name__}")
-                  for stage in (self._collect, self._prepare, self._finish)]
+        """Consume `events` until cancelled, or until a finite source is exhausted and drained. A failing
+        stage (a bug, a broker that refuses results) is raised here, so the agent crashes loudly instead
+        of stalling with a full inbox."""
+        workers = [asyncio.create_task(self._collect(), name="batch-collect")]
+        workers += [asyncio.create_task(self._stage(i), name=f"batch-stage-{i}") for i in range(len(self.stages))]
         feeder = asyncio.create_task(self._feed(events), name="batch-feed")
-        waits = [feeder, *stages]
+        waits = [feeder, *workers]
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # raises the stage's exception
             if feeder.done():  # a finite source ended: finish its events, then return
                 waits.append(asyncio.create_task(self._drained()))
-                done, _ = await asyncio.wait([waits[-1], *stages], return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait([waits[-1], *workers], return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()
         except asyncio.CancelledError:
@@ -94,15 +101,15 @@ class BatchPipeline(Generic[E, T]):
                     self.in_flight += 1
                 except TimeoutError:
                     break
-            await self.batches.put(batch)
+            await self.queues[0].put((batch, None))
 
-    async def _prepare(self) -> None:
+    async def _stage(self, index: int) -> None:
+        stage, last = self.stages[index], index == len(self.stages) - 1
+        blocking = not inspect.iscoroutinefunction(stage)
         while True:
-            batch = await self.batches.get()
-            await self.prepared.put((batch, await asyncio.to_thread(self.prepare, batch)))
-
-    async def _finish(self) -> None:
-        while True:
-            batch, prepared = await self.prepared.get()
-            await self.finish(batch, prepared)
-            self.in_flight -= len(batch)
+            batch, previous = await self.queues[index].get()
+            output = await asyncio.to_thread(stage, batch, previous) if blocking else await stage(batch, previous)
+            if last:
+                self.in_flight -= len(batch)
+            else:
+                await self.queues[index + 1].put((batch, output))

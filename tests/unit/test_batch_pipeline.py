@@ -25,9 +25,13 @@ def recorder():
     return finished, finish
 
 
+def times_ten(batch, _previous):
+    return [x * 10 for x in batch]
+
+
 async def test_full_batches_in_order_and_a_partial_one_after_the_wait():
     finished, finish = recorder()
-    pipeline = BatchPipeline(4, 0.05, lambda batch: [x * 10 for x in batch], finish)
+    pipeline = BatchPipeline(4, 0.05, [times_ten, finish])
     await asyncio.wait_for(pipeline.run(source(range(10))), 5)  # a finite source: returns once all are done
     assert [x for batch in finished for x in batch] == list(range(10))  # consumption order kept
     assert all(len(batch) <= 4 for batch in finished)
@@ -38,11 +42,11 @@ async def test_prepare_runs_off_the_event_loop():
     threads = set()
     finished, finish = recorder()
 
-    def prepare(batch):
+    def prepare(batch, previous):
         threads.add(threading.get_ident())
-        return [x * 10 for x in batch]
+        return times_ten(batch, previous)
 
-    await asyncio.wait_for(BatchPipeline(2, 0.01, prepare, finish).run(source(range(4))), 5)
+    await asyncio.wait_for(BatchPipeline(2, 0.01, [prepare, finish]).run(source(range(4))), 5)
     assert len(finished) == 2
     assert threading.get_ident() not in threads
 
@@ -51,7 +55,7 @@ async def test_a_failing_stage_is_raised():
     async def finish(batch, prepared):
         raise RuntimeError("broker refused")
 
-    pipeline = BatchPipeline(2, 0.01, list, finish)
+    pipeline = BatchPipeline(2, 0.01, [lambda batch, _: list(batch), finish])
     with pytest.raises(RuntimeError, match="broker refused"):
         await asyncio.wait_for(pipeline.run(source(range(3))), 5)
 
@@ -63,7 +67,7 @@ async def test_cancel_finishes_what_was_already_pulled():
         await asyncio.sleep(0.05)
         await finish(batch, prepared)
 
-    pipeline = BatchPipeline(3, 0.01, lambda batch: [x * 10 for x in batch], slow_finish)
+    pipeline = BatchPipeline(3, 0.01, [times_ten, slow_finish])
     task = asyncio.create_task(pipeline.run(source(range(9), hold_open=True)))
     while pipeline.in_flight == 0:
         await asyncio.sleep(0.001)
@@ -73,3 +77,27 @@ async def test_cancel_finishes_what_was_already_pulled():
     pulled = sum(map(len, finished))
     assert pulled >= 1 and pipeline.in_flight == 0 and pipeline.inbox.empty()
     assert [x for batch in finished for x in batch] == list(range(pulled))
+
+
+async def test_stages_overlap_on_different_batches():
+    """While one batch waits in the last stage (a produce round trip), the middle stage starts the next."""
+    release = asyncio.Event()
+    started: list[int] = []
+    finished, finish = recorder()
+
+    def middle(batch, previous):
+        started.append(batch[0])
+        return previous
+
+    async def slow_last(batch, prepared):
+        if batch[0] == 0:
+            await release.wait()
+        await finish(batch, prepared)
+
+    task = asyncio.create_task(BatchPipeline(1, 0.01, [times_ten, middle, slow_last]).run(source(range(3))))
+    while len(started) < 2:  # batch 1 reached the middle stage while batch 0 is still held in the last one
+        await asyncio.sleep(0.005)
+    assert finished == []
+    release.set()
+    await asyncio.wait_for(task, 5)
+    assert finished == [[0], [1], [2]]
