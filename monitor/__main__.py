@@ -1,3 +1,4 @@
 from monitor.cli import main
 
-main()
+if __name__ == "__main__":  # spawned child processes (the model process) import this module too
+    main()

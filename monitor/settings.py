@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     worker_decode_threads: int = Field(
         default=4, ge=1, description="Threads that parse posts and decode images off the event loop."
     )
+    model_process: bool = Field(
+        default=True,
+        description="Run the model in a child process of the worker (no GIL shared with Kafka and decoding).",
+    )
     model_threads: int = Field(
         default=0, ge=0, description="CPU threads for the model; 0 = all cores but one (left for decoding and Kafka)."
     )

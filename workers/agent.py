@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import faust
 import torch
@@ -25,6 +26,7 @@ from monitor.streaming import Topics
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
 from workers.inference import Decoded, SentimentModel
+from workers.model_process import ModelProcess
 from workers.preprocess import BadInput, parse_post
 
 log = get_logger(__name__)
@@ -43,7 +45,7 @@ class Triage:
 
     The pool lives as long as the process: its idle threads cost nothing and exit with the interpreter."""
 
-    def __init__(self, model: SentimentModel, settings: Settings) -> None:
+    def __init__(self, model: SentimentModel | ModelProcess, settings: Settings) -> None:
         self.model, self.settings = model, settings
         self.pool = ThreadPoolExecutor(settings.worker_decode_threads, thread_name_prefix="decode")
 
@@ -74,7 +76,8 @@ def record_queue_wait(events: Sequence[faust.EventT], now_s: float) -> None:
             metrics.QUEUE_WAIT.observe(max(0.0, now_s - event.message.timestamp))
 
 
-def register_inference_agent(app: faust.App, topics: Topics, model: SentimentModel, settings: Settings):
+def register_inference_agent(app: faust.App, topics: Topics, model: SentimentModel | ModelProcess,
+                             settings: Settings):
     """Attach the agent to `app`. Events are acked (offsets committable) only after results are delivered."""
     triage = Triage(model, settings)
     processed: dict = {}  # TP -> next offset to process, for the lag gauge
@@ -92,6 +95,8 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
         try:
             with metrics.MODEL_SECONDS.time():
                 return model.predict(posts, decoded), dead
+        except BrokenProcessPool:
+            raise  # the model process died: crash and restart, never dead-letter good posts for it
         except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
             log.exception("inference failed for a batch")
             return [], dead + [dead_letter(e, f"inference failed: {exc!r}") for e in events
@@ -137,21 +142,28 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     return infer
 
 
-def set_model_threads(requested: int) -> int:
+def model_threads(requested: int) -> int:
     """Intra-op threads for the model. By default one core stays free: the pipeline decodes the next batch
     and talks to Kafka while the model works, and a model spread over every core would be slowed by that."""
-    threads = requested or max(1, (os.cpu_count() or 2) - 1)
+    return requested or max(1, (os.cpu_count() or 2) - 1)
+
+
+def load_model(settings: Settings) -> SentimentModel | ModelProcess:
+    """In a process of its own (MODEL_PROCESS, the default: no GIL shared with Kafka and decoding) or here."""
+    threads = model_threads(settings.model_threads)
+    if settings.model_process:
+        return ModelProcess(settings, threads)
     torch.set_num_threads(threads)
-    return threads
+    return SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
 
 
 def build_worker_app(settings: Settings) -> faust.App:
     from monitor.streaming import create_app, create_topics
 
     app = create_app("sentiment-worker", settings)
-    set_model_threads(settings.model_threads)
-    model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
-    log.info("model loaded", version=model.version, device=str(model.device), compiled=settings.model_compile)
+    model = load_model(settings)
+    log.info("model loaded", version=model.version, device=str(model.device), compiled=settings.model_compile,
+             own_process=settings.model_process)
     metrics.MODEL_INFO.labels(model.version, str(model.device)).set(1)
     register_inference_agent(app, create_topics(app, settings), model, settings)
     return app

@@ -12,6 +12,7 @@ import torch
 
 from monitor.logging import get_logger
 from schemas import Label, Post, SentimentResult
+from workers.preprocess import decode_image
 from workers.radm import RADM, RADMConfig
 from workers.radm.processor import RADMProcessor
 
@@ -42,7 +43,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _schema_labels(config: RADMConfig) -> tuple[Label, ...]:
+def schema_labels(config: RADMConfig) -> tuple[Label, ...]:
     """The worker emits sentiment labels only: a checkpoint of another label set (e.g. emotions) is refused."""
     try:
         return tuple(Label(name) for name in config.labels)
@@ -60,7 +61,7 @@ class SentimentModel:
         self.device = device
         self.version = version
         self.processor = RADMProcessor(model.config)
-        self.labels = _schema_labels(model.config)
+        self.labels = schema_labels(model.config)
         self.min_bucket_rows = min_bucket_rows
         self.autocast_dtype: torch.dtype | None = torch.bfloat16 if device.type == "cuda" else None
         """bf16 autocast on GPUs; None = fp32 (the CPU default, and the GPU benchmark's baseline)."""
@@ -90,8 +91,7 @@ class SentimentModel:
 
     def decode(self, post: Post, max_pixels: int) -> Decoded:
         """CPU-side work for one post; raises BadInput for an image that cannot be used."""
-        image = self.processor.decode_image(post.image, max_pixels) if post.image is not None else None
-        return post.text, image
+        return decode_post(post, self.config.image_size, max_pixels)
 
     def _autocast(self):
         if self.autocast_dtype is not None:
@@ -105,7 +105,7 @@ class SentimentModel:
         return tensor.to(self.device)
 
     @torch.inference_mode()
-    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Class probabilities (B, labels) on the CPU, computed length bucket by length bucket (see
         `length_buckets`) so short posts never pay for the longest one in the batch."""
         lengths = batch["attention_mask"].sum(dim=1)
@@ -123,26 +123,41 @@ class SentimentModel:
             probabilities[index] = torch.softmax(logits.float(), dim=-1).cpu()
         return probabilities
 
+    def score(self, decoded: Sequence[Decoded]) -> list[list[float]]:
+        """Label probabilities per post: the model's whole job (results are assembled by `sentiment_results`)."""
+        batch = self.processor.encode([d[0] for d in decoded], [d[1] for d in decoded])
+        return self.probabilities(batch).tolist()
+
     def predict(self, posts: Sequence[Post], decoded: Sequence[Decoded]) -> list[SentimentResult]:
         started = time.perf_counter()
-        batch = self.processor.encode([d[0] for d in decoded], [d[1] for d in decoded])
-        probabilities = self.logits(batch).tolist()
-        per_post_ms = (time.perf_counter() - started) * 1000 / max(1, len(posts))
-        return [
-            SentimentResult(
-                post_id=post.post_id,
-                created_at=post.created_at,
-                label=self.labels[max(range(len(probs)), key=probs.__getitem__)],
-                probabilities=dict(zip(self.labels, probs, strict=True)),
-                brands=sorted(set(post.brands)),
-                keywords=sorted(set(post.keywords)),
-                model_version=self.version,
-                latency_ms=per_post_ms,
-                text=post.text,
-                image_ref=post.image_ref,
-            )
-            for post, probs in zip(posts, probabilities, strict=True)
-        ]
+        return sentiment_results(posts, self.score(decoded), self.labels, self.version, started)
+
+
+def decode_post(post: Post, image_size: int, max_pixels: int) -> Decoded:
+    """A post's text and its image decoded at the model's size; raises BadInput for an unusable image."""
+    image = decode_image(post.image, image_size, max_pixels) if post.image is not None else None
+    return post.text, image
+
+
+def sentiment_results(posts: Sequence[Post], probabilities: Sequence[Sequence[float]], labels: Sequence[Label],
+                      version: str, started: float) -> list[SentimentResult]:
+    """One `SentimentResult` per post; `latency_ms` is the batch's time since `started`, per post."""
+    per_post_ms = (time.perf_counter() - started) * 1000 / max(1, len(posts))
+    return [
+        SentimentResult(
+            post_id=post.post_id,
+            created_at=post.created_at,
+            label=labels[max(range(len(probs)), key=probs.__getitem__)],
+            probabilities=dict(zip(labels, probs, strict=True)),
+            brands=sorted(set(post.brands)),
+            keywords=sorted(set(post.keywords)),
+            model_version=version,
+            latency_ms=per_post_ms,
+            text=post.text,
+            image_ref=post.image_ref,
+        )
+        for post, probs in zip(posts, probabilities, strict=True)
+    ]
 
 
 def length_buckets(lengths: Sequence[int], min_rows: int = 4) -> list[tuple[list[int], int]]:

@@ -94,7 +94,7 @@ def flops_per_post(model: SentimentModel, decoded: Sequence[Decoded], batch_size
     batch = model.processor.encode([r[0] for r in rows], [r[1] for r in rows])
     counter = FlopCounterMode(display=False)
     with counter:
-        model.logits(batch)
+        model.probabilities(batch)
     return counter.get_total_flops() / batch_size
 
 

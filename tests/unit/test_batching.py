@@ -38,4 +38,4 @@ def test_bucketed_probabilities_match_one_padded_batch():
     with torch.inference_mode():
         reference = torch.softmax(model.model(**batch), dim=-1)
     model.min_bucket_rows = 1
-    torch.testing.assert_close(model.logits(batch), reference, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model.probabilities(batch), reference, atol=1e-5, rtol=1e-4)

@@ -1,0 +1,75 @@
+"""The model in its own process gives the same results as in this one; the uint8 transfer is exact."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from monitor.samples import sample_images
+from monitor.settings import Settings
+from schemas import Post
+from workers.inference import SentimentModel
+from workers.model_process import ModelProcess, pack
+
+
+def test_decoded_images_survive_the_uint8_transfer_exactly():
+    model = SentimentModel.load("untrained", "cpu")
+    post = Post(post_id="p", created_at=datetime.now(UTC), text="x", image=sample_images()[0])
+    text, image = model.decode(post, 40_000_000)
+    ((_, sent),) = pack([(text, image)])
+    assert sent.dtype == np.uint8
+    np.testing.assert_array_equal(sent.astype(np.float32) / 255.0, image)
+
+
+@pytest.fixture(scope="module")
+def model_process():
+    process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"), threads=1)
+    yield process
+    process.close()
+
+
+def test_same_results_as_the_model_in_this_process(model_process):
+    local = SentimentModel.load("untrained", "cpu")
+    images = sample_images()
+    posts = [Post(post_id=f"p{i}", created_at=datetime(2026, 1, 1, tzinfo=UTC), text=f"post number {i} " * (1 + i % 4),
+                  image=images[i % len(images)] if i % 2 else None, brands=["acme"]) for i in range(9)]
+    decoded = [local.decode(post, 40_000_000) for post in posts]
+    remote = model_process.predict(posts, [model_process.decode(post, 40_000_000) for post in posts])
+    here = local.predict(posts, decoded)
+    assert model_process.version == local.version and model_process.labels == local.labels
+    assert [r.post_id for r in remote] == [p.post_id for p in posts]
+    for a, b in zip(remote, here, strict=True):
+        assert a.label == b.label and a.image_ref == b.image_ref and a.brands == b.brands
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
+
+
+def test_the_model_process_exits_when_its_worker_is_killed(tmp_path):
+    """SIGKILL gives the worker no chance to stop its child: the child must notice on its own."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from monitor.settings import Settings\n"
+        "from workers.model_process import ModelProcess\n"
+        "if __name__ == '__main__':\n"
+        "    process = ModelProcess(Settings(model_checkpoint='untrained', device='cpu'), threads=1)\n"
+        "    print('child', next(iter(process.pool._processes)), flush=True)\n"
+        "    time.sleep(600)\n")
+    worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = next(int(line.split()[1]) for line in worker.stdout if line.startswith("child "))
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the model process outlived its killed worker")
