@@ -10,7 +10,6 @@ or a produce round trip.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from monitor.settings import Settings
 from monitor.streaming import Topics
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
-from workers.inference import Decoded, SentimentModel
+from workers.inference import Decoded, SentimentModel, model_threads
 from workers.model_process import ModelProcess
 from workers.preprocess import BadInput, parse_post
 
@@ -142,19 +141,13 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     return infer
 
 
-def model_threads(requested: int) -> int:
-    """Intra-op threads for the model. By default one core stays free: the pipeline decodes the next batch
-    and talks to Kafka while the model works, and a model spread over every core would be slowed by that."""
-    return requested or max(1, (os.cpu_count() or 2) - 1)
-
-
 def load_model(settings: Settings) -> SentimentModel | ModelProcess:
     """In a process of its own (MODEL_PROCESS, the default: no GIL shared with Kafka and decoding) or here."""
-    threads = model_threads(settings.model_threads)
     if settings.model_process:
-        return ModelProcess(settings, threads)
-    torch.set_num_threads(threads)
-    return SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
+        return ModelProcess(settings)
+    model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
+    torch.set_num_threads(model_threads(model.model, settings.model_threads))
+    return model
 
 
 def build_worker_app(settings: Settings) -> faust.App:

@@ -27,7 +27,14 @@ import torch
 from monitor.logging import configure_logging, get_logger
 from monitor.settings import Settings
 from schemas import Post, SentimentResult
-from workers.inference import Decoded, SentimentModel, decode_post, schema_labels, sentiment_results
+from workers.inference import (
+    Decoded,
+    SentimentModel,
+    decode_post,
+    model_threads,
+    schema_labels,
+    sentiment_results,
+)
 from workers.radm import RADMConfig
 
 log = get_logger(__name__)
@@ -46,19 +53,20 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _load(settings: Settings, threads: int) -> None:
+def _load(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when this process stops
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     configure_logging(settings.log_level, settings.log_json)
-    torch.set_num_threads(threads)
     global _model
     _model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
+    torch.set_num_threads(model_threads(_model.model, settings.model_threads))
 
 
 def _describe() -> dict:
     assert _model is not None
-    return {"config": _model.config.to_dict(), "version": _model.version, "device": str(_model.device)}
+    return {"config": _model.config.to_dict(), "version": _model.version, "device": str(_model.device),
+            "threads": torch.get_num_threads()}
 
 
 def _score(packed: Packed) -> list[list[float]]:
@@ -76,16 +84,16 @@ class ModelProcess:
     """What the worker needs of a model (config, labels, version, device, decode, predict), served by a child
     process that owns the network."""
 
-    def __init__(self, settings: Settings, threads: int) -> None:
+    def __init__(self, settings: Settings) -> None:
         started = time.perf_counter()
         self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
-                                        initargs=(settings, threads))
+                                        initargs=(settings,))
         info = self.pool.submit(_describe).result()
         self.config = RADMConfig.from_dict(info["config"])
         self.labels = schema_labels(self.config)
         self.version: str = info["version"]
         self.device = torch.device(info["device"])
-        log.info("model process ready", seconds=round(time.perf_counter() - started, 1), threads=threads)
+        log.info("model process ready", seconds=round(time.perf_counter() - started, 1), threads=info["threads"])
 
     def decode(self, post: Post, max_pixels: int) -> Decoded:
         return decode_post(post, self.config.image_size, max_pixels)

@@ -34,16 +34,14 @@ def plot_results(folder: Path = Path("bench/results"), out: Path | None = None) 
     model_ax.legend(fontsize=7)
 
     workers = _load(folder, "worker-*.json")
-    labels, values = [], []
-    for report in workers:
-        name = report["model"]["version"]
-        for key, title in (("worker_batch_1", "worker b=1"), ("worker", f"worker b={report['worker']['batch_size']}"),
-                           ("model_alone", "model alone")):
-            labels.append(f"{title}\n{name}")
-            values.append(report[key]["posts_per_s"])
-    worker_ax.bar(labels, values, color=["#bbb", "#3a7", "#47c"] * max(1, len(workers)))
-    worker_ax.set(ylabel="posts/s", title="worker: Kafka -> sentiment")
-    worker_ax.tick_params(axis="x", labelsize=7)
+    kinds = (("worker_batch_1", "worker, batch 1", "#bbb"), ("worker", "worker, micro-batched", "#3a7"),
+             ("model_alone", "model alone", "#47c"))
+    for offset, (key, label, color) in enumerate(kinds):
+        worker_ax.bar([i * 4 + offset for i in range(len(workers))], [r[key]["posts_per_s"] for r in workers],
+                      color=color, label=label)
+    worker_ax.set_xticks([i * 4 + 1 for i in range(len(workers))], [r["model"]["version"] for r in workers])
+    worker_ax.set(yscale="log", ylabel="posts/s", title="worker: Kafka -> sentiment")
+    worker_ax.legend(fontsize=7)
 
     for report in _load(folder, "sink-*.json"):
         sink_ax.bar(["row at a time", "batched"], [report["row_at_a_time"]["rows_per_s"],

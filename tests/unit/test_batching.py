@@ -39,3 +39,14 @@ def test_bucketed_probabilities_match_one_padded_batch():
         reference = torch.softmax(model.model(**batch), dim=-1)
     model.min_bucket_rows = 1
     torch.testing.assert_close(model.probabilities(batch), reference, atol=1e-5, rtol=1e-4)
+
+
+def test_large_models_get_every_core_small_ones_leave_one_for_the_pipeline(monkeypatch):
+    import os
+
+    from workers.inference import model_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert model_threads(torch.nn.Linear(10, 10)) == 7
+    assert model_threads(torch.nn.Linear(2000, 1000)) == 8  # 2M parameters
+    assert model_threads(torch.nn.Linear(10, 10), requested=3) == 3

@@ -23,7 +23,7 @@ def test_decoded_images_survive_the_uint8_transfer_exactly():
 
 @pytest.fixture(scope="module")
 def model_process():
-    process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"), threads=1)
+    process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"))
     yield process
     process.close()
 
@@ -57,7 +57,7 @@ def test_the_model_process_exits_when_its_worker_is_killed(tmp_path):
         "from monitor.settings import Settings\n"
         "from workers.model_process import ModelProcess\n"
         "if __name__ == '__main__':\n"
-        "    process = ModelProcess(Settings(model_checkpoint='untrained', device='cpu'), threads=1)\n"
+        "    process = ModelProcess(Settings(model_checkpoint='untrained', device='cpu'))\n"
         "    print('child', next(iter(process.pool._processes)), flush=True)\n"
         "    time.sleep(600)\n")
     worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
