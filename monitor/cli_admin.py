@@ -42,8 +42,8 @@ def bench_sink(rows: int, baseline_rows: int, batch_size: int, out: Path) -> Non
     click.echo(f"wrote {out}")
 
 
-MODEL_HELP = "Preset with random weights (tiny, bootstrap, full-shapes = BERT-base + ViT-B/16 sizes) or a " \
-    "MODEL_CHECKPOINT value (bootstrap, untrained, a path)."
+MODEL_HELP = "A MODEL_CHECKPOINT value (bootstrap = the shipped checkpoint, untrained = seeded tiny model, a path) " \
+    "or a preset with random weights: tiny, full-shapes (BERT-base + ViT-B/16 sizes)."
 
 
 def _sizes(value: str) -> list[int]:

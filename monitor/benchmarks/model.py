@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -25,7 +26,8 @@ from workers.radm import RADM, RADMConfig
 
 log = get_logger(__name__)
 
-PRESETS = {"tiny": RADMConfig.tiny, "bootstrap": RADMConfig.bootstrap, "full-shapes": RADMConfig.full_shapes}
+PRESETS = {"tiny": RADMConfig.tiny, "full-shapes": RADMConfig.full_shapes}
+"""Random weights at real sizes; `bootstrap` (the shipped checkpoint) and `untrained` load as the worker does."""
 
 PEAK_BF16_DENSE_FLOPS = {  # vendor datasheets, dense (no sparsity)
     "H100 SXM": 989e12, "H100 80GB HBM3": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H200": 989e12,
@@ -45,8 +47,8 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
 
 
 def load_model(preset_or_checkpoint: str, device: str) -> SentimentModel:
-    """A preset name (random weights, real sizes) or anything `MODEL_CHECKPOINT` accepts."""
-    if preset_or_checkpoint in PRESETS:
+    """Anything `MODEL_CHECKPOINT` accepts, or a preset name (random weights, real sizes)."""
+    if preset_or_checkpoint in PRESETS and not Path(preset_or_checkpoint).exists():
         torch.manual_seed(0)
         config = PRESETS[preset_or_checkpoint]()
         from workers.inference import resolve_device
