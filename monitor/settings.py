@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         description="Run the model in a child process of the worker (no GIL shared with Kafka and decoding).",
     )
     model_threads: int = Field(
-        default=0, ge=0, description="CPU threads for the model; 0 = every core for models over 1M parameters, every "
+        default=0, ge=0, description="CPU threads for the model; 0 = every core for models over 5M parameters, every "
         "core but one (left for decoding and Kafka) for smaller ones."
     )
     model_compile: bool = Field(default=False, description="`torch.compile` the model (GPU hosts; slow first batches).")

@@ -134,11 +134,11 @@ class SentimentModel:
         return sentiment_results(posts, self.score(decoded), self.labels, self.version, started)
 
 
-SMALL_MODEL_PARAMETERS = 1_000_000
+SMALL_MODEL_PARAMETERS = 5_000_000
 
 
 def model_threads(model: torch.nn.Module, requested: int = 0) -> int:
-    """Intra-op CPU threads for a model: `requested`, or by default every core for a model over a million
+    """Intra-op CPU threads for a model: `requested`, or by default every core for a model over five million
     parameters (bound by arithmetic) and every core but one for a smaller one (bound by Python dispatch, which
     competes with decoding and Kafka for CPU). Measured on 2 cores: the bootstrap model scored 48.8 posts/s
     in the worker with 2 threads and 33.0 with 1; the tiny model 1,472 with 1 thread and 1,092 with 2."""

@@ -127,7 +127,8 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
     report = {
         "benchmark": "RADM posts/s by batch size (SentimentModel.predict on decoded posts)",
         "command": f"monitor bench model --model {model_name} --device {device} "
-                   f"--batch-sizes {','.join(map(str, batch_sizes))} --image-share {image_share}",
+                   f"--batch-sizes {','.join(map(str, batch_sizes))} --image-share {image_share} "
+                   f"--seconds {min_seconds:g} --precisions {','.join(precisions)}",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),

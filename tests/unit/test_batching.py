@@ -48,5 +48,6 @@ def test_large_models_get_every_core_small_ones_leave_one_for_the_pipeline(monke
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert model_threads(torch.nn.Linear(10, 10)) == 7
-    assert model_threads(torch.nn.Linear(2000, 1000)) == 8  # 2M parameters
+    assert model_threads(torch.nn.Linear(1100, 1000)) == 7  # 1.1M: the tiny test model's size (its vocabulary)
+    assert model_threads(torch.nn.Linear(6000, 1000)) == 8  # 6M parameters
     assert model_threads(torch.nn.Linear(10, 10), requested=3) == 3
