@@ -1,8 +1,8 @@
 """The model in a process of its own, so it never waits for the GIL.
 
 A worker's event loop (Faust, aiokafka) and its decode threads hold the GIL much of the time, and a
-PyTorch forward pass takes and releases the GIL around every operator. Measured on the 2-core VM: a
-Python thread holding the GIL 60% of the time slowed the tiny RADM from 4,142 to 1,545 posts/s. Here
+PyTorch forward pass takes and releases the GIL around every operator, so a small model in the
+worker's process spends much of its time waiting (README, "Performance": 1.11x from moving it). Here
 the model runs in a spawned child process; the worker sends each batch's texts and decoded images
 (uint8, a quarter of float32's bytes) and gets label probabilities back, then assembles the results
 itself. The child ignores SIGINT/SIGTERM: the worker finishes its in-flight batches and then stops it;
