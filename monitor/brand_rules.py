@@ -31,6 +31,14 @@ def normalise_term(term: str, prefix: str = "") -> str:
     return term[len(prefix):] if prefix and term.startswith(prefix) else term
 
 
+def brand_name(value: str) -> str:
+    """A brand as stored and compared everywhere (tracked brands, alert rules); empty is refused."""
+    name = normalise_term(value)
+    if not name:
+        raise ValueError("brand name is empty")
+    return name
+
+
 def _phrase(term: str) -> str:
     """A term as a regex where any run of whitespace matches any other."""
     return r"\s+".join(re.escape(word) for word in term.split())

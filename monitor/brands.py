@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.brand_rules import BrandMatcher, BrandRule, normalise_term
+from monitor.brand_rules import BrandMatcher, BrandRule, brand_name, normalise_term
 from monitor.db import tracked_brand
 from monitor.logging import get_logger
 
@@ -37,10 +37,7 @@ class TrackedBrand(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        value = normalise_term(value)
-        if not value:
-            raise ValueError("brand name is empty")
-        return value
+        return brand_name(value)
 
     @field_validator("keywords", "aliases")
     @classmethod

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.alerts.tables import alert_event, alert_rule
-from monitor.brand_rules import normalise_term
+from monitor.brand_rules import brand_name, normalise_term
 from monitor.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,10 +39,7 @@ class AlertRuleIn(BaseModel):
     @field_validator("brand")
     @classmethod
     def _brand(cls, value: str) -> str:
-        value = normalise_term(value)
-        if not value:
-            raise ValueError("brand is empty")
-        return value
+        return brand_name(value)
 
     @model_validator(mode="after")
     def _share_is_a_fraction(self) -> AlertRuleIn:

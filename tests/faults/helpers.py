@@ -17,6 +17,7 @@ from monitor.pipeline import ChildProcess
 from monitor.settings import Settings
 from schemas import Post, SentimentResult
 from tests.faults.report import FaultReport
+from tests.integration.kafka_helpers import read_topic
 from tests.integration.trend_helpers import bucket_start
 
 MARKER_BRAND = "fault-marker"
@@ -163,26 +164,19 @@ async def assert_counted_once(engine: AsyncEngine, posts: Sequence[Post], report
 
 async def read_all(settings: Settings, topic: str, complete: Callable[[list], bool], quiet_s: float = 1.5,
                    timeout_s: float = 60.0) -> list:
-    """Every message on a topic that no one writes to any more, read from the start outside any consumer
-    group: until `complete(messages)` holds and then `quiet_s` passes with nothing new."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    messages: list = []
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        loop = asyncio.get_running_loop()
-        deadline, quiet_since = loop.time() + timeout_s, loop.time()
-        while not complete(messages) or loop.time() - quiet_since < quiet_s:
-            assert loop.time() < deadline, f"{topic}: only {len(messages)} messages"
-            batch = [m for part in (await consumer.getmany(timeout_ms=200)).values() for m in part]
-            if batch:
-                messages += batch
-                quiet_since = loop.time()
-    finally:
-        await consumer.stop()
-    return messages
+    """Every message on a topic that no one writes to any more: until `complete(messages)` holds and then
+    `quiet_s` passes with nothing new."""
+    return await read_topic(settings, topic, complete, timeout_s=timeout_s, quiet_s=quiet_s)
+
+
+WARM_UP = 10
+
+
+async def start_warm(settings: Settings, engine, pipeline, posts, warm_up: int = WARM_UP) -> None:
+    """Start worker and sink and wait until the first posts went all the way through (groups formed)."""
+    pipeline.start()
+    await produce(settings, post_messages(posts[:warm_up]))
+    await wait_stored(engine, {p.post_id for p in posts[:warm_up]}, pipeline)
 
 
 async def times_scored(settings: Settings, ids: set[str]) -> Counter:

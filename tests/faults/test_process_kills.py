@@ -14,11 +14,13 @@ from sqlalchemy import text
 
 from monitor.samples import sample_posts
 from tests.faults.helpers import (
+    WARM_UP,
     ProgressProbe,
     assert_counted_once,
     drain,
     post_messages,
     produce,
+    start_warm,
     stored_ids,
     times_scored,
     wait_stored,
@@ -27,17 +29,9 @@ from tests.faults.helpers import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-WARM_UP = 10
 POSTS = 240
 IN_FLIGHT = 8
 """Kill the worker once at least this many posts are scored but not committed: a crash must redo them."""
-
-
-async def start_warm(settings, engine, pipeline, posts) -> None:
-    """Start both processes and wait until the first posts went all the way through (groups formed)."""
-    pipeline.start()
-    await produce(settings, post_messages(posts[:WARM_UP]))
-    await wait_stored(engine, {p.post_id for p in posts[:WARM_UP]}, pipeline)
 
 
 async def test_worker_sigkill_mid_batch_then_restart(fault_settings, fault_engine, pipeline, fault_report):

@@ -17,10 +17,12 @@ from monitor.samples import BRANDS, sample_posts
 from monitor.trend_reader import TrendReader
 from monitor.trends import read_trends
 from tests.faults.helpers import (
+    WARM_UP,
     assert_counted_once,
     drain,
     post_messages,
     produce,
+    start_warm,
     stored_ids,
     wait_stored,
     wait_until,
@@ -28,15 +30,8 @@ from tests.faults.helpers import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-WARM_UP = 10
 POSTS = 200
 OUTAGE_S = 6.0
-
-
-async def start_warm(settings, engine, pipeline, posts) -> None:
-    pipeline.start()
-    await produce(settings, post_messages(posts[:WARM_UP]))
-    await wait_stored(engine, {p.post_id for p in posts[:WARM_UP]}, pipeline)
 
 
 async def hold(seconds: float, pipeline) -> None:
