@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     dlq_topic: str = Field(default="posts.dlq", description="Dead letters (JSON `DeadLetter`, with reason).")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions created for each topic at start-up.")
 
+    worker_group: str = Field(default="sentiment-worker", description="Consumer group (Faust app id) of the workers.")
+    sink_group: str = Field(default="sentiment-sink", description="Consumer group (Faust app id) of the sinks.")
     worker_max_batch: int = Field(default=32, ge=1, description="Micro-batch size cap.")
     worker_max_wait_s: float = Field(default=0.05, gt=0, description="Micro-batch latency cap.")
     worker_decode_threads: int = Field(

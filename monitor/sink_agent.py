@@ -116,6 +116,6 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
 def build_sink_app(settings: Settings) -> faust.App:
     if not settings.database_url or not settings.redis_url:
         raise RuntimeError("DATABASE_URL and REDIS_URL must be set (or use `monitor demo` for the embedded stack)")
-    app = create_app("sentiment-sink", settings)
+    app = create_app(settings.sink_group, settings)
     register_sink_agent(app, create_topics(app, settings), settings)
     return app

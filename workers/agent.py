@@ -153,7 +153,7 @@ def load_model(settings: Settings) -> SentimentModel | ModelProcess:
 def build_worker_app(settings: Settings) -> faust.App:
     from monitor.streaming import create_app, create_topics
 
-    app = create_app("sentiment-worker", settings)
+    app = create_app(settings.worker_group, settings)
     model = load_model(settings)
     log.info("model loaded", version=model.version, device=str(model.device), compiled=settings.model_compile,
              own_process=settings.model_process)

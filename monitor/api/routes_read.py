@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
+from monitor import brand_rules
 from monitor.alerts.rules import AlertEvent, AlertRule, list_rules, recent_events
 from monitor.api.auth import require_read
 from monitor.api.models import BrandComparison, BrandInfo, Comparison, ExamplePost, Health, TrendPoint, TrendSeries
 from monitor.api.queries import brands_overview, database_health, example_posts, redis_health
 from monitor.api.state import ApiState, get_state
-from monitor.brand_rules import normalise_term
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_read)])
 
@@ -32,10 +32,11 @@ def window(since: datetime | None, until: datetime | None) -> tuple[datetime | N
 
 
 def brand_name(raw: str) -> str:
-    name = normalise_term(raw)
-    if not name:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="brand name is empty")
-    return name
+    """The stored form of a brand from a URL; 422 when it is empty."""
+    try:
+        return brand_rules.brand_name(raw)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 
 
 @router.get("/brands", response_model=list[BrandInfo], summary="Tracked brands and brands with stored trends")

@@ -107,6 +107,8 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoin
     asyncio.run(produce(settings, payloads))
     env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "", "WORKER_MAX_BATCH": str(batch_size),
            "MODEL_CHECKPOINT": checkpoint, "DEVICE": device, "METRICS_PORT": "0", "TOPIC_PARTITIONS": str(PARTITIONS),
+           # its own group: run against a production broker, the benchmark never joins the real workers' group
+           "WORKER_GROUP": f"bench-worker-{run_id}",
            **{name.upper(): value for name, value in topics.items()}}
     log_path = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
     with log_path.open("wb") as log_file:

@@ -25,6 +25,7 @@ from monitor.benchmarks.report import device_name
 from monitor.embedded.process import free_port
 from monitor.pipeline import ChildProcess
 from monitor.samples import sample_posts
+from monitor.settings import Settings
 from schemas import SentimentResult
 from tests.integration.kafka_helpers import read_topic
 
@@ -34,7 +35,7 @@ WORKERS = 3
 POSTS_PER_PARTITION = 25
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "scaling-cpu.json"
 """Written when SCALING_REPORT=1: `SCALING_REPORT=1 .venv/bin/pytest -s tests/integration/test_scaling.py`."""
-GROUP = "sentiment-worker"  # the worker app's id, see workers.agent.build_worker_app
+GROUP = Settings.model_fields["worker_group"].default  # the workers' consumer group (WORKER_GROUP)
 
 
 async def group_members(settings) -> int:

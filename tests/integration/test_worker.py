@@ -52,7 +52,7 @@ async def test_sigterm_mid_stream_loses_nothing_and_metrics_are_served(stack, se
     while port + 1 == free_port():  # the supervisor uses port and port + 1
         port = free_port()
     env = {**stack.env(), **topics, "TOPIC_PARTITIONS": str(settings.topic_partitions), "WORKER_MAX_BATCH": "8",
-           "METRICS_PORT": str(port)}
+           "METRICS_PORT": str(port), "WORKER_GROUP": "worker-shutdown-test"}
     local = settings.model_copy(update={name.lower(): value for name, value in topics.items()})
     posts = list(sample_posts(POSTS, seed=42, start=datetime(2026, 8, 1, tzinfo=UTC), image_share=0.3))
     wanted = {post.post_id for post in posts}
@@ -87,6 +87,8 @@ async def test_sigterm_mid_stream_loses_nothing_and_metrics_are_served(stack, se
     restarted = start_workers(env, tmp_path / "workers-2.log", concurrency=1)
     try:
         results = await read_topic(local, local.sentiment_topic, lambda msgs: wanted <= scored(msgs), timeout_s=240)
+    except AssertionError as exc:  # say what the restarted worker did
+        raise AssertionError(f"{exc}\n{(tmp_path / 'workers-2.log').read_text()[-4000:]}") from None
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(90)
