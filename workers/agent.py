@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 
 import faust
 import torch
@@ -39,6 +40,17 @@ def dead_letter(event: faust.EventT, reason: str) -> DeadLetter:
                       payload=message.value or b"")
 
 
+@dataclass
+class Prepared:
+    """A batch after triage: the events that carry a usable post (aligned with posts and decoded), and the
+    dead letters of the others."""
+
+    usable: list[faust.EventT] = field(default_factory=list)
+    posts: list[Post] = field(default_factory=list)
+    decoded: list[Decoded] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
 class Triage:
     """Parse and decode a batch on a thread pool; split usable posts from dead letters (order kept).
 
@@ -58,15 +70,16 @@ class Triage:
             log.exception("unexpected error preparing a post")
             return f"internal error preparing the post: {exc!r}"
 
-    def __call__(self, events: Sequence[faust.EventT]) -> tuple[list[Post], list[Decoded], list[DeadLetter]]:
-        posts, decoded, dead = [], [], []
+    def __call__(self, events: Sequence[faust.EventT]) -> Prepared:
+        prepared = Prepared()
         for event, outcome in zip(events, self.pool.map(self.one, [e.message.value for e in events]), strict=True):
             if isinstance(outcome, str):
-                dead.append(dead_letter(event, outcome))
+                prepared.dead.append(dead_letter(event, outcome))
             else:
-                posts.append(outcome[0])
-                decoded.append(outcome[1])
-        return posts, decoded, dead
+                prepared.usable.append(event)
+                prepared.posts.append(outcome[0])
+                prepared.decoded.append(outcome[1])
+        return prepared
 
 
 def record_queue_wait(events: Sequence[faust.EventT], now_s: float) -> None:
@@ -81,25 +94,23 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     triage = Triage(model, settings)
     processed: dict = {}  # TP -> next offset to process, for the lag gauge
 
-    def prepare(events: Sequence[faust.EventT], _: None) -> tuple[list[Post], list[Decoded], list[DeadLetter]]:
+    def prepare(events: Sequence[faust.EventT], _: None) -> Prepared:
         record_queue_wait(events, time.time())
         metrics.BATCH_SIZE.observe(len(events))
         with metrics.DECODE_SECONDS.time():
             return triage(events)
 
-    def score(events: Sequence[faust.EventT], prepared: tuple) -> tuple[list[SentimentResult], list[DeadLetter]]:
-        posts, decoded, dead = prepared
-        if not posts:
-            return [], dead
+    def score(events: Sequence[faust.EventT], prepared: Prepared) -> tuple[list[SentimentResult], list[DeadLetter]]:
+        if not prepared.posts:
+            return [], prepared.dead
         try:
             with metrics.MODEL_SECONDS.time():
-                return model.predict(posts, decoded), dead
+                return model.predict(prepared.posts, prepared.decoded), prepared.dead
         except BrokenProcessPool:
             raise  # the model process died: crash and restart, never dead-letter good posts for it
         except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
             log.exception("inference failed for a batch")
-            return [], dead + [dead_letter(e, f"inference failed: {exc!r}") for e in events
-                               if e.message.value and not any(d.offset == e.message.offset for d in dead)]
+            return [], prepared.dead + [dead_letter(e, f"inference failed: {exc!r}") for e in prepared.usable]
 
     async def deliver(events: Sequence[faust.EventT], scored: tuple) -> None:
         results, dead = scored

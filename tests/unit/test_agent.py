@@ -112,3 +112,22 @@ def test_a_crashing_agent_takes_its_process_down():
 
     app = create_app("supervisor-test", Settings(kafka_bootstrap="localhost:1"))
     assert app.conf.agent_supervisor is mode.CrashingSupervisor
+
+
+async def test_a_failing_model_dead_letters_every_usable_post_once(harness, monkeypatch):
+    agent, sent = harness
+
+    def broken(self, posts, decoded):
+        raise RuntimeError("CUDA error: device-side assert")
+
+    monkeypatch.setattr(SentimentModel, "predict", broken)
+    async with agent.test_context() as context:
+        for i in range(3):
+            post = Post(post_id=f"f{i}", created_at=datetime.now(UTC), text="fine")
+            await context.put(post.model_dump_json().encode())
+        await context.put(b"not json")
+        await wait_for(lambda: len(sent["dlq"]) == 4)
+    letters = [DeadLetter.model_validate_json(raw) for raw in sent["dlq"]]
+    assert sent["sentiment"] == []
+    assert sorted(letter.reason.split(":")[0] for letter in letters) == ["inference failed"] * 3 + ["invalid post"]
+    assert len({letter.offset for letter in letters}) == 4  # each message once
