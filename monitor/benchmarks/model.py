@@ -46,15 +46,15 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
     return next((peak for key, peak in table.items() if key in name), None)
 
 
-def load_model(preset_or_checkpoint: str, device: str) -> SentimentModel:
+def load_model(preset_or_checkpoint: str, device: str, compile: bool = False) -> SentimentModel:
     """Anything `MODEL_CHECKPOINT` accepts, or a preset name (random weights, real sizes)."""
     if preset_or_checkpoint in PRESETS and not Path(preset_or_checkpoint).exists():
         torch.manual_seed(0)
         config = PRESETS[preset_or_checkpoint]()
         from workers.inference import resolve_device
 
-        return SentimentModel(RADM(config), resolve_device(device), f"{config.version}-random")
-    return SentimentModel.load(preset_or_checkpoint, device)
+        return SentimentModel(RADM(config), resolve_device(device), f"{config.version}-random", compile)
+    return SentimentModel.load(preset_or_checkpoint, device, compile=compile)
 
 
 def bench_posts(model: SentimentModel, count: int, image_share: float,
@@ -78,9 +78,11 @@ def posts_per_s(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[
         rows = [(i * batch_size + j) % len(posts) for j in range(batch_size)]
         return [posts[r] for r in rows], [decoded[r] for r in rows]
 
-    model.predict(*batch(0))  # warm-up: allocator, kernels, tokenizer caches
+    warm_up = max(1, len(posts) // batch_size)  # one pass over the posts: every length bucket, compiled or not
+    for i in range(warm_up):
+        model.predict(*batch(i))
     _sync(model)
-    done, i, started = 0, 1, time.perf_counter()
+    done, i, started = 0, warm_up, time.perf_counter()
     while True:
         model.predict(*batch(i))
         done, i = done + batch_size, i + 1
@@ -102,9 +104,10 @@ def flops_per_post(model: SentimentModel, decoded: Sequence[Decoded], batch_size
 
 def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int], image_share: float = 0.5,
                         min_seconds: float = 3.0, precisions: Sequence[str] = ("default",),
-                        out=None) -> dict:
-    """Measure posts/s per batch size (and per precision on a GPU); ratios against batch size 1."""
-    model = load_model(model_name, device)
+                        out=None, compile: bool = False) -> dict:
+    """Measure posts/s per batch size (and per precision on a GPU); ratios against batch size 1. With
+    `compile`, the first (warm-up) call of each batch size includes torch.compile's work."""
+    model = load_model(model_name, device, compile)
     posts, decoded = bench_posts(model, max(256, max(batch_sizes)), image_share)
     flops = flops_per_post(model, decoded, max(batch_sizes))
     runs = []
@@ -128,7 +131,7 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
         "benchmark": "RADM posts/s by batch size (SentimentModel.predict on decoded posts)",
         "command": f"monitor bench model --model {model_name} --device {device} "
                    f"--batch-sizes {','.join(map(str, batch_sizes))} --image-share {image_share} "
-                   f"--seconds {min_seconds:g} --precisions {','.join(precisions)}",
+                   f"--seconds {min_seconds:g} --precisions {','.join(precisions)}" + (" --compile" if compile else ""),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),
@@ -137,6 +140,7 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
                   "gflops_per_post": round(flops / 1e9, 3)},
         "image_share": image_share,
         "torch": torch.__version__,
+        "compiled": compile,
         "threads": torch.get_num_threads(),
         "runs": runs,
     }

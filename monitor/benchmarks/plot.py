@@ -29,7 +29,8 @@ def plot_results(folder: Path = Path("bench/results"), out: Path | None = None) 
         for precision in sorted({run["precision"] for run in report["runs"]}):
             runs = [r for r in report["runs"] if r["precision"] == precision]
             model_ax.plot([r["batch_size"] for r in runs], [r["posts_per_s"] for r in runs], marker="o",
-                          label=f"{report['model']['version']} {precision} ({report['device'][:28]})")
+                          label=f"{report['model']['version']}{' compiled' if report.get('compiled') else ''} "
+                                f"{precision} ({report['device'][:28]})")
     model_ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="posts/s", title="model alone")
     model_ax.legend(fontsize=7)
 

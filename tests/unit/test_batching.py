@@ -51,3 +51,14 @@ def test_large_models_get_every_core_small_ones_leave_one_for_the_pipeline(monke
     assert model_threads(torch.nn.Linear(1100, 1000)) == 7  # 1.1M: the tiny test model's size (its vocabulary)
     assert model_threads(torch.nn.Linear(6000, 1000)) == 8  # 6M parameters
     assert model_threads(torch.nn.Linear(10, 10), requested=3) == 3
+
+
+def test_torch_compile_gives_the_eager_probabilities():
+    """MODEL_COMPILE: inductor on the CPU (about a minute to compile here), dynamic shapes across length buckets."""
+    compiled = SentimentModel.load(None, "cpu", compile=True)
+    eager = SentimentModel.load(None, "cpu")
+    rng = np.random.default_rng(1)
+    texts = ["short", "a somewhat longer post about the product and its price " * 2, "ok then", "fine"]
+    images = [rng.random((3, 32, 32), dtype=np.float32) if i % 2 else None for i in range(len(texts))]
+    batch = eager.processor.encode(texts, images)
+    torch.testing.assert_close(compiled.probabilities(batch), eager.probabilities(batch), atol=1e-5, rtol=1e-4)
