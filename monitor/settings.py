@@ -50,7 +50,10 @@ class Settings(BaseSettings):
         default=0, ge=0, description="CPU threads for the model; 0 = every core for models over 5M parameters, every "
         "core but one (left for decoding and Kafka) for smaller ones."
     )
-    model_compile: bool = Field(default=False, description="`torch.compile` the model (GPU hosts; slow first batches).")
+    model_compile: bool = Field(
+        default=False,
+        description="`torch.compile` the model (its first batches wait for compiling, about a minute on 2 CPU cores).",
+    )
     sink_max_batch: int = Field(default=500, ge=1, description="Results per PostgreSQL transaction, at most.")
     sink_max_wait_s: float = Field(default=0.2, gt=0, description="Sink batch latency cap.")
 
