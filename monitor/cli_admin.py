@@ -129,6 +129,8 @@ def bench_e2e(model_name: str, rate: float, seconds: float, image_share: float, 
     click.echo(f"offered {report['offered_posts_per_s']:,.1f} posts/s for {seconds:g} s: {report['visible']} of "
                f"{report['posts']} visible, {report['never_visible']} never")
     click.echo("latency: " + "  ".join(f"{name} {value:.3f} s" for name, value in latency.items()))
+    click.echo("mean per stage: " + "  ".join(f"{name} {value:.3f} s" for name, value in report["mean_stage_s"].items()
+                                            if value is not None))
     click.echo(f"wrote {out}")
 
 

@@ -60,6 +60,8 @@ def test_bench_e2e_sees_every_post_in_redis_and_plot_draws_all_reports(stack, tm
     report = json.loads(out.read_text())
     assert report["posts"] == 40 and report["never_visible"] == 0
     assert 0 < report["latency_s"]["p50"] <= report["latency_s"]["p99"] <= report["latency_s"]["max"]
+    stages = report["mean_stage_s"]  # read from the worker's and the sink's own /metrics
+    assert all(stages[name] > 0 for name in ("worker_queue_wait", "worker_model", "sink_queue_wait", "sink_write"))
     done = monitor(stack, "bench", "plot", "--results", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "summary.png").stat().st_size > 10_000
