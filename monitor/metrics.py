@@ -48,6 +48,13 @@ SINK_RETRIES = Counter("monitor_sink_write_retries", "PostgreSQL writes retried 
 SINK_CACHE_FAILURES = Counter("monitor_sink_cache_failures",
                               "Redis cache writes skipped (repaired from PostgreSQL when Redis answers again).")
 
+def observe_queue_wait(histogram: Histogram, events, now_s: float) -> None:
+    """Seconds from each Faust event's Kafka timestamp to `now_s` (events without a timestamp are skipped)."""
+    for event in events:
+        if event.message.timestamp:
+            histogram.observe(max(0.0, now_s - event.message.timestamp))
+
+
 REASONS = (
     ("empty message", "empty"),
     ("message of", "message_too_large"),
@@ -55,6 +62,7 @@ REASONS = (
     ("image of", "image_too_large"),
     ("undecodable image", "undecodable_image"),
     ("inference failed", "inference_failed"),
+    ("internal error", "internal_error"),
 )
 
 

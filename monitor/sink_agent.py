@@ -89,10 +89,7 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
     async def sink(stream: faust.StreamT) -> None:
         await write_with_retry(migrate, "schema")
         async for events in stream.take_events(settings.sink_max_batch, within=settings.sink_max_wait_s):
-            now = time.time()
-            for event in events:
-                if event.message.timestamp:
-                    metrics.SINK_QUEUE_WAIT.observe(max(0.0, now - event.message.timestamp))
+            metrics.observe_queue_wait(metrics.SINK_QUEUE_WAIT, events, time.time())
             results, dead = [], []
             for event in events:
                 try:

@@ -82,12 +82,6 @@ class Triage:
         return prepared
 
 
-def record_queue_wait(events: Sequence[faust.EventT], now_s: float) -> None:
-    for event in events:
-        if event.message.timestamp:
-            metrics.QUEUE_WAIT.observe(max(0.0, now_s - event.message.timestamp))
-
-
 def register_inference_agent(app: faust.App, topics: Topics, model: SentimentModel | ModelProcess,
                              settings: Settings):
     """Attach the agent to `app`. Events are acked (offsets committable) only after results are delivered."""
@@ -95,7 +89,7 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     processed: dict = {}  # TP -> next offset to process, for the lag gauge
 
     def prepare(events: Sequence[faust.EventT], _: None) -> Prepared:
-        record_queue_wait(events, time.time())
+        metrics.observe_queue_wait(metrics.QUEUE_WAIT, events, time.time())
         metrics.BATCH_SIZE.observe(len(events))
         with metrics.DECODE_SECONDS.time():
             return triage(events)

@@ -15,6 +15,7 @@ def test_dead_letter_reasons_map_to_a_few_labels():
     assert reason_label("invalid post: created_at: Field required") == "invalid_post"
     assert reason_label("image of 20000x20000 pixels exceeds limit of 40000000") == "image_too_large"
     assert reason_label("undecodable image: cannot identify image file") == "undecodable_image"
+    assert reason_label("internal error preparing the post: ZeroDivisionError()") == "internal_error"
     assert reason_label("something new") == "other"
 
 
