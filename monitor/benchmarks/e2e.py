@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 from tqdm import tqdm
 
-from monitor.benchmarks.report import device_name, host_info, write_report
+from monitor.benchmarks.report import device_name, host_info, stage_means, write_report
 from monitor.cache import updates_channel
 from monitor.embedded.process import free_port
 from monitor.embedded.stack import EmbeddedStack
@@ -106,33 +106,6 @@ async def warm_up(producer: AIOKafkaProducer, settings: Settings, sent: dict, se
         await asyncio.sleep(0.1)
 
 
-STAGES = {
-    "worker_queue_wait": "monitor_worker_queue_wait_seconds",
-    "worker_decode": "monitor_worker_decode_seconds",
-    "worker_model": "monitor_worker_model_seconds",
-    "worker_delivery": "monitor_worker_delivery_seconds",
-    "sink_queue_wait": "monitor_sink_queue_wait_seconds",
-    "sink_write": "monitor_sink_write_seconds",
-}
-"""Where a post's time goes, from the processes' own histograms (queue waits are per post, the rest per batch)."""
-
-
-def stage_means(ports: dict[str, int]) -> dict[str, float | None]:
-    """Mean seconds per stage, read from the worker's and the sink's /metrics at the end of the run."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    samples: dict[str, float] = {}
-    for port in ports.values():
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            for family in text_string_to_metric_families(response.read().decode()):
-                for sample in family.samples:
-                    samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
-    return {stage: round(samples[f"{metric}_sum"] / samples[f"{metric}_count"], 4)
-            if samples.get(f"{metric}_count") else None for stage, metric in STAGES.items()}
-
-
 def run_e2e_benchmark(checkpoint: str, rate: float, seconds: float, image_share: float, worker_batch: int,
                       out: Path | None = None, settle_s: float = 60.0) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
@@ -144,7 +117,7 @@ def run_e2e_benchmark(checkpoint: str, rate: float, seconds: float, image_share:
                     .start() for role in ("worker", "sink")]
         try:
             measured = asyncio.run(measure(settings, rate, seconds, image_share, settle_s, children))
-            measured["mean_stage_s"] = stage_means(ports)
+            measured["mean_stage_s"] = stage_means(ports.values())
         finally:
             for child in children:
                 child.stop()

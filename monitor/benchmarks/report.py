@@ -6,9 +6,12 @@ import json
 import os
 import platform
 import socket
+import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.logging import get_logger
 
@@ -42,3 +45,27 @@ def write_report(report: dict, out: Path | None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     log.info("benchmark report written", path=str(out))
+
+
+STAGES = {
+    "worker_queue_wait": "monitor_worker_queue_wait_seconds",
+    "worker_decode": "monitor_worker_decode_seconds",
+    "worker_model": "monitor_worker_model_seconds",
+    "worker_delivery": "monitor_worker_delivery_seconds",
+    "sink_queue_wait": "monitor_sink_queue_wait_seconds",
+    "sink_write": "monitor_sink_write_seconds",
+}
+"""Where a post's time goes, from the processes' own histograms (queue waits are per post, the rest per batch)."""
+
+
+def stage_means(ports: Iterable[int]) -> dict[str, float | None]:
+    """Mean seconds per stage, read from the /metrics of the processes on `ports` (a stage whose process
+    is not among them is None)."""
+    samples: dict[str, float] = {}
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            for family in text_string_to_metric_families(response.read().decode()):
+                for sample in family.samples:
+                    samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
+    return {stage: round(samples[f"{metric}_sum"] / samples[f"{metric}_count"], 4)
+            if samples.get(f"{metric}_count") else None for stage, metric in STAGES.items()}

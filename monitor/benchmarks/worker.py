@@ -9,6 +9,9 @@ process start-up, model loading and the group join are not counted. Measured in 
 - the model alone (`SentimentModel.predict` on already-decoded posts, same batch size, in this process,
   while no worker runs) -> pipeline overhead = worker posts/s / model posts/s: what Kafka, JSON parsing
   and image decoding cost.
+
+The report also gives the worker's mean time per stage (decode, model, delivery per batch; queue wait per
+post), read from its /metrics, so a low ratio says which stage to look at.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
 from monitor.benchmarks.model import PRESETS, bench_posts, load_model, posts_per_s
-from monitor.benchmarks.report import device_name, host_info, write_report
+from monitor.benchmarks.report import device_name, host_info, stage_means, write_report
+from monitor.embedded.process import free_port
 from monitor.logging import get_logger
 from monitor.settings import Settings
 from monitor.streaming import ensure_topics
@@ -99,14 +103,18 @@ def steady_rate(stamps: list[float]) -> float:
 
 
 def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoint: str, device: str,
-               run_id: str, timeout_s: float) -> float:
+               run_id: str, timeout_s: float) -> tuple[float, dict[str, float]]:
+    """The worker's steady posts/s, and its mean seconds per stage (per post for the queue wait, per batch
+    for the others) from its /metrics."""
     topics = {"posts_topic": f"bench-posts-{run_id}", "sentiment_topic": f"bench-sentiment-{run_id}",
               "dlq_topic": f"bench-dlq-{run_id}"}
     settings = base.model_copy(update={**topics, "topic_partitions": PARTITIONS, "worker_max_batch": batch_size})
     asyncio.run(ensure_topics(settings))
     asyncio.run(produce(settings, payloads))
+    metrics_port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "", "WORKER_MAX_BATCH": str(batch_size),
-           "MODEL_CHECKPOINT": checkpoint, "DEVICE": device, "METRICS_PORT": "0", "TOPIC_PARTITIONS": str(PARTITIONS),
+           "MODEL_CHECKPOINT": checkpoint, "DEVICE": device, "METRICS_PORT": str(metrics_port),
+           "TOPIC_PARTITIONS": str(PARTITIONS),
            # its own group: run against a production broker, the benchmark never joins the real workers' group
            "WORKER_GROUP": f"bench-worker-{run_id}",
            **{name.upper(): value for name, value in topics.items()}}
@@ -116,6 +124,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoin
                                   stdout=log_file, stderr=subprocess.STDOUT)
     try:
         stamps = asyncio.run(result_timestamps(settings, len(payloads), worker, timeout_s))
+        stages = {stage: mean for stage, mean in stage_means([metrics_port]).items() if mean is not None}
     except RuntimeError:
         raise RuntimeError(f"worker failed:\n{log_path.read_text(errors='replace')[-3000:]}") from None
     finally:
@@ -125,7 +134,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoin
                 worker.wait(60)
             except subprocess.TimeoutExpired:
                 worker.kill()
-    return steady_rate(stamps)
+    return steady_rate(stamps), stages
 
 
 def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,
@@ -141,8 +150,9 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     with broker(bootstrap) as address:
         base = Settings(kafka_bootstrap=address)
-        batched = run_worker(base, payloads, batch_size, checkpoint, device, f"{run_id}-b{batch_size}", timeout_s)
-        single = run_worker(base, payloads[:baseline_posts], 1, checkpoint, device, f"{run_id}-b1", timeout_s)
+        batched, stages = run_worker(base, payloads, batch_size, checkpoint, device, f"{run_id}-b{batch_size}",
+                                     timeout_s)
+        single, _ = run_worker(base, payloads[:baseline_posts], 1, checkpoint, device, f"{run_id}-b1", timeout_s)
     model_alone = posts_per_s(model, sample, decoded, batch_size)
     report = {
         "benchmark": "worker posts/s, Kafka posts -> sentiment (JSON parsing, image decoding, RADM, produce)",
@@ -154,7 +164,8 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
         "broker": "KAFKA_BOOTSTRAP" if bootstrap else "embedded Tansu (memory storage)",
         "model": {"name": name, "version": model.version},
         "image_share": image_share,
-        "worker": {"batch_size": batch_size, "posts": posts, "posts_per_s": round(batched, 1)},
+        "worker": {"batch_size": batch_size, "posts": posts, "posts_per_s": round(batched, 1),
+                   "mean_stage_s": stages},
         "worker_batch_1": {"batch_size": 1, "posts": baseline_posts, "posts_per_s": round(single, 1)},
         "model_alone": {"batch_size": batch_size, "posts_per_s": round(model_alone, 1)},
         "batching_speedup": round(batched / single, 2),
