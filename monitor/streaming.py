@@ -35,10 +35,13 @@ def require_bootstrap(settings: Settings) -> str:
 def create_app(app_id: str, settings: Settings) -> faust.App:
     """A Faust app whose id is its consumer group; offsets are committed only for acked events."""
     brokers = ";".join(f"kafka://{host}" for host in require_bootstrap(settings).split(","))
+    datadir = settings.data_dir / "faust" / app_id  # Faust's default is a `<app id>-data` folder in the cwd
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return faust.App(
         app_id,
         broker=brokers,
         store="memory://",
+        datadir=str(datadir),
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",

@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import faust
@@ -26,7 +25,7 @@ from monitor.streaming import Topics
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
 from workers.inference import Decoded, SentimentModel, model_threads
-from workers.model_process import ModelProcess
+from workers.model_process import ModelProcess, ModelProcessDied
 from workers.preprocess import BadInput, parse_post
 
 log = get_logger(__name__)
@@ -100,7 +99,7 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
         try:
             with metrics.MODEL_SECONDS.time():
                 return model.predict(prepared.posts, prepared.decoded), prepared.dead
-        except BrokenProcessPool:
+        except ModelProcessDied:
             raise  # the model process died: crash and restart, never dead-letter good posts for it
         except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
             log.exception("inference failed for a batch")

@@ -20,7 +20,7 @@ from workers.radm.processor import RADMProcessor
 log = get_logger(__name__)
 
 Decoded = tuple[str, np.ndarray | None]
-"""What `decode` returns per post: its text and its image (float CHW in [0, 1]) or None."""
+"""What `decode` returns per post: its text and its image (uint8 HWC at the model's size) or None."""
 
 
 BOOTSTRAP = "bootstrap"

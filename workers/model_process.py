@@ -3,25 +3,28 @@
 A worker's event loop (Faust, aiokafka) and its decode threads hold the GIL much of the time, and a
 PyTorch forward pass takes and releases the GIL around every operator, so a small model in the
 worker's process spends much of its time waiting (README, "Performance": 1.11x from moving it). Here
-the model runs in a spawned child process; the worker sends each batch's texts and decoded images
-(uint8, a quarter of float32's bytes) and gets label probabilities back, then assembles the results
-itself. The child ignores SIGINT/SIGTERM: the worker finishes its in-flight batches and then stops it;
-if the worker is SIGKILLed, the child notices within a second and exits.
-If the child dies, `predict` raises `BrokenProcessPool` and the worker crashes (it is restarted and
+the model runs in a spawned child process joined to the worker by one pipe: the worker sends each
+batch's texts and decoded images (uint8, see `decode_image`) and gets label probabilities
+back, then assembles the results itself. The calling thread writes and reads the pipe itself: a
+`ProcessPoolExecutor` would hand every batch through two more threads (its queue manager and its
+feeder), each of which must win the GIL back from the busy event loop first (README, "Performance").
+The child ignores SIGINT/SIGTERM: the worker finishes its in-flight batches and then closes the pipe.
+If the worker is SIGKILLed, the kernel closes its end of the pipe and the child exits on the EOF.
+If the child dies, `predict` raises `ModelProcessDied` and the worker crashes (it is restarted and
 its uncommitted posts are redelivered) instead of dead-lettering good posts.
 """
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
-import os
 import signal
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
 
-import numpy as np
 import torch
 
 from monitor.logging import configure_logging, get_logger
@@ -39,45 +42,40 @@ from workers.radm import RADMConfig
 
 log = get_logger(__name__)
 
-Packed = list[tuple[str, np.ndarray | None]]
-"""A batch on its way to the child: texts and uint8 CHW images."""
-
-_model: SentimentModel | None = None
-"""The child's model (set by `_load`, the pool's initializer)."""
+JOIN_TIMEOUT_S = 10.0
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A worker killed with SIGKILL cannot stop its model process: this thread notices the orphaning and exits."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
+class ModelProcessDied(RuntimeError):
+    """The model process is gone (killed, out of memory, failed to load): the worker must crash, not
+    dead-letter the batch."""
 
 
-def _load(settings: Settings) -> None:
+def _serve(conn: Connection, settings: Settings) -> None:
+    """The child's main loop: load the model, then answer one batch at a time until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when this process stops
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     configure_logging(settings.log_level, settings.log_json)
-    global _model
-    _model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
-    torch.set_num_threads(model_threads(_model.model, settings.model_threads))
-
-
-def _describe() -> dict:
-    assert _model is not None
-    return {"config": _model.config.to_dict(), "version": _model.version, "device": str(_model.device),
-            "threads": torch.get_num_threads()}
-
-
-def _score(packed: Packed) -> list[list[float]]:
-    assert _model is not None
-    decoded = [(text, None if image is None else image.astype(np.float32) / 255.0) for text, image in packed]
-    return _model.score(decoded)
-
-
-def pack(decoded: Sequence[Decoded]) -> Packed:
-    """Decoded images are k/255 values of 8-bit pixels, so the uint8 round trip is exact."""
-    return [(text, None if image is None else np.rint(image * 255.0).astype(np.uint8)) for text, image in decoded]
+    try:
+        model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
+        torch.set_num_threads(model_threads(model.model, settings.model_threads))
+    except Exception as exc:  # noqa: BLE001 - reported to the worker, which fails to start with it
+        conn.send(("failed", f"{exc!r}"))
+        return
+    conn.send(("ok", {"config": model.config.to_dict(), "version": model.version, "device": str(model.device),
+                      "threads": torch.get_num_threads()}))
+    while True:
+        try:
+            decoded: list[Decoded] = conn.recv()
+        except (EOFError, OSError):  # the worker closed the pipe, or died
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", model.score(decoded))
+        except Exception as exc:  # noqa: BLE001 - one batch's failure is the worker's to handle (DLQ)
+            reply = ("error", f"{exc!r}")
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
 
 
 class ModelProcess:
@@ -86,22 +84,55 @@ class ModelProcess:
 
     def __init__(self, settings: Settings) -> None:
         started = time.perf_counter()
-        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
-                                        initargs=(settings,))
-        info = self.pool.submit(_describe).result()
+        context = multiprocessing.get_context("spawn")
+        self.conn, child_end = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child_end, settings), name="radm-model")
+        self.process.start()
+        child_end.close()  # only the child holds it now: its death reads as EOF here
+        self.lock = threading.Lock()
+        """One batch on the pipe at a time, whichever thread asks."""
+        atexit.register(self.close)  # before multiprocessing's own exit hook, which would wait for the child
+        try:
+            info = self._receive()
+        except RuntimeError as exc:
+            self.close()
+            raise ModelProcessDied(f"the model process failed to load the model: {exc}") from None
         self.config = RADMConfig.from_dict(info["config"])
         self.labels = schema_labels(self.config)
         self.version: str = info["version"]
         self.device = torch.device(info["device"])
-        log.info("model process ready", seconds=round(time.perf_counter() - started, 1), threads=info["threads"])
+        log.info("model process ready", seconds=round(time.perf_counter() - started, 1), threads=info["threads"],
+                 pid=self.process.pid)
+
+    def _receive(self) -> Any:
+        try:
+            status, payload = self.conn.recv()
+        except (EOFError, OSError):
+            raise ModelProcessDied(f"the model process exited (exit code {self.process.exitcode})") from None
+        if status != "ok":
+            raise RuntimeError(payload)
+        return payload
 
     def decode(self, post: Post, max_pixels: int) -> Decoded:
         return decode_post(post, self.config.image_size, max_pixels)
 
     def predict(self, posts: Sequence[Post], decoded: Sequence[Decoded]) -> list[SentimentResult]:
+        """Raises ModelProcessDied if the child is gone, RuntimeError if it failed on this batch."""
         started = time.perf_counter()
-        probabilities = self.pool.submit(_score, pack(decoded)).result()
+        with self.lock:
+            try:
+                self.conn.send(list(decoded))
+            except (BrokenPipeError, OSError):
+                raise ModelProcessDied(f"the model process exited (exit code {self.process.exitcode})") from None
+            probabilities = self._receive()
         return sentiment_results(posts, probabilities, self.labels, self.version, started)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        """Close the pipe (the child exits on the EOF, after the batch it is on) and wait for the child."""
+        atexit.unregister(self.close)
+        self.conn.close()
+        self.process.join(JOIN_TIMEOUT_S)
+        if self.process.is_alive():
+            log.warning("model process did not exit in time; killing it", pid=self.process.pid)
+            self.process.kill()
+            self.process.join()

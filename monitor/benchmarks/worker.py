@@ -119,6 +119,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoin
            "WORKER_GROUP": f"bench-worker-{run_id}",
            **{name.upper(): value for name, value in topics.items()}}
     log_path = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
+    log.info("worker started for the benchmark", batch_size=batch_size, log=str(log_path))
     with log_path.open("wb") as log_file:
         worker = subprocess.Popen([sys.executable, "-m", "monitor", "worker"], env=env, stdin=subprocess.DEVNULL,
                                   stdout=log_file, stderr=subprocess.STDOUT)

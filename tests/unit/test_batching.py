@@ -33,7 +33,7 @@ def test_bucketed_probabilities_match_one_padded_batch():
     model = SentimentModel.load(None, "cpu")
     rng = np.random.default_rng(0)
     texts = ["ok", "", "this is a much longer post about the product " * 3, "fine thanks", "meh", "great " * 9]
-    images = [rng.random((3, 32, 32), dtype=np.float32) if i % 2 else None for i in range(len(texts))]
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) if i % 2 else None for i in range(len(texts))]
     batch = model.processor.encode(texts, images)
     with torch.inference_mode():
         reference = torch.softmax(model.model(**batch), dim=-1)
@@ -59,6 +59,6 @@ def test_torch_compile_gives_the_eager_probabilities():
     eager = SentimentModel.load(None, "cpu")
     rng = np.random.default_rng(1)
     texts = ["short", "a somewhat longer post about the product and its price " * 2, "ok then", "fine"]
-    images = [rng.random((3, 32, 32), dtype=np.float32) if i % 2 else None for i in range(len(texts))]
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) if i % 2 else None for i in range(len(texts))]
     batch = eager.processor.encode(texts, images)
     torch.testing.assert_close(compiled.probabilities(batch), eager.probabilities(batch), atol=1e-5, rtol=1e-4)

@@ -1,4 +1,5 @@
-"""The model in its own process gives the same results as in this one; the uint8 transfer is exact."""
+"""The model in its own process: the same results as in this one, and every way it can fail is told apart
+(a batch it cannot score, a model it cannot load, a process that died)."""
 
 from datetime import UTC, datetime
 
@@ -9,16 +10,7 @@ from monitor.samples import sample_images
 from monitor.settings import Settings
 from schemas import Post
 from workers.inference import SentimentModel
-from workers.model_process import ModelProcess, pack
-
-
-def test_decoded_images_survive_the_uint8_transfer_exactly():
-    model = SentimentModel.load("untrained", "cpu")
-    post = Post(post_id="p", created_at=datetime.now(UTC), text="x", image=sample_images()[0])
-    text, image = model.decode(post, 40_000_000)
-    ((_, sent),) = pack([(text, image)])
-    assert sent.dtype == np.uint8
-    np.testing.assert_array_equal(sent.astype(np.float32) / 255.0, image)
+from workers.model_process import ModelProcess, ModelProcessDied
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +35,31 @@ def test_same_results_as_the_model_in_this_process(model_process):
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
 
 
+def test_a_batch_it_cannot_score_raises_and_the_process_serves_the_next(model_process):
+    post = Post(post_id="p", created_at=datetime(2026, 1, 1, tzinfo=UTC), text="fine")
+    with pytest.raises(RuntimeError, match="images must be uint8") as raised:
+        model_process.predict([post], [("fine", np.zeros((4, 4, 3), dtype=np.float32))])
+    assert not isinstance(raised.value, ModelProcessDied)  # the worker dead-letters this batch and goes on
+    assert [r.post_id for r in model_process.predict([post], [("fine", None)])] == ["p"]
+
+
+def test_a_killed_model_process_raises_model_process_died():
+    process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"))
+    try:
+        process.process.kill()
+        process.process.join()
+        post = Post(post_id="p", created_at=datetime(2026, 1, 1, tzinfo=UTC), text="fine")
+        with pytest.raises(ModelProcessDied, match="exited"):
+            process.predict([post], [("fine", None)])
+    finally:
+        process.close()
+
+
+def test_a_model_that_cannot_load_fails_the_start(tmp_path):
+    with pytest.raises(ModelProcessDied, match="failed to load"):
+        ModelProcess(Settings(model_checkpoint=str(tmp_path / "missing.pt"), device="cpu"))
+
+
 def test_the_model_process_exits_when_its_worker_is_killed(tmp_path):
     """SIGKILL gives the worker no chance to stop its child: the child must notice on its own."""
     import os
@@ -58,7 +75,7 @@ def test_the_model_process_exits_when_its_worker_is_killed(tmp_path):
         "from workers.model_process import ModelProcess\n"
         "if __name__ == '__main__':\n"
         "    process = ModelProcess(Settings(model_checkpoint='untrained', device='cpu'))\n"
-        "    print('child', next(iter(process.pool._processes)), flush=True)\n"
+        "    print('child', process.process.pid, flush=True)\n"
         "    time.sleep(600)\n")
     worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     child = next(int(line.split()[1]) for line in worker.stdout if line.startswith("child "))

@@ -60,7 +60,7 @@ def test_bootstrap_model_runs_and_its_checkpoint_holds_only_the_head(tmp_path):
     model = RADM(BOOTSTRAP).eval()
     assert model.image_positions is not None and model.image_positions.shape == (1, 49, BOOTSTRAP.hidden)
     processor = RADMProcessor(BOOTSTRAP)
-    image = torch.rand(3, 300, 200).numpy()
+    image = torch.randint(0, 256, (300, 200, 3), dtype=torch.uint8).numpy()
     batch = processor.encode(["what a great launch", ""], [None, image])
     with torch.inference_mode():
         logits = model(**batch)

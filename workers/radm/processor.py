@@ -29,26 +29,21 @@ class RADMProcessor:
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
     def decode_image(self, data: bytes, max_pixels: int) -> np.ndarray:
-        """Encoded bytes -> float32 CHW in [0, 1] at the model's size; raises BadInput (with a reason)."""
+        """Encoded bytes -> uint8 HWC at the model's size; raises BadInput (with a reason)."""
         return decode_image(data, self.config.image_size, max_pixels)
 
     def image_tensor(self, image: np.ndarray) -> Tensor:
-        """One image -> normalised (3, S, S) float32.
+        """One uint8 image, HWC RGB or HW grey, of any size -> normalised (3, S, S) float32.
 
-        Accepts what `decode_image` returns (float CHW in [0, 1]) or a uint8 HWC/HW array of any size
-        (e.g. `np.asarray(PIL.Image.open(...))`), which is resized here.
+        `decode_image` already gives S x S RGB; anything else (e.g. `np.asarray(PIL.Image.open(...))`
+        in training) is converted and resized here first.
         """
+        if image.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 HWC or HW arrays, got {image.dtype} of shape {image.shape}")
         size = self.config.image_size
-        if image.dtype == np.uint8:
-            pil = Image.fromarray(image).convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            pixels = torch.from_numpy(np.asarray(pil, dtype=np.float32).transpose(2, 0, 1) / 255.0)
-        else:
-            if image.ndim != 3 or image.shape[0] != 3:
-                raise ValueError(f"float images must be CHW with 3 channels in [0, 1], got shape {image.shape}")
-            pixels = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
-            if pixels.shape[1:] != (size, size):
-                pixels = torch.nn.functional.interpolate(pixels[None], size=(size, size), mode="bilinear",
-                                                         align_corners=False)[0]
+        if image.shape != (size, size, 3):
+            image = np.asarray(Image.fromarray(image).convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+        pixels = torch.tensor(image, dtype=torch.float32).permute(2, 0, 1).div_(255.0)
         return (pixels - self.mean) / self.std
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
