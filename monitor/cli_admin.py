@@ -90,23 +90,29 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
 @click.option("--baseline-posts", default=600, show_default=True, help="Posts drained by the batch-size-1 worker.")
 @click.option("--batch-size", default=32, show_default=True, help="WORKER_MAX_BATCH of the measured worker.")
 @click.option("--image-share", default=0.5, show_default=True, help="Share of posts with a 224 px JPEG photo.")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes on the host (`monitor worker --concurrency`).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="[default: bench/results/worker-<model>-<cpu|gpu>.json]")
+              help="[default: bench/results/worker-<model>-<cpu|gpu>[-c<concurrency>].json]")
 def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, batch_size: int,
-                 image_share: float, out: Path | None) -> None:
+                 image_share: float, concurrency: int, out: Path | None) -> None:
     """Worker posts/s from Kafka to `sentiment` vs batch size 1 and vs the model alone (on KAFKA_BOOTSTRAP, or
     an embedded broker)."""
     from monitor.benchmarks.worker import run_worker_benchmark
     from workers.inference import resolve_device
 
-    out = out or Path(f"bench/results/worker-{model_name}-{resolve_device(device).type.replace('cuda', 'gpu')}.json")
+    suffix = f"-c{concurrency}" if concurrency > 1 else ""
+    out = out or Path(f"bench/results/worker-{model_name}-{resolve_device(device).type.replace('cuda', 'gpu')}"
+                      f"{suffix}.json")
     report = run_worker_benchmark(get_settings().kafka_bootstrap, model_name, device, posts, baseline_posts,
-                                  batch_size, image_share, out=out)
+                                  batch_size, image_share, concurrency, out=out)
     click.echo(f"worker, batch {batch_size}:  {report['worker']['posts_per_s']:>10,.1f} posts/s")
     click.echo(f"worker, batch 1:   {report['worker_batch_1']['posts_per_s']:>10,.1f} posts/s  "
                f"-> micro-batching {report['batching_speedup']}x")
     click.echo(f"model alone:       {report['model_alone']['posts_per_s']:>10,.1f} posts/s  "
                f"-> pipeline efficiency {report['pipeline_efficiency']}")
+    cpu = "  ".join(f"{part} {ms:.3f}" for part, ms in report["worker"]["cpu_ms_per_post"].items())
+    click.echo(f"CPU ms per post:   {cpu}")
     click.echo(f"device:            {report['device']}")
     click.echo(f"wrote {out}")
 

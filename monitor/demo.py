@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from tqdm import tqdm
 
 from monitor.alerts.rules import AlertKind, AlertRuleIn, create_rule, list_rules
-from monitor.api.launch import free_port, start_api
+from monitor.api.launch import start_api
 from monitor.cache import cached_series
 from monitor.db import create_engine
+from monitor.embedded.process import free_port
 from monitor.embedded.stack import EmbeddedStack
 from monitor.logging import get_logger
 from monitor.pipeline import ChildProcess, wait_for_posts

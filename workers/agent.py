@@ -1,17 +1,18 @@
 """The inference agent: posts in micro-batches -> RADM -> sentiment; bad input -> DLQ with a reason.
 
-Batches flow through `workers.batching.BatchPipeline` in three stages, each on its own batch at a time:
+Batches flow through `workers.batching.BatchPipeline` in four stages, each on its own batch at a time:
 prepare (parse and decode on a thread pool; PIL releases the GIL, so images decode in parallel), score
-(the model, in a thread) and deliver (produce, await the broker's acknowledgements, then ack), so a
-committed offset always means "its results are in `sentiment`", and the model never waits for a decode
-or a produce round trip.
+(the model, in a thread), produce (hand results and dead letters to the producer) and confirm (await the
+broker's acknowledgements, then ack), so a committed offset always means "its results are in
+`sentiment`", the model never waits for a decode or a produce round trip, and batch N+1's results are
+on their way while the broker acknowledges batch N's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -48,6 +49,16 @@ class Prepared:
     posts: list[Post] = field(default_factory=list)
     decoded: list[Decoded] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class Produced:
+    """A batch whose results and dead letters are with the producer: `pending` resolve on the broker's acks."""
+
+    pending: list[Awaitable]
+    scored: int
+    dead: list[DeadLetter]
+    started: float
 
 
 class Triage:
@@ -105,28 +116,35 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
             log.exception("inference failed for a batch")
             return [], prepared.dead + [dead_letter(e, f"inference failed: {exc!r}") for e in prepared.usable]
 
-    async def deliver(events: Sequence[faust.EventT], scored: tuple) -> None:
+    async def produce(events: Sequence[faust.EventT], scored: tuple) -> Produced:
+        """Hand the batch's results and dead letters to the producer; the next stage awaits the broker."""
         results, dead = scored
-        with metrics.DELIVERY_SECONDS.time():
-            deliveries = [
-                await topics.sentiment.send(key=r.post_id.encode(), value=r.model_dump_json().encode())
-                for r in results
-            ] + [await topics.dlq.send(key=d.topic.encode(), value=d.model_dump_json().encode()) for d in dead]
-            await asyncio.gather(*deliveries)
-        for event in events:  # only now may the offsets be committed
+        started = time.perf_counter()
+        pending = [
+            await topics.sentiment.send(key=r.post_id.encode(), value=r.model_dump_json().encode())
+            for r in results
+        ] + [await topics.dlq.send(key=d.topic.encode(), value=d.model_dump_json().encode()) for d in dead]
+        return Produced(pending, len(results), dead, started)
+
+    async def confirm(events: Sequence[faust.EventT], produced: Produced) -> None:
+        """Await the broker's acknowledgements, then ack the events: only now may their offsets be committed."""
+        await asyncio.gather(*produced.pending)
+        metrics.DELIVERY_SECONDS.observe(time.perf_counter() - produced.started)
+        for event in events:
             event.ack()
             processed[event.message.tp] = max(processed.get(event.message.tp, 0), event.message.offset + 1)
-        metrics.POSTS.labels("scored").inc(len(results))
-        metrics.POSTS.labels("dead_letter").inc(len(dead))
-        for letter in dead:
+        metrics.POSTS.labels("scored").inc(produced.scored)
+        metrics.POSTS.labels("dead_letter").inc(len(produced.dead))
+        for letter in produced.dead:
             metrics.DEAD_LETTERS.labels(metrics.reason_label(letter.reason)).inc()
             log.warning("post sent to dead-letter topic", reason=letter.reason, partition=letter.partition,
                         offset=letter.offset)
-        log.debug("batch done", results=len(results), dead=len(dead))
+        log.debug("batch done", results=produced.scored, dead=len(produced.dead))
 
     @app.agent(topics.posts, name="infer")
     async def infer(stream: faust.StreamT) -> None:
-        pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, [prepare, score, deliver])
+        stages = [prepare, score, produce, confirm]
+        pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, stages)
         await pipeline.run(stream.noack().events())
 
     @app.timer(LAG_INTERVAL_S)

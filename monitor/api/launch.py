@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from monitor.pipeline import ChildProcess
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def start_api(env: dict[str, str], log_path: Path, port: int, host: str = "127.0.0.1",

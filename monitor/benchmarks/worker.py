@@ -10,8 +10,10 @@ process start-up, model loading and the group join are not counted. Measured in 
   while no worker runs) -> pipeline overhead = worker posts/s / model posts/s: what Kafka, JSON parsing
   and image decoding cost.
 
-The report also gives the worker's mean time per stage (decode, model, delivery per batch; queue wait per
-post), read from its /metrics, so a low ratio says which stage to look at.
+The worker is the production command, `monitor worker --concurrency N` (one host). The report also gives
+its mean time per stage (decode, model, delivery per batch; queue wait per post) from its /metrics, and
+the CPU milliseconds per post of its own processes, its model processes and the embedded broker over the
+steady part of the run: when every core is busy, the ratio is bounded by those, not by any one stage.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
@@ -43,19 +47,53 @@ PARTITIONS = 4
 
 
 @contextlib.contextmanager
-def broker(bootstrap: str | None) -> Iterator[str]:
-    """KAFKA_BOOTSTRAP when set, otherwise a private embedded broker for the benchmark's lifetime."""
+def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
+    """KAFKA_BOOTSTRAP when set, otherwise a private embedded broker for the benchmark's lifetime:
+    (bootstrap address, the embedded broker's pid or None)."""
     if bootstrap:
-        yield bootstrap
+        yield bootstrap, None
         return
     from monitor.embedded.kafka import kafka_server
 
     server = kafka_server(Path(tempfile.mkdtemp(prefix="bench-worker-")))
     server.start()
     try:
-        yield f"127.0.0.1:{server.port}"
+        yield f"127.0.0.1:{server.port}", server.pid
     finally:
         server.stop()
+
+
+class CpuMeter:
+    """CPU seconds per post of each part of a run, between two marks: the worker's own processes (Faust,
+    aiokafka, parsing, decoding, producing), its model processes, and the embedded broker. On a host whose
+    cores are all busy, these say what the pipeline costs next to the model, whatever the wall clock says."""
+
+    def __init__(self, worker_pid: int, broker_pid: int | None) -> None:
+        self.worker = psutil.Process(worker_pid)
+        self.broker = psutil.Process(broker_pid) if broker_pid else None
+        self.marks: list[tuple[int, dict[str, float]]] = []
+
+    def _cpu_seconds(self) -> dict[str, float]:
+        parts = {"pipeline": 0.0, "model": 0.0}
+        for process in [self.worker, *self.worker.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                # model processes are multiprocessing's spawned children (workers.model_process)
+                part = "model" if "multiprocessing.spawn" in " ".join(process.cmdline()) else "pipeline"
+                parts[part] += times.user + times.system
+        if self.broker is not None:
+            times = self.broker.cpu_times()
+            parts["broker"] = times.user + times.system
+        return parts
+
+    def mark(self, posts_done: int) -> None:
+        self.marks.append((posts_done, self._cpu_seconds()))
+
+    def ms_per_post(self) -> dict[str, float]:
+        """Between the first and the last mark."""
+        (first_posts, first), (last_posts, last) = self.marks[0], self.marks[-1]
+        posts = max(1, last_posts - first_posts)
+        return {part: round((last[part] - first[part]) * 1000 / posts, 3) for part in last}
 
 
 async def produce(settings: Settings, payloads: list[bytes]) -> None:
@@ -71,8 +109,9 @@ async def produce(settings: Settings, payloads: list[bytes]) -> None:
 
 
 async def result_timestamps(settings: Settings, expected: int, worker: subprocess.Popen,
-                            timeout_s: float) -> list[float]:
-    """Broker timestamps (s) of the first `expected` results, read outside any consumer group."""
+                            timeout_s: float, meter: CpuMeter) -> list[float]:
+    """Broker timestamps (s) of the first `expected` results, read outside any consumer group; `meter` is
+    marked when the 10th and the 90th percentile result arrive (the steady part of the run)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     stamps: list[float] = []
@@ -91,6 +130,8 @@ async def result_timestamps(settings: Settings, expected: int, worker: subproces
                 fresh = [m.timestamp / 1000 for batch in batches.values() for m in batch]
                 stamps += fresh
                 progress.update(len(fresh))
+                if len(meter.marks) < 2 and len(stamps) >= expected * (0.1 if not meter.marks else 0.9):
+                    meter.mark(len(stamps))
     finally:
         await consumer.stop()
     return sorted(stamps)
@@ -102,10 +143,17 @@ def steady_rate(stamps: list[float]) -> float:
     return (high - low) / max(1e-9, stamps[high] - stamps[low])
 
 
-def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoint: str, device: str,
-               run_id: str, timeout_s: float) -> tuple[float, dict[str, float]]:
-    """The worker's steady posts/s, and its mean seconds per stage (per post for the queue wait, per batch
-    for the others) from its /metrics."""
+@dataclass
+class WorkerRun:
+    posts_per_s: float
+    mean_stage_s: dict[str, float]
+    """Per post for the queue wait, per batch for the others, from the worker's /metrics."""
+    cpu_ms_per_post: dict[str, float]
+
+
+def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurrency: int, checkpoint: str,
+               device: str, run_id: str, timeout_s: float, broker_pid: int | None) -> WorkerRun:
+    """Drain `payloads` with `monitor worker --concurrency <concurrency>` at WORKER_MAX_BATCH=batch_size."""
     topics = {"posts_topic": f"bench-posts-{run_id}", "sentiment_topic": f"bench-sentiment-{run_id}",
               "dlq_topic": f"bench-dlq-{run_id}"}
     settings = base.model_copy(update={**topics, "topic_partitions": PARTITIONS, "worker_max_batch": batch_size})
@@ -121,11 +169,13 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoin
     log_path = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
     log.info("worker started for the benchmark", batch_size=batch_size, log=str(log_path))
     with log_path.open("wb") as log_file:
-        worker = subprocess.Popen([sys.executable, "-m", "monitor", "worker"], env=env, stdin=subprocess.DEVNULL,
-                                  stdout=log_file, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen([sys.executable, "-m", "monitor", "worker", "--concurrency", str(concurrency)],
+                                  env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+    meter = CpuMeter(worker.pid, broker_pid)
     try:
-        stamps = asyncio.run(result_timestamps(settings, len(payloads), worker, timeout_s))
-        stages = {stage: mean for stage, mean in stage_means([metrics_port]).items() if mean is not None}
+        stamps = asyncio.run(result_timestamps(settings, len(payloads), worker, timeout_s, meter))
+        ports = range(metrics_port, metrics_port + concurrency)  # --concurrency N: consecutive ports
+        stages = {stage: mean for stage, mean in stage_means(ports).items() if mean is not None}
     except RuntimeError:
         raise RuntimeError(f"worker failed:\n{log_path.read_text(errors='replace')[-3000:]}") from None
     finally:
@@ -135,12 +185,12 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, checkpoin
                 worker.wait(60)
             except subprocess.TimeoutExpired:
                 worker.kill()
-    return steady_rate(stamps), stages
+    return WorkerRun(steady_rate(stamps), stages, meter.ms_per_post())
 
 
 def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,
-                         batch_size: int, image_share: float, timeout_s: float = 900.0, out: Path | None = None
-                         ) -> dict:
+                         batch_size: int, image_share: float, concurrency: int = 1, timeout_s: float = 900.0,
+                         out: Path | None = None) -> dict:
     name = checkpoint
     model = load_model(checkpoint, device)
     if checkpoint in PRESETS:  # the worker process loads it like any checkpoint
@@ -149,28 +199,32 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
     sample, decoded = bench_posts(model, posts, image_share)
     payloads = [post.model_dump_json().encode() for post in sample]
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    with broker(bootstrap) as address:
+    with broker(bootstrap) as (address, broker_pid):
         base = Settings(kafka_bootstrap=address)
-        batched, stages = run_worker(base, payloads, batch_size, checkpoint, device, f"{run_id}-b{batch_size}",
-                                     timeout_s)
-        single, _ = run_worker(base, payloads[:baseline_posts], 1, checkpoint, device, f"{run_id}-b1", timeout_s)
+        batched = run_worker(base, payloads, batch_size, concurrency, checkpoint, device, f"{run_id}-b{batch_size}",
+                             timeout_s, broker_pid)
+        single = run_worker(base, payloads[:baseline_posts], 1, concurrency, checkpoint, device, f"{run_id}-b1",
+                            timeout_s, broker_pid)
     model_alone = posts_per_s(model, sample, decoded, batch_size)
     report = {
         "benchmark": "worker posts/s, Kafka posts -> sentiment (JSON parsing, image decoding, RADM, produce)",
         "command": f"monitor bench worker --model {name} --device {device} --posts {posts} "
-                   f"--baseline-posts {baseline_posts} --batch-size {batch_size} --image-share {image_share}",
+                   f"--baseline-posts {baseline_posts} --batch-size {batch_size} --image-share {image_share} "
+                   f"--concurrency {concurrency}",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),
         "broker": "KAFKA_BOOTSTRAP" if bootstrap else "embedded Tansu (memory storage)",
         "model": {"name": name, "version": model.version},
         "image_share": image_share,
-        "worker": {"batch_size": batch_size, "posts": posts, "posts_per_s": round(batched, 1),
-                   "mean_stage_s": stages},
-        "worker_batch_1": {"batch_size": 1, "posts": baseline_posts, "posts_per_s": round(single, 1)},
+        "worker": {"batch_size": batch_size, "concurrency": concurrency, "posts": posts,
+                   "posts_per_s": round(batched.posts_per_s, 1), "mean_stage_s": batched.mean_stage_s,
+                   "cpu_ms_per_post": batched.cpu_ms_per_post},
+        "worker_batch_1": {"batch_size": 1, "concurrency": concurrency, "posts": baseline_posts,
+                           "posts_per_s": round(single.posts_per_s, 1)},
         "model_alone": {"batch_size": batch_size, "posts_per_s": round(model_alone, 1)},
-        "batching_speedup": round(batched / single, 2),
-        "pipeline_efficiency": round(batched / model_alone, 3),
+        "batching_speedup": round(batched.posts_per_s / single.posts_per_s, 2),
+        "pipeline_efficiency": round(batched.posts_per_s / model_alone, 3),
     }
     write_report(report, out)
     return report

@@ -19,8 +19,9 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
 
-from monitor.api.launch import free_port, start_api
+from monitor.api.launch import start_api
 from monitor.db import post_sentiment
+from monitor.embedded.process import free_port
 from monitor.embedded.stack import EmbeddedStack
 from monitor.migrate import upgrade_head
 from monitor.pipeline import ChildProcess

@@ -9,9 +9,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from monitor.api.launch import free_port, start_api
+from monitor.api.launch import start_api
 from monitor.api.live import feed
 from monitor.cache import cache_buckets, updates_channel
+from monitor.embedded.process import free_port
 from monitor.sink import write_results
 from tests.integration.api_helpers import labelled, unique_brand
 

@@ -43,14 +43,20 @@ def test_bench_model_reports_every_batch_size_against_batch_1(stack, tmp_path):
 
 def test_bench_worker_drains_real_topics_and_compares_baselines(stack, tmp_path):
     out = tmp_path / "worker.json"
-    done = monitor(stack, "bench", "worker", "--posts", "120", "--baseline-posts", "40", "--batch-size", "8",
-                   "--out", str(out))
+    done = monitor(stack, "bench", "worker", "--posts", "400", "--baseline-posts", "40", "--batch-size", "8",
+                   "--concurrency", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["broker"] == "KAFKA_BOOTSTRAP"  # the test stack's broker, not a private one
-    assert report["worker"]["posts"] == 120 and report["worker_batch_1"]["posts"] == 40
+    assert report["worker"]["posts"] == 400 and report["worker_batch_1"]["posts"] == 40
     assert report["worker"]["posts_per_s"] > 0 and report["model_alone"]["posts_per_s"] > 0
     assert report["batching_speedup"] > 0 and report["pipeline_efficiency"] > 0
+    worker = report["worker"]
+    assert worker["concurrency"] == 2
+    assert worker["mean_stage_s"]["worker_model"] > 0  # from both processes' /metrics
+    # CPU per post of the worker processes and of their model processes; no broker of the benchmark's own
+    assert set(worker["cpu_ms_per_post"]) == {"pipeline", "model"}
+    assert worker["cpu_ms_per_post"]["pipeline"] > 0 and worker["cpu_ms_per_post"]["model"] > 0
 
 
 def test_bench_e2e_sees_every_post_in_redis_and_plot_draws_all_reports(stack, tmp_path):

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from monitor.api.launch import free_port
+from monitor.embedded.process import free_port
 
 pytestmark = pytest.mark.integration
 
