@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="`redis://host:port/db`.")
 
-    data_dir: Path = Field(default=Path(".monitor"), description="Where the embedded services keep data and logs.")
+    data_dir: Path = Field(
+        default=Path(".monitor"),
+        description="Where the embedded services keep data and logs, and Faust its app folders.",
+    )
 
     posts_topic: str = Field(default="posts", description="Input topic of posts (JSON `Post`).")
     sentiment_topic: str = Field(default="sentiment", description="Per-post results (JSON `SentimentResult`).")
