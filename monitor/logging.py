@@ -39,8 +39,12 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    # Tracebacks become text before masking (a password in an exception message is masked too) and carry no
+    # local variables: the console renderer's default (rich, with locals) printed connection URLs with their
+    # passwords, and whole batches of posts, on every crash.
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
-        structlog.stdlib.ProcessorFormatter.remove_processors_meta, _mask_event, renderer]))
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
+        _mask_event, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -26,6 +26,7 @@ log = get_logger(__name__)
 E = TypeVar("E")
 
 DRAIN_TIMEOUT_S = 30.0
+CANCEL_TIMEOUT_S = 2.0
 
 Stage = Callable[[Sequence[Any], Any], Any]
 """`stage(batch, previous stage's output)` (the first stage gets None). A plain function runs in a thread
@@ -75,7 +76,15 @@ class BatchPipeline(Generic[E]):
         finally:
             for task in waits:
                 task.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            # The stages stop at once. The feeder may not: cancelled while it waits for Faust's next event, the
+            # stream's generator runs `Stream.stop()` in its `finally`, which can wait on the very agent that is
+            # crashing here. Never let that keep a failing stage's exception from reaching the agent.
+            done, stuck = await asyncio.wait(waits, timeout=CANCEL_TIMEOUT_S)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: asyncio would log it as never retrieved
+            if stuck:
+                log.warning("pipeline tasks still stopping; not waiting for them", tasks=[t.get_name() for t in stuck])
 
     async def _feed(self, events: AsyncIterable[E]) -> None:
         async for event in events:

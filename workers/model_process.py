@@ -104,11 +104,15 @@ class ModelProcess:
         log.info("model process ready", seconds=round(time.perf_counter() - started, 1), threads=info["threads"],
                  pid=self.process.pid)
 
+    def _died(self) -> ModelProcessDied:
+        self.process.join(1.0)  # reap it, for the exit code (negative: the signal that killed it)
+        return ModelProcessDied(f"the model process exited (exit code {self.process.exitcode})")
+
     def _receive(self) -> Any:
         try:
             status, payload = self.conn.recv()
         except (EOFError, OSError):
-            raise ModelProcessDied(f"the model process exited (exit code {self.process.exitcode})") from None
+            raise self._died() from None
         if status != "ok":
             raise RuntimeError(payload)
         return payload
@@ -123,7 +127,7 @@ class ModelProcess:
             try:
                 self.conn.send(list(decoded))
             except (BrokenPipeError, OSError):
-                raise ModelProcessDied(f"the model process exited (exit code {self.process.exitcode})") from None
+                raise self._died() from None
             probabilities = self._receive()
         return sentiment_results(posts, probabilities, self.labels, self.version, started)
 

@@ -1,4 +1,5 @@
-"""SIGKILL of a worker mid-batch and of the sink mid-transaction: restarted, nothing lost, nothing counted twice.
+"""SIGKILL of a worker mid-batch, of its model process, and of the sink mid-transaction: restarted, nothing
+lost, nothing counted twice.
 
 A killed process never finishes its batch or commits its offsets, so the broker redelivers what it
 had in flight: the worker scores those posts again (duplicate results on `sentiment`) and the sink
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
+import psutil
 import pytest
 from sqlalchemy import text
 
 from monitor.samples import sample_posts
+from schemas import DeadLetter
 from tests.faults.helpers import (
     WARM_UP,
     ProgressProbe,
@@ -20,6 +23,7 @@ from tests.faults.helpers import (
     drain,
     post_messages,
     produce,
+    read_all,
     start_warm,
     stored_ids,
     times_scored,
@@ -57,6 +61,49 @@ async def test_worker_sigkill_mid_batch_then_restart(fault_settings, fault_engin
     assert rescored >= 1, "the kill should have forced the restarted worker to redo uncommitted work"
     await assert_counted_once(fault_engine, posts, fault_report, "worker SIGKILL mid-batch",
                               uncommitted_at_kill=in_flight_at_kill, rescored_after_restart=rescored)
+
+
+def model_process(worker_pid: int) -> psutil.Process:
+    """The worker's model process: the child multiprocessing spawned (workers.model_process)."""
+    children = [c for c in psutil.Process(worker_pid).children() if "multiprocessing.spawn" in " ".join(c.cmdline())]
+    assert len(children) == 1, f"expected one model process, found {children}"
+    return children[0]
+
+
+async def test_model_process_sigkill_crashes_the_worker_then_restart(fault_settings, fault_engine, pipeline,
+                                                                     fault_report):
+    """Posts must not be dead-lettered for a model that is gone: the worker exits instead, and its
+    restart (the process manager's job; here the test's) scores them."""
+    posts = list(sample_posts(POSTS, seed=203))
+    ids = {p.post_id for p in posts}
+    await start_warm(fault_settings, fault_engine, pipeline, posts)
+    producing = asyncio.create_task(produce(fault_settings, post_messages(posts[WARM_UP:]), rate_per_s=60))
+
+    async def under_way() -> bool:
+        return len(await stored_ids(fault_engine)) >= WARM_UP + 40
+
+    await wait_until(under_way, pipeline=pipeline, what="posts flowing")
+    assert pipeline.worker.proc is not None
+    pipeline.expected.discard("worker")  # it is meant to exit now
+    model_process(pipeline.worker.proc.pid).kill()
+
+    async def worker_exited() -> bool:
+        return not pipeline.worker.running
+
+    await wait_until(worker_exited, timeout_s=60, pipeline=pipeline, what="the worker to exit")
+    exit_code = pipeline.worker.proc.returncode
+    assert exit_code != 0
+    assert "the model process exited" in pipeline.log_text("worker")
+    pipeline.start("worker")
+    await producing
+    await wait_stored(fault_engine, ids, pipeline)
+    await drain(fault_settings, fault_engine, pipeline)
+
+    letters = [DeadLetter.model_validate_json(m.value)
+               for m in await read_all(fault_settings, fault_settings.dlq_topic, lambda messages: True)]
+    assert letters == [], f"good posts dead-lettered: {[letter.reason for letter in letters][:3]}"
+    await assert_counted_once(fault_engine, posts, fault_report, "model process SIGKILL", worker_exit_code=exit_code,
+                              dead_lettered=len(letters))
 
 
 async def test_sink_sigkill_mid_transaction_then_restart(fault_settings, fault_engine, pipeline, fault_report):

@@ -101,3 +101,22 @@ async def test_stages_overlap_on_different_batches():
     release.set()
     await asyncio.wait_for(task, 5)
     assert finished == [[0], [1], [2]]
+
+
+async def test_a_failing_stage_is_raised_even_when_the_source_will_not_stop():
+    """Faust's stream generator awaits `Stream.stop()` in its `finally`, which can wait on the crashing agent
+    itself: the stage's exception must still reach the agent (and crash the worker) promptly."""
+    async def stubborn_source():
+        try:
+            for item in range(3):
+                yield item
+            await asyncio.Event().wait()  # waiting for the next event when the stage fails
+        finally:
+            await asyncio.Event().wait()  # a stop that does not finish
+
+    def model_gone(batch, _previous):
+        raise RuntimeError("the model process exited")
+
+    pipeline = BatchPipeline(3, 0.01, [model_gone])
+    with pytest.raises(RuntimeError, match="model process exited"):
+        await asyncio.wait_for(pipeline.run(stubborn_source()), 10)

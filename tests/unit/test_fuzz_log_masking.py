@@ -40,3 +40,21 @@ def test_log_lines_never_carry_the_password(capsys) -> None:
     err = capsys.readouterr().err
     assert "hunter2" not in err
     assert err.count("monitor:***@db") == 3
+
+
+def connect(url: str) -> None:
+    raise ConnectionError(f"could not connect to {url}")
+
+
+def test_tracebacks_mask_the_password_and_print_no_local_variables(capsys) -> None:
+    """A crash's traceback once printed every frame's locals, connection URL and password included."""
+    url = "postgresql+psycopg://monitor:hunter2@db:5432/monitor"
+    for json in (False, True):
+        configure_logging("INFO", json=json)
+        try:
+            connect(url)
+        except ConnectionError:
+            get_logger("test").exception("crashed")
+        err = capsys.readouterr().err
+        assert "in connect" in err and "could not connect to postgresql+psycopg://monitor:***@db" in err
+        assert "hunter2" not in err

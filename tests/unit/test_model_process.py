@@ -49,7 +49,7 @@ def test_a_killed_model_process_raises_model_process_died():
         process.process.kill()
         process.process.join()
         post = Post(post_id="p", created_at=datetime(2026, 1, 1, tzinfo=UTC), text="fine")
-        with pytest.raises(ModelProcessDied, match="exited"):
+        with pytest.raises(ModelProcessDied, match=r"exited \(exit code -9\)"):
             process.predict([post], [("fine", None)])
     finally:
         process.close()
