@@ -116,7 +116,8 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
             log.exception("inference failed for a batch")
             return [], prepared.dead + [dead_letter(e, f"inference failed: {exc!r}") for e in prepared.usable]
 
-    async def produce(events: Sequence[faust.EventT], scored: tuple) -> Produced:
+    async def produce(events: Sequence[faust.EventT],
+                      scored: tuple[list[SentimentResult], list[DeadLetter]]) -> Produced:
         """Hand the batch's results and dead letters to the producer; the next stage awaits the broker."""
         results, dead = scored
         started = time.perf_counter()

@@ -77,8 +77,9 @@ class BatchPipeline(Generic[E]):
             for task in waits:
                 task.cancel()
             # The stages stop at once. The feeder may not: cancelled while it waits for Faust's next event, the
-            # stream's generator runs `Stream.stop()` in its `finally`, which can wait on the very agent that is
-            # crashing here. Never let that keep a failing stage's exception from reaching the agent.
+            # stream's generator runs `Stream.stop()` in its `finally`, a shutdown this pipeline does not control
+            # (a worker was once seen alive and stuck after its model process died). A failing stage's exception
+            # must reach the agent whatever the source does.
             done, stuck = await asyncio.wait(waits, timeout=CANCEL_TIMEOUT_S)
             for task in done:
                 if not task.cancelled():
