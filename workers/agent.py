@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import faust
-import torch
 
 from monitor import metrics
 from monitor.logging import get_logger
@@ -25,7 +24,7 @@ from monitor.settings import Settings
 from monitor.streaming import Topics
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
-from workers.inference import Decoded, SentimentModel, model_threads
+from workers.inference import Decoded, SentimentModel, load_worker_model
 from workers.model_process import ModelProcess, ModelProcessDied
 from workers.preprocess import BadInput, parse_post
 
@@ -168,9 +167,7 @@ def load_model(settings: Settings) -> SentimentModel | ModelProcess:
     """In a process of its own (MODEL_PROCESS, the default: no GIL shared with Kafka and decoding) or here."""
     if settings.model_process:
         return ModelProcess(settings)
-    model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
-    torch.set_num_threads(model_threads(model.model, settings.model_threads))
-    return model
+    return load_worker_model(settings)
 
 
 def build_worker_app(settings: Settings) -> faust.App:

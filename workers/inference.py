@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from monitor.logging import get_logger
+from monitor.settings import Settings
 from schemas import Label, Post, SentimentResult
 from workers.preprocess import decode_image
 from workers.radm import RADM, RADMConfig
@@ -132,6 +133,14 @@ class SentimentModel:
     def predict(self, posts: Sequence[Post], decoded: Sequence[Decoded]) -> list[SentimentResult]:
         started = time.perf_counter()
         return sentiment_results(posts, self.score(decoded), self.labels, self.version, started)
+
+
+def load_worker_model(settings: Settings) -> SentimentModel:
+    """The model as a worker serves it, in whichever process holds it: MODEL_CHECKPOINT on DEVICE (compiled
+    with MODEL_COMPILE), and this process's CPU threads set for its size (`model_threads`)."""
+    model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
+    torch.set_num_threads(model_threads(model.model, settings.model_threads))
+    return model
 
 
 SMALL_MODEL_PARAMETERS = 5_000_000

@@ -32,9 +32,8 @@ from monitor.settings import Settings
 from schemas import Post, SentimentResult
 from workers.inference import (
     Decoded,
-    SentimentModel,
     decode_post,
-    model_threads,
+    load_worker_model,
     schema_labels,
     sentiment_results,
 )
@@ -56,8 +55,7 @@ def _serve(conn: Connection, settings: Settings) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(settings.log_level, settings.log_json)
     try:
-        model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
-        torch.set_num_threads(model_threads(model.model, settings.model_threads))
+        model = load_worker_model(settings)
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which fails to start with it
         conn.send(("failed", f"{exc!r}"))
         return

@@ -90,10 +90,11 @@ class CpuMeter:
         self.marks.append((posts_done, self._cpu_seconds()))
 
     def ms_per_post(self) -> dict[str, float]:
-        """Between the first and the last mark."""
+        """Between the first and the last mark; empty (not measured) when results came too fast for two marks."""
         (first_posts, first), (last_posts, last) = self.marks[0], self.marks[-1]
-        posts = max(1, last_posts - first_posts)
-        return {part: round((last[part] - first[part]) * 1000 / posts, 3) for part in last}
+        if last_posts <= first_posts:
+            return {}
+        return {part: round((last[part] - first[part]) * 1000 / (last_posts - first_posts), 3) for part in last}
 
 
 async def produce(settings: Settings, payloads: list[bytes]) -> None:
