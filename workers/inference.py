@@ -101,7 +101,7 @@ class SentimentModel:
         return contextlib.nullcontext()
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Pinned host memory makes the host-to-device copy asynchronous, overlapping the next group's slicing."""
+        """Pinned host memory makes the host-to-device copy asynchronous: the host goes on queueing work."""
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
@@ -109,25 +109,30 @@ class SentimentModel:
     @torch.inference_mode()
     def probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Class probabilities (B, labels) on the CPU, computed length bucket by length bucket (see
-        `length_buckets`) so short posts never pay for the longest one in the batch."""
+        `length_buckets`) so short posts never pay for the longest one in the batch.
+
+        `batch` is `encode`'s (normalised pixel_values) or `encode_uint8`'s (uint8 images, normalised here
+        on the model's device). The batch crosses to the device once and the result comes back once:
+        one synchronisation per batch, not one per bucket.
+        """
         lengths = batch["attention_mask"].sum(dim=1)
-        probabilities = torch.empty(len(lengths), len(self.labels))
+        inputs = {name: self._to_device(tensor) for name, tensor in batch.items()}
+        if "images" in inputs:
+            inputs["pixel_values"] = self.processor.normalise(inputs.pop("images"))
+        probabilities = torch.empty(len(lengths), len(self.labels), device=self.device)
         for rows, length in length_buckets(lengths.tolist(), self.min_bucket_rows):
-            index = torch.tensor(rows)
-            group = {
-                "input_ids": batch["input_ids"].index_select(0, index)[:, :length],
-                "attention_mask": batch["attention_mask"].index_select(0, index)[:, :length],
-                "pixel_values": batch["pixel_values"].index_select(0, index),
-                "has_image": batch["has_image"].index_select(0, index),
-            }
+            index = torch.tensor(rows, device=self.device)
+            group = {name: tensor.index_select(0, index) for name, tensor in inputs.items()}
+            for name in ("input_ids", "attention_mask"):
+                group[name] = group[name][:, :length]
             with self._autocast():
-                logits = self.forward(**{name: self._to_device(tensor) for name, tensor in group.items()})
-            probabilities[index] = torch.softmax(logits.float(), dim=-1).cpu()
-        return probabilities
+                logits = self.forward(**group)
+            probabilities[index] = torch.softmax(logits.float(), dim=-1)
+        return probabilities.cpu()
 
     def score(self, decoded: Sequence[Decoded]) -> list[list[float]]:
         """Label probabilities per post: the model's whole job (results are assembled by `sentiment_results`)."""
-        batch = self.processor.encode([d[0] for d in decoded], [d[1] for d in decoded])
+        batch = self.processor.encode_uint8([d[0] for d in decoded], [d[1] for d in decoded])
         return self.probabilities(batch).tolist()
 
     def predict(self, posts: Sequence[Post], decoded: Sequence[Decoded]) -> list[SentimentResult]:

@@ -95,7 +95,7 @@ def posts_per_s(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[
 def flops_per_post(model: SentimentModel, decoded: Sequence[Decoded], batch_size: int) -> float:
     """Forward FLOPs of one batch of the mix, per post (matmuls and convolutions, as FlopCounterMode counts)."""
     rows = [decoded[i % len(decoded)] for i in range(batch_size)]
-    batch = model.processor.encode([r[0] for r in rows], [r[1] for r in rows])
+    batch = model.processor.encode_uint8([r[0] for r in rows], [r[1] for r in rows])
     counter = FlopCounterMode(display=False)
     with counter:
         model.probabilities(batch)

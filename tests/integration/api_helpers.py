@@ -32,8 +32,9 @@ def unique_brand(prefix: str = "apitest") -> str:
 
 def labelled(brand: str, labels: dict[str, int], minutes_ago: float = 2.0, image_ref: str | None = None,
              prefix: str | None = None) -> list[SentimentResult]:
-    """`labels` posts per label about `brand`, all `minutes_ago` before now (one minute bucket when small)."""
-    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    """`labels` posts per label about `brand`, in the minute that began `minutes_ago` before now, up to 30 s
+    apart: one minute bucket (posts spread from an unaligned start could straddle two, a CI flake)."""
+    at = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).replace(second=0, microsecond=0)
     prefix = prefix or f"{brand}-{uuid.uuid4().hex[:6]}"
     made = []
     for label, count in labels.items():

@@ -39,6 +39,10 @@ def test_bucketed_probabilities_match_one_padded_batch():
         reference = torch.softmax(model.model(**batch), dim=-1)
     model.min_bucket_rows = 1
     torch.testing.assert_close(model.probabilities(batch), reference, atol=1e-5, rtol=1e-4)
+    # the worker's form: uint8 images, normalised where the model runs
+    raw = model.processor.encode_uint8(texts, images)
+    assert raw["images"].dtype == torch.uint8 and raw["images"].shape[1:] == (32, 32, 3)
+    torch.testing.assert_close(model.probabilities(raw), reference, atol=1e-5, rtol=1e-4)
 
 
 def test_large_models_get_every_core_small_ones_leave_one_for_the_pipeline(monkeypatch):

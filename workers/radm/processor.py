@@ -1,7 +1,8 @@
 """Posts -> model inputs: the text encoder's tokenizer, image decoding/resizing, the image encoder's normalisation.
 
-`encode` is the one place that builds a batch, for the worker and for training alike, so both see
-exactly the same inputs.
+`encode_uint8` is the one place that builds a batch, for the worker and for training alike, so both see
+exactly the same inputs; `normalise` finishes the images where the model runs (`encode` does both, on
+the CPU).
 """
 
 from __future__ import annotations
@@ -33,18 +34,30 @@ class RADMProcessor:
         return decode_image(data, self.config.image_size, max_pixels)
 
     def image_tensor(self, image: np.ndarray) -> Tensor:
-        """One uint8 image, HWC RGB or HW grey, of any size -> normalised (3, S, S) float32.
+        """One uint8 image, HWC RGB or HW grey, of any size -> normalised (3, S, S) float32."""
+        return self.normalise(torch.from_numpy(self.model_size(image)).unsqueeze(0))[0]
+
+    def model_size(self, image: np.ndarray) -> np.ndarray:
+        """One uint8 image, HWC RGB or HW grey, of any size -> uint8 (S, S, 3) RGB.
 
         `decode_image` already gives S x S RGB; anything else (e.g. `np.asarray(PIL.Image.open(...))`
-        in training) is converted and resized here first.
+        in training) is converted and resized here.
         """
         if image.dtype != np.uint8:
             raise ValueError(f"images must be uint8 HWC or HW arrays, got {image.dtype} of shape {image.shape}")
         size = self.config.image_size
         if image.shape != (size, size, 3):
             image = np.asarray(Image.fromarray(image).convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
-        pixels = torch.tensor(image, dtype=torch.float32).permute(2, 0, 1).div_(255.0)
-        return (pixels - self.mean) / self.std
+        return image
+
+    def normalise(self, images: Tensor) -> Tensor:
+        """uint8 (B, S, S, 3) -> the image encoder's normalised float32 (B, 3, S, S), on the images' device.
+
+        Run where the model runs: on a GPU this moves a quarter of the bytes across PCIe and takes the
+        per-pixel arithmetic off the host's CPU, which otherwise caps a GPU worker's posts/s.
+        """
+        mean, std = self.mean.to(images.device), self.std.to(images.device)
+        return (images.permute(0, 3, 1, 2).float().div_(255.0) - mean) / std
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """Truncate to max_text_tokens, pad to the batch's longest. A blank text gets an all-zero mask:
@@ -59,15 +72,22 @@ class RADMProcessor:
     def encode(self, texts: Sequence[str], images: Sequence[np.ndarray | None]) -> dict[str, Tensor]:
         """A batch ready for `model(**batch)`: input_ids, attention_mask (long, 1 = real token),
         pixel_values (float32, B x 3 x S x S; zeros where there is no image), has_image (bool)."""
+        batch = self.encode_uint8(texts, images)
+        pixel_values = self.normalise(batch.pop("images")) * batch["has_image"].view(-1, 1, 1, 1)
+        return {**batch, "pixel_values": pixel_values}
+
+    def encode_uint8(self, texts: Sequence[str], images: Sequence[np.ndarray | None]) -> dict[str, Tensor]:
+        """`encode` with the images left as uint8 (B, S, S, 3) under `images` (zeros where there is none),
+        for `normalise` to finish on the model's device."""
         if len(texts) != len(images):
             raise ValueError(f"{len(texts)} texts but {len(images)} images")
         if not texts:
             raise ValueError("cannot encode an empty batch")
         size = self.config.image_size
-        pixel_values = torch.zeros(len(images), 3, size, size)
+        pixels = np.zeros((len(images), size, size, 3), dtype=np.uint8)
         has_image = torch.zeros(len(images), dtype=torch.bool)
         for row, image in enumerate(images):
             if image is not None:
-                pixel_values[row] = self.image_tensor(image)
+                pixels[row] = self.model_size(image)
                 has_image[row] = True
-        return {**self.tokenize(texts), "pixel_values": pixel_values, "has_image": has_image}
+        return {**self.tokenize(texts), "images": torch.from_numpy(pixels), "has_image": has_image}
