@@ -62,10 +62,12 @@ def _sizes(value: str) -> list[int]:
 @click.option("--precisions", default="default", show_default=True,
               help="Comma-separated: default (bf16 on GPU, fp32 on CPU), bf16, fp32.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model first (MODEL_COMPILE).")
+@click.option("--profile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the torch profiler's table of a few calls at the largest batch size here.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="[default: bench/results/model-<model>[-compiled]-<cpu|gpu>.json]")
 def bench_model(model_name: str, device: str, batch_sizes: str, image_share: float, seconds: float,
-                precisions: str, compile_model: bool, out: Path | None) -> None:
+                precisions: str, compile_model: bool, profile: Path | None, out: Path | None) -> None:
     """RADM posts/s per batch size vs batch size 1; FLOPs per post, TFLOP/s and MFU on a GPU."""
     from monitor.benchmarks.model import run_model_benchmark
     from workers.inference import resolve_device
@@ -73,7 +75,7 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
     kind = resolve_device(device).type.replace("cuda", "gpu")
     out = out or Path(f"bench/results/model-{model_name}{'-compiled' if compile_model else ''}-{kind}.json")
     report = run_model_benchmark(model_name, device, _sizes(batch_sizes), image_share, seconds,
-                                 precisions.split(","), out, compile=compile_model)
+                                 precisions.split(","), out, compile=compile_model, profile=profile)
     click.echo(f"{report['model']['version']}: {report['model']['gflops_per_post']} GFLOP per post, "
                f"{report['device']}")
     for run in report["runs"]:
@@ -92,10 +94,12 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
 @click.option("--image-share", default=0.5, show_default=True, help="Share of posts with a 224 px JPEG photo.")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes on the host (`monitor worker --concurrency`).")
+@click.option("--timeout-s", default=900.0, show_default=True,
+              help="Give up on a run (and show the worker's log) when its results take longer.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="[default: bench/results/worker-<model>-<cpu|gpu>[-c<concurrency>].json]")
 def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, batch_size: int,
-                 image_share: float, concurrency: int, out: Path | None) -> None:
+                 image_share: float, concurrency: int, timeout_s: float, out: Path | None) -> None:
     """Worker posts/s from Kafka to `sentiment` vs batch size 1 and vs the model alone (on KAFKA_BOOTSTRAP, or
     an embedded broker)."""
     from monitor.benchmarks.worker import run_worker_benchmark
@@ -105,7 +109,7 @@ def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, 
     out = out or Path(f"bench/results/worker-{model_name}-{resolve_device(device).type.replace('cuda', 'gpu')}"
                       f"{suffix}.json")
     report = run_worker_benchmark(get_settings().kafka_bootstrap, model_name, device, posts, baseline_posts,
-                                  batch_size, image_share, concurrency, out=out)
+                                  batch_size, image_share, concurrency, timeout_s, out)
     click.echo(f"worker, batch {batch_size}:  {report['worker']['posts_per_s']:>10,.1f} posts/s")
     click.echo(f"worker, batch 1:   {report['worker_batch_1']['posts_per_s']:>10,.1f} posts/s  "
                f"-> micro-batching {report['batching_speedup']}x")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from monitor.logging import get_logger
 from monitor.settings import Settings
@@ -103,7 +104,8 @@ class SentimentModel:
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         """Pinned host memory makes the host-to-device copy asynchronous: the host goes on queueing work."""
         if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
+            pinned = tensor if tensor.is_pinned() else tensor.pin_memory()
+            return pinned.to(self.device, non_blocking=True)
         return tensor.to(self.device)
 
     @torch.inference_mode()
@@ -116,28 +118,34 @@ class SentimentModel:
         one synchronisation per batch, not one per bucket.
         """
         lengths = batch["attention_mask"].sum(dim=1)
-        inputs = {name: self._to_device(tensor) for name, tensor in batch.items()}
-        if "images" in inputs:
-            inputs["pixel_values"] = self.processor.normalise(inputs.pop("images"))
+        with record_function("radm.to_device"):
+            inputs = {name: self._to_device(tensor) for name, tensor in batch.items()}
+            if "images" in inputs:
+                inputs["pixel_values"] = self.processor.normalise(inputs.pop("images"))
         probabilities = torch.empty(len(lengths), len(self.labels), device=self.device)
         for rows, length in length_buckets(lengths.tolist(), self.min_bucket_rows):
             index = torch.tensor(rows, device=self.device)
             group = {name: tensor.index_select(0, index) for name, tensor in inputs.items()}
             for name in ("input_ids", "attention_mask"):
                 group[name] = group[name][:, :length]
-            with self._autocast():
+            with self._autocast(), record_function("radm.forward"):
                 logits = self.forward(**group)
             probabilities[index] = torch.softmax(logits.float(), dim=-1)
-        return probabilities.cpu()
+        with record_function("radm.to_host"):
+            return probabilities.cpu()
 
     def score(self, decoded: Sequence[Decoded]) -> list[list[float]]:
         """Label probabilities per post: the model's whole job (results are assembled by `sentiment_results`)."""
-        batch = self.processor.encode_uint8([d[0] for d in decoded], [d[1] for d in decoded])
+        with record_function("radm.encode"):
+            batch = self.processor.encode_uint8([d[0] for d in decoded], [d[1] for d in decoded],
+                                                pin_memory=self.device.type == "cuda")
         return self.probabilities(batch).tolist()
 
     def predict(self, posts: Sequence[Post], decoded: Sequence[Decoded]) -> list[SentimentResult]:
         started = time.perf_counter()
-        return sentiment_results(posts, self.score(decoded), self.labels, self.version, started)
+        scores = self.score(decoded)
+        with record_function("radm.results"):
+            return sentiment_results(posts, scores, self.labels, self.version, started)
 
 
 def load_worker_model(settings: Settings) -> SentimentModel:

@@ -102,11 +102,38 @@ def flops_per_post(model: SentimentModel, decoded: Sequence[Decoded], batch_size
     return counter.get_total_flops() / batch_size
 
 
+def profile_predict(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[Decoded], batch_size: int,
+                    path: Path, calls: int = 5) -> None:
+    """The torch profiler's tables for `calls` predictions of one batch: where the host's time goes
+    (`radm.encode`, `radm.to_device`, `radm.forward`, `radm.to_host`, `radm.results` and the operators)
+    and, on a GPU, where the device's goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if model.device.type == "cuda" else [])
+    rows = [i % len(posts) for i in range(batch_size)]
+    batch = [posts[r] for r in rows], [decoded[r] for r in rows]
+    model.predict(*batch)
+    _sync(model)
+    with profile(activities=activities) as profiler:
+        for _ in range(calls):
+            model.predict(*batch)
+        _sync(model)
+    averages = profiler.key_averages()
+    tables = [f"{calls} x predict, batch {batch_size}, {model.autocast_dtype or 'fp32'}, {device_name(model.device)}",
+              averages.table(sort_by="cpu_time_total", row_limit=30)]
+    if model.device.type == "cuda":
+        tables.append(averages.table(sort_by="self_device_time_total", row_limit=30))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(tables) + "\n")
+    log.info("profile written", path=str(path))
+
+
 def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int], image_share: float = 0.5,
                         min_seconds: float = 3.0, precisions: Sequence[str] = ("default",),
-                        out=None, compile: bool = False) -> dict:
+                        out=None, compile: bool = False, profile: Path | None = None) -> dict:
     """Measure posts/s per batch size (and per precision on a GPU); ratios against batch size 1. With
-    `compile`, the first (warm-up) call of each batch size includes torch.compile's work."""
+    `compile`, the first (warm-up) call of each batch size includes torch.compile's work; with `profile`,
+    the profiler's tables for the first precision at the largest batch size go there."""
     model = load_model(model_name, device, compile)
     posts, decoded = bench_posts(model, max(256, max(batch_sizes)), image_share)
     flops = flops_per_post(model, decoded, max(batch_sizes))
@@ -145,4 +172,7 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
         "runs": runs,
     }
     write_report(report, out)
+    if profile is not None:
+        model.autocast_dtype = dtypes[precisions[0]]
+        profile_predict(model, posts, decoded, max(batch_sizes), profile)
     return report

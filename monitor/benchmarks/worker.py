@@ -138,6 +138,17 @@ async def result_timestamps(settings: Settings, expected: int, worker: subproces
     return sorted(stamps)
 
 
+async def message_count(settings: Settings, topic: str) -> int:
+    """Messages in `topic` (end offsets: the benchmark's topics are fresh and never compacted)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
 def steady_rate(stamps: list[float]) -> float:
     """Results per second between the 10th and 90th percentile result: the drained backlog's steady rate."""
     low, high = int(len(stamps) * 0.1), int(len(stamps) * 0.9) - 1
@@ -177,8 +188,10 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
         stamps = asyncio.run(result_timestamps(settings, len(payloads), worker, timeout_s, meter))
         ports = range(metrics_port, metrics_port + concurrency)  # --concurrency N: consecutive ports
         stages = {stage: mean for stage, mean in stage_means(ports).items() if mean is not None}
-    except RuntimeError:
-        raise RuntimeError(f"worker failed:\n{log_path.read_text(errors='replace')[-3000:]}") from None
+    except (RuntimeError, TimeoutError) as exc:
+        dead = asyncio.run(message_count(settings, settings.dlq_topic))
+        raise RuntimeError(f"{exc}; {dead} dead-lettered; the worker's log ends:\n"
+                           f"{log_path.read_text(errors='replace')[-3000:]}") from None
     finally:
         if worker.poll() is None:
             worker.terminate()

@@ -26,8 +26,10 @@ class RADMProcessor:
         self.config = config
         self.tokenizer = load_tokenizer(config.text_encoder)
         mean, std = image_normalisation(config)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add per pixel
+        self.scale, self.shift = 1.0 / (255.0 * std_t), -mean_t / std_t
 
     def decode_image(self, data: bytes, max_pixels: int) -> np.ndarray:
         """Encoded bytes -> uint8 HWC at the model's size; raises BadInput (with a reason)."""
@@ -56,8 +58,8 @@ class RADMProcessor:
         Run where the model runs: on a GPU this moves a quarter of the bytes across PCIe and takes the
         per-pixel arithmetic off the host's CPU, which otherwise caps a GPU worker's posts/s.
         """
-        mean, std = self.mean.to(images.device), self.std.to(images.device)
-        return (images.permute(0, 3, 1, 2).float().div_(255.0) - mean) / std
+        pixels = images.permute(0, 3, 1, 2).contiguous().float()  # uint8 transpose first: 2.5x faster on CPUs
+        return pixels.mul_(self.scale.to(images.device)).add_(self.shift.to(images.device))
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """Truncate to max_text_tokens, pad to the batch's longest. A blank text gets an all-zero mask:
@@ -76,18 +78,27 @@ class RADMProcessor:
         pixel_values = self.normalise(batch.pop("images")) * batch["has_image"].view(-1, 1, 1, 1)
         return {**batch, "pixel_values": pixel_values}
 
-    def encode_uint8(self, texts: Sequence[str], images: Sequence[np.ndarray | None]) -> dict[str, Tensor]:
+    def encode_uint8(self, texts: Sequence[str], images: Sequence[np.ndarray | None],
+                     pin_memory: bool = False) -> dict[str, Tensor]:
         """`encode` with the images left as uint8 (B, S, S, 3) under `images` (zeros where there is none),
-        for `normalise` to finish on the model's device."""
+        for `normalise` to finish on the model's device.
+
+        `pin_memory` builds the images straight into page-locked memory that CUDA copies from without
+        staging. Its allocator reuses blocks, so a batch also skips the page faults of a fresh 38 MB
+        buffer (256 images of 224 px), which cost more than the copying itself.
+        """
         if len(texts) != len(images):
             raise ValueError(f"{len(texts)} texts but {len(images)} images")
         if not texts:
             raise ValueError("cannot encode an empty batch")
         size = self.config.image_size
-        pixels = np.zeros((len(images), size, size, 3), dtype=np.uint8)
+        pixels = torch.empty((len(images), size, size, 3), dtype=torch.uint8, pin_memory=pin_memory)
+        rows = pixels.numpy()
         has_image = torch.zeros(len(images), dtype=torch.bool)
         for row, image in enumerate(images):
-            if image is not None:
-                pixels[row] = self.model_size(image)
+            if image is None:
+                rows[row] = 0
+            else:
+                rows[row] = self.model_size(image)
                 has_image[row] = True
-        return {**self.tokenize(texts), "images": torch.from_numpy(pixels), "has_image": has_image}
+        return {**self.tokenize(texts), "images": pixels, "has_image": has_image}
