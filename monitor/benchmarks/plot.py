@@ -40,7 +40,8 @@ def plot_results(folder: Path = Path("bench/results"), out: Path | None = None) 
     for offset, (key, label, color) in enumerate(kinds):
         worker_ax.bar([i * 4 + offset for i in range(len(workers))], [r[key]["posts_per_s"] for r in workers],
                       color=color, label=label)
-    worker_ax.set_xticks([i * 4 + 1 for i in range(len(workers))], [r["model"]["version"] for r in workers])
+    worker_ax.set_xticks([i * 4 + 1 for i in range(len(workers))],  # worker-<model>-<cpu|gpu>[-cN]
+                         [r["_file"].removeprefix("worker-") for r in workers], fontsize=7)
     worker_ax.set(yscale="log", ylabel="posts/s", title="worker: Kafka -> sentiment")
     worker_ax.legend(fontsize=7)
 
