@@ -32,7 +32,7 @@ def plot_results(folder: Path = Path("bench/results"), out: Path | None = None) 
                           label=f"{report['model']['version']}{' compiled' if report.get('compiled') else ''} "
                                 f"{precision} ({report['device'][:28]})")
     model_ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="posts/s", title="model alone")
-    model_ax.legend(fontsize=7)
+    model_ax.legend(fontsize=6, loc="best")
 
     workers = _load(folder, "worker-*.json")
     kinds = (("worker_batch_1", "worker, batch 1", "#bbb"), ("worker", "worker, micro-batched", "#3a7"),
