@@ -31,9 +31,12 @@ def test_bench_sink_command_reports_both_paths(stack, engine, tmp_path):
 
 
 def test_bench_model_reports_every_batch_size_against_batch_1(stack, tmp_path):
-    out = tmp_path / "model.json"
-    done = monitor(stack, "bench", "model", "--batch-sizes", "2,4", "--seconds", "0.2", "--out", str(out))
+    out, profile = tmp_path / "model.json", tmp_path / "profile.txt"
+    done = monitor(stack, "bench", "model", "--batch-sizes", "2,4", "--seconds", "0.2", "--out", str(out),
+                   "--profile", str(profile))
     assert done.returncode == 0, done.stderr
+    table = profile.read_text()  # the profiler's table names the model's own ranges, at the largest batch
+    assert "predict, batch 4" in table and "radm.encode" in table and "radm.forward" in table
     report = json.loads(out.read_text())
     assert [run["batch_size"] for run in report["runs"]] == [1, 2, 4]
     assert report["runs"][0]["vs_batch_1"] == 1.0
@@ -57,6 +60,14 @@ def test_bench_worker_drains_real_topics_and_compares_baselines(stack, tmp_path)
     # CPU per post of the worker processes and of their model processes; no broker of the benchmark's own
     assert set(worker["cpu_ms_per_post"]) == {"pipeline", "model"}
     assert worker["cpu_ms_per_post"]["pipeline"] > 0 and worker["cpu_ms_per_post"]["model"] > 0
+
+
+def test_bench_worker_that_times_out_says_what_it_knows(stack, tmp_path):
+    done = monitor(stack, "bench", "worker", "--posts", "200", "--baseline-posts", "20", "--timeout-s", "0.5",
+                   "--out", str(tmp_path / "worker.json"))
+    assert done.returncode != 0
+    assert "after 0.5s; 0 dead-lettered; the worker's log ends:" in done.stderr
+    assert not (tmp_path / "worker.json").exists()
 
 
 def test_bench_e2e_sees_every_post_in_redis_and_plot_draws_all_reports(stack, tmp_path):

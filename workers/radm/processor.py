@@ -37,7 +37,8 @@ class RADMProcessor:
 
     def image_tensor(self, image: np.ndarray) -> Tensor:
         """One uint8 image, HWC RGB or HW grey, of any size -> normalised (3, S, S) float32."""
-        return self.normalise(torch.from_numpy(self.model_size(image)).unsqueeze(0))[0]
+        # torch.tensor copies: decoded arrays (np.asarray of a PIL image) are often read-only
+        return self.normalise(torch.tensor(self.model_size(image)).unsqueeze(0))[0]
 
     def model_size(self, image: np.ndarray) -> np.ndarray:
         """One uint8 image, HWC RGB or HW grey, of any size -> uint8 (S, S, 3) RGB.
