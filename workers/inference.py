@@ -27,6 +27,7 @@ def record_function(name: str) -> contextlib.AbstractContextManager:
     profiler runs, where a range would cost about 35 us, 5% of a tiny model's batch-of-one call."""
     return _record_function(name) if torch.autograd.profiler._is_profiler_enabled else contextlib.nullcontext()
 
+
 Decoded = tuple[str, np.ndarray | None]
 """What `decode` returns per post: its text and its image (uint8 HWC at the model's size) or None."""
 
