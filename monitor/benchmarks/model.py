@@ -71,12 +71,18 @@ def _sync(model: SentimentModel) -> None:
         torch.cuda.synchronize(model.device)
 
 
+def nth_batch(posts: Sequence[Post], decoded: Sequence[Decoded], batch_size: int,
+              i: int = 0) -> tuple[list[Post], list[Decoded]]:
+    """Batch `i` of `batch_size` posts, cycling through the sample (and its decoded form) as often as needed."""
+    rows = [(i * batch_size + j) % len(posts) for j in range(batch_size)]
+    return [posts[r] for r in rows], [decoded[r] for r in rows]
+
+
 def posts_per_s(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[Decoded], batch_size: int,
                 min_seconds: float = 3.0, min_posts: int = 64) -> float:
     """Predict batch after batch (cycling through the posts) for at least `min_seconds` and `min_posts`."""
-    def batch(i: int) -> tuple[list, list]:
-        rows = [(i * batch_size + j) % len(posts) for j in range(batch_size)]
-        return [posts[r] for r in rows], [decoded[r] for r in rows]
+    def batch(i: int) -> tuple[list[Post], list[Decoded]]:
+        return nth_batch(posts, decoded, batch_size, i)
 
     warm_up = max(1, len(posts) // batch_size)  # one pass over the posts: every length bucket, compiled or not
     for i in range(warm_up):
@@ -92,9 +98,10 @@ def posts_per_s(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[
             return done / (time.perf_counter() - started)
 
 
-def flops_per_post(model: SentimentModel, decoded: Sequence[Decoded], batch_size: int) -> float:
+def flops_per_post(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[Decoded],
+                   batch_size: int) -> float:
     """Forward FLOPs of one batch of the mix, per post (matmuls and convolutions, as FlopCounterMode counts)."""
-    rows = [decoded[i % len(decoded)] for i in range(batch_size)]
+    _, rows = nth_batch(posts, decoded, batch_size)
     batch = model.processor.encode_uint8([r[0] for r in rows], [r[1] for r in rows])
     counter = FlopCounterMode(display=False)
     with counter:
@@ -110,8 +117,7 @@ def profile_predict(model: SentimentModel, posts: Sequence[Post], decoded: Seque
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if model.device.type == "cuda" else [])
-    rows = [i % len(posts) for i in range(batch_size)]
-    batch = [posts[r] for r in rows], [decoded[r] for r in rows]
+    batch = nth_batch(posts, decoded, batch_size)
     model.predict(*batch)
     _sync(model)
     with profile(activities=activities) as profiler:
@@ -136,7 +142,7 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
     the profiler's tables for the first precision at the largest batch size go there."""
     model = load_model(model_name, device, compile)
     posts, decoded = bench_posts(model, max(256, max(batch_sizes)), image_share)
-    flops = flops_per_post(model, decoded, max(batch_sizes))
+    flops = flops_per_post(model, posts, decoded, max(batch_sizes))
     runs = []
     dtypes = {"default": model.autocast_dtype, "bf16": torch.bfloat16, "fp32": None}
     steps = [(p, b) for p in precisions for b in sorted(set([1, *batch_sizes]))]

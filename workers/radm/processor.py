@@ -76,7 +76,7 @@ class RADMProcessor:
         """A batch ready for `model(**batch)`: input_ids, attention_mask (long, 1 = real token),
         pixel_values (float32, B x 3 x S x S; zeros where there is no image), has_image (bool)."""
         batch = self.encode_uint8(texts, images)
-        pixel_values = self.normalise(batch.pop("images")) * batch["has_image"].view(-1, 1, 1, 1)
+        pixel_values = self.normalise(batch.pop("images")).mul_(batch["has_image"].view(-1, 1, 1, 1))
         return {**batch, "pixel_values": pixel_values}
 
     def encode_uint8(self, texts: Sequence[str], images: Sequence[np.ndarray | None],
