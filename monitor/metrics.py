@@ -26,11 +26,16 @@ QUEUE_WAIT = Histogram("monitor_worker_queue_wait_seconds",
                        buckets=SECONDS_BUCKETS)
 DECODE_SECONDS = Histogram("monitor_worker_decode_seconds", "Parsing and image decoding per batch.",
                            buckets=SECONDS_BUCKETS)
-MODEL_SECONDS = Histogram("monitor_worker_model_seconds", "Tokenising and RADM forward passes per batch.",
-                          buckets=SECONDS_BUCKETS)
+MODEL_SECONDS = Histogram("monitor_worker_model_seconds",
+                          "From handing a batch to the model (tokenising, RADM) until its probabilities are back, "
+                          "including any wait behind the batch before it.", buckets=SECONDS_BUCKETS)
 DELIVERY_SECONDS = Histogram("monitor_worker_delivery_seconds",
                              "Producing a batch's results and dead letters until the broker acknowledged them.",
                              buckets=SECONDS_BUCKETS)
+STAGE_SECONDS = Counter("monitor_worker_stage_seconds",
+                        "Seconds each batch-pipeline stage spent working (busy) and waiting for the next stage to "
+                        "take its batch (blocked): the stage whose busy rate nears 1 s/s is the bottleneck.",
+                        ["stage", "state"])
 CONSUMER_LAG = Gauge("monitor_worker_consumer_lag",
                      "Messages behind the partition's high watermark (where the broker reports one).",
                      ["topic", "partition"])
@@ -47,6 +52,12 @@ SINK_QUEUE_WAIT = Histogram("monitor_sink_queue_wait_seconds",
 SINK_RETRIES = Counter("monitor_sink_write_retries", "PostgreSQL writes retried after a transient error.", ["target"])
 SINK_CACHE_FAILURES = Counter("monitor_sink_cache_failures",
                               "Redis cache writes skipped (repaired from PostgreSQL when Redis answers again).")
+
+def observe_stage(stage: str, busy_s: float, blocked_s: float) -> None:
+    """`BatchPipeline`'s `on_timing`."""
+    STAGE_SECONDS.labels(stage, "busy").inc(busy_s)
+    STAGE_SECONDS.labels(stage, "blocked").inc(blocked_s)
+
 
 def observe_queue_wait(histogram: Histogram, events, now_s: float) -> None:
     """Seconds from each Faust event's Kafka timestamp to `now_s` (events without a timestamp are skipped)."""

@@ -1,11 +1,12 @@
 """The inference agent: posts in micro-batches -> RADM -> sentiment; bad input -> DLQ with a reason.
 
 Batches flow through `workers.batching.BatchPipeline` in four stages, each on its own batch at a time:
-prepare (parse and decode on a thread pool; PIL releases the GIL, so images decode in parallel), score
-(the model, in a thread), produce (hand results and dead letters to the producer) and confirm (await the
-broker's acknowledgements, then ack), so a committed offset always means "its results are in
-`sentiment`", the model never waits for a decode or a produce round trip, and batch N+1's results are
-on their way while the broker acknowledges batch N's.
+prepare (parse and decode on a thread pool; PIL releases the GIL, so images decode in parallel), submit
+(hand the batch to the model), produce (await its probabilities, hand results and dead letters to the
+producer) and confirm (await the broker's acknowledgements, then ack), so a committed offset always means
+"its results are in `sentiment`", the model never waits for a decode or a produce round trip (with the
+model in its own process, batch N+1 is already queued there while batch N is scored), and batch N+1's
+results are on their way while the broker acknowledges batch N's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import faust
@@ -24,7 +25,7 @@ from monitor.settings import Settings
 from monitor.streaming import Topics
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
-from workers.inference import Decoded, SentimentModel, load_worker_model
+from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
 from workers.model_process import ModelProcess, ModelProcessDied
 from workers.preprocess import BadInput, parse_post
 
@@ -48,6 +49,15 @@ class Prepared:
     posts: list[Post] = field(default_factory=list)
     decoded: list[Decoded] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class Submitted:
+    """A batch in the model's hands: `probabilities` resolves when it is scored (None: nothing to score)."""
+
+    prepared: Prepared
+    probabilities: Future[list[list[float]]] | None
+    started: float
 
 
 @dataclass
@@ -103,22 +113,31 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
         with metrics.DECODE_SECONDS.time():
             return triage(events)
 
-    def score(events: Sequence[faust.EventT], prepared: Prepared) -> tuple[list[SentimentResult], list[DeadLetter]]:
-        if not prepared.posts:
+    def submit(events: Sequence[faust.EventT], prepared: Prepared) -> Submitted:
+        """Hand the usable posts to the model: returns once the batch is queued there (in its own process) or
+        scored (in this one)."""
+        started = time.perf_counter()
+        return Submitted(prepared, model.submit(prepared.decoded) if prepared.posts else None, started)
+
+    async def scored(submitted: Submitted) -> tuple[list[SentimentResult], list[DeadLetter]]:
+        prepared = submitted.prepared
+        if submitted.probabilities is None:
             return [], prepared.dead
         try:
-            with metrics.MODEL_SECONDS.time():
-                return model.predict(prepared.posts, prepared.decoded), prepared.dead
+            probabilities = await asyncio.wrap_future(submitted.probabilities)
         except ModelProcessDied:
             raise  # the model process died: crash and restart, never dead-letter good posts for it
         except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
             log.exception("inference failed for a batch")
             return [], prepared.dead + [dead_letter(e, f"inference failed: {exc!r}") for e in prepared.usable]
+        metrics.MODEL_SECONDS.observe(time.perf_counter() - submitted.started)
+        return sentiment_results(prepared.posts, probabilities, model.labels, model.version,
+                                 submitted.started), prepared.dead
 
-    async def produce(events: Sequence[faust.EventT],
-                      scored: tuple[list[SentimentResult], list[DeadLetter]]) -> Produced:
-        """Hand the batch's results and dead letters to the producer; the next stage awaits the broker."""
-        results, dead = scored
+    async def produce(events: Sequence[faust.EventT], submitted: Submitted) -> Produced:
+        """Await the batch's probabilities, then hand its results and dead letters to the producer; the next
+        stage awaits the broker."""
+        results, dead = await scored(submitted)
         started = time.perf_counter()
         pending = [
             await topics.sentiment.send(key=r.post_id.encode(), value=r.model_dump_json().encode())
@@ -143,8 +162,8 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
 
     @app.agent(topics.posts, name="infer")
     async def infer(stream: faust.StreamT) -> None:
-        stages = [prepare, score, produce, confirm]
-        pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, stages)
+        stages = [prepare, submit, produce, confirm]
+        pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, stages, metrics.observe_stage)
         await pipeline.run(stream.noack().events())
 
     @app.timer(LAG_INTERVAL_S)

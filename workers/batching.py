@@ -32,15 +32,22 @@ Stage = Callable[[Sequence[Any], Any], Any]
 """`stage(batch, previous stage's output)` (the first stage gets None). A plain function runs in a thread
 (blocking work: decoding, the model); a coroutine function runs on the event loop (I/O)."""
 
+StageTiming = Callable[[str, float, float], None]
+"""`on_timing(stage name, busy seconds, blocked seconds)` after each batch a stage hands on: busy is the stage's
+own work, blocked the wait for the next stage to take the batch. A stage busy nearly all the time is the
+pipeline's bottleneck; one mostly blocked waits on a slower stage after it."""
+
 
 class BatchPipeline(Generic[E]):
     """Feed it events; every batch passes through `stages` in order. The last stage must ack the batch."""
 
-    def __init__(self, max_batch: int, max_wait_s: float, stages: Sequence[Stage]) -> None:
+    def __init__(self, max_batch: int, max_wait_s: float, stages: Sequence[Stage],
+                 on_timing: StageTiming | None = None) -> None:
         if not stages:
             raise ValueError("a pipeline needs at least one stage")
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self.stages = list(stages)
+        self.on_timing = on_timing
         self.inbox: asyncio.Queue[E] = asyncio.Queue(maxsize=max_batch)
         # queues[i] feeds stage i: (batch, output of stage i-1)
         self.queues: list[asyncio.Queue[tuple[list[E], Any]]] = [asyncio.Queue(maxsize=1) for _ in self.stages]
@@ -116,10 +123,15 @@ class BatchPipeline(Generic[E]):
     async def _stage(self, index: int) -> None:
         stage, last = self.stages[index], index == len(self.stages) - 1
         blocking = not inspect.iscoroutinefunction(stage)
+        clock = asyncio.get_running_loop().time
         while True:
             batch, previous = await self.queues[index].get()
+            started = clock()
             output = await asyncio.to_thread(stage, batch, previous) if blocking else await stage(batch, previous)
+            done = clock()
             if last:
                 self.in_flight -= len(batch)
             else:
                 await self.queues[index + 1].put((batch, output))
+            if self.on_timing is not None:
+                self.on_timing(stage.__name__, done - started, clock() - done)

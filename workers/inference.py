@@ -6,6 +6,7 @@ import contextlib
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,16 @@ class SentimentModel:
             batch = self.processor.encode_uint8([d[0] for d in decoded], [d[1] for d in decoded],
                                                 pin_memory=self.device.type == "cuda")
         return self.probabilities(batch).tolist()
+
+    def submit(self, decoded: Sequence[Decoded]) -> Future[list[list[float]]]:
+        """`score` behind `ModelProcess.submit`'s interface, so the worker drives either the same way; here the
+        batch is scored before the future is returned."""
+        future: Future[list[list[float]]] = Future()
+        try:
+            future.set_result(self.score(decoded))
+        except Exception as exc:  # noqa: BLE001 - handed to whoever awaits the batch, as ModelProcess does
+            future.set_exception(exc)
+        return future
 
     def predict(self, posts: Sequence[Post], decoded: Sequence[Decoded]) -> list[SentimentResult]:
         started = time.perf_counter()

@@ -45,9 +45,14 @@ def decode_image(data: bytes, image_size: int, max_pixels: int) -> np.ndarray:
             if width * height > max_pixels:
                 raise BadInput(f"image of {width}x{height} pixels exceeds limit of {max_pixels}")
             img.draft("RGB", (image_size, image_size))  # JPEG: decode at reduced scale
-            rgb = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+            # convert and resize each copy every pixel: only when the image needs them (a 224 px RGB JPEG for a
+            # 224 px model needs neither)
+            rgb = img.convert("RGB") if img.mode != "RGB" else img
+            if rgb.size != (image_size, image_size):
+                rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
+            pixels = np.asarray(rgb, dtype=np.uint8)
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
         raise BadInput(f"undecodable image: {exc}") from None
-    return np.asarray(rgb, dtype=np.uint8)
+    return pixels

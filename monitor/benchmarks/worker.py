@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
 from monitor.benchmarks.model import PRESETS, bench_posts, load_model, posts_per_s
-from monitor.benchmarks.report import device_name, host_info, stage_means, write_report
+from monitor.benchmarks.report import device_name, host_info, pipeline_stage_ms, stage_means, write_report
 from monitor.embedded.process import free_port
 from monitor.logging import get_logger
 from monitor.settings import Settings
@@ -161,6 +161,8 @@ class WorkerRun:
     mean_stage_s: dict[str, float]
     """Per post for the queue wait, per batch for the others, from the worker's /metrics."""
     cpu_ms_per_post: dict[str, float]
+    stage_ms_per_post: dict[str, dict[str, float]]
+    """Busy and blocked milliseconds per post of each pipeline stage (whole run), from the worker's /metrics."""
 
 
 def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurrency: int, checkpoint: str,
@@ -188,6 +190,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
         stamps = asyncio.run(result_timestamps(settings, len(payloads), worker, timeout_s, meter))
         ports = range(metrics_port, metrics_port + concurrency)  # --concurrency N: consecutive ports
         stages = {stage: mean for stage, mean in stage_means(ports).items() if mean is not None}
+        pipeline = pipeline_stage_ms(ports, len(payloads))
     except (RuntimeError, TimeoutError) as exc:
         dead = asyncio.run(message_count(settings, settings.dlq_topic))
         raise RuntimeError(f"{exc}; {dead} dead-lettered; the worker's log ends:\n"
@@ -199,7 +202,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
                 worker.wait(60)
             except subprocess.TimeoutExpired:
                 worker.kill()
-    return WorkerRun(steady_rate(stamps), stages, meter.ms_per_post())
+    return WorkerRun(steady_rate(stamps), stages, meter.ms_per_post(), pipeline)
 
 
 def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,
@@ -233,7 +236,7 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
         "image_share": image_share,
         "worker": {"batch_size": batch_size, "concurrency": concurrency, "posts": posts,
                    "posts_per_s": round(batched.posts_per_s, 1), "mean_stage_s": batched.mean_stage_s,
-                   "cpu_ms_per_post": batched.cpu_ms_per_post},
+                   "cpu_ms_per_post": batched.cpu_ms_per_post, "stage_ms_per_post": batched.stage_ms_per_post},
         "worker_batch_1": {"batch_size": 1, "concurrency": concurrency, "posts": baseline_posts,
                            "posts_per_s": round(single.posts_per_s, 1)},
         "model_alone": {"batch_size": batch_size, "posts_per_s": round(model_alone, 1)},

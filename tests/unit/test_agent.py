@@ -117,10 +117,10 @@ def test_a_crashing_agent_takes_its_process_down():
 async def test_a_failing_model_dead_letters_every_usable_post_once(harness, monkeypatch):
     agent, sent = harness
 
-    def broken(self, posts, decoded):
+    def broken(self, decoded):
         raise RuntimeError("CUDA error: device-side assert")
 
-    monkeypatch.setattr(SentimentModel, "predict", broken)
+    monkeypatch.setattr(SentimentModel, "score", broken)
     async with agent.test_context() as context:
         for i in range(3):
             post = Post(post_id=f"f{i}", created_at=datetime.now(UTC), text="fine")

@@ -120,3 +120,18 @@ async def test_a_failing_stage_is_raised_even_when_the_source_will_not_stop():
     pipeline = BatchPipeline(3, 0.01, [model_gone])
     with pytest.raises(RuntimeError, match="model process exited"):
         await asyncio.wait_for(pipeline.run(stubborn_source()), 10)
+
+
+async def test_each_stage_reports_its_busy_and_blocked_time_per_batch():
+    """A slow last stage shows as busy; the fast stage before it shows as blocked behind it."""
+    timings: list[tuple[str, float, float]] = []
+
+    async def slow_finish(batch, _previous):
+        await asyncio.sleep(0.05)
+
+    pipeline = BatchPipeline(1, 0.01, [times_ten, slow_finish], lambda *timing: timings.append(timing))
+    await asyncio.wait_for(pipeline.run(source(range(4))), 5)
+    by_stage = {name: [t for t in timings if t[0] == name] for name in ("times_ten", "slow_finish")}
+    assert len(by_stage["times_ten"]) == len(by_stage["slow_finish"]) == 4  # one report per batch and stage
+    assert all(busy >= 0.045 and blocked < 0.01 for _, busy, blocked in by_stage["slow_finish"])
+    assert sum(blocked for _, _, blocked in by_stage["times_ten"]) >= 0.05  # waited for slow_finish to take batches

@@ -90,3 +90,30 @@ def test_the_model_process_exits_when_its_worker_is_killed(tmp_path):
         time.sleep(0.2)
     os.kill(child, signal.SIGKILL)
     pytest.fail("the model process outlived its killed worker")
+
+
+def test_batches_submitted_back_to_back_come_back_in_their_own_order(model_process):
+    """The worker queues batch N+1 while N is scored: each future gets its own batch's probabilities."""
+    local = SentimentModel.load("untrained", "cpu")
+    batches = [[(f"post {i} " * (1 + j), None) for j in range(1 + i)] for i in range(6)]  # sizes 1..6
+    futures = [model_process.submit(batch) for batch in batches]
+    for future, batch in zip(futures, batches, strict=True):
+        np.testing.assert_allclose(future.result(timeout=30), local.score(batch), atol=1e-5)  # shapes too
+
+
+def test_every_batch_pending_when_the_process_dies_fails_with_model_process_died():
+    import os
+    import signal
+
+    process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"))
+    try:
+        os.kill(process.process.pid, signal.SIGSTOP)  # nothing is scored: all three stay pending
+        futures = [process.submit([("fine", None)]) for _ in range(3)]
+        process.process.kill()
+        for future in futures:
+            with pytest.raises(ModelProcessDied, match=r"exited \(exit code -9\)"):
+                future.result(timeout=30)
+        with pytest.raises(ModelProcessDied):
+            process.submit([("fine", None)])
+    finally:
+        process.close()
