@@ -3,10 +3,11 @@
 Batches flow through `workers.batching.BatchPipeline` in four stages, each on its own batch at a time:
 prepare (parse and decode on a thread pool; PIL releases the GIL, so images decode in parallel), submit
 (hand the batch to the model), produce (await its probabilities, hand results and dead letters to the
-producer) and confirm (await the broker's acknowledgements, then ack), so a committed offset always means
-"its results are in `sentiment`", the model never waits for a decode or a produce round trip (with the
-model in its own process, batch N+1 is already queued there while batch N is scored), and batch N+1's
-results are on their way while the broker acknowledges batch N's.
+producer, one record batch per partition: `workers.delivery`) and confirm (await the broker's
+acknowledgements, then ack), so a committed offset always means "its results are in `sentiment`", the
+model never waits for a decode or a produce round trip (with the model in its own process, batch N+1 is
+already queued there while batch N is scored), and batch N+1's results are on their way while the
+broker acknowledges batch N's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from monitor.settings import Settings
 from monitor.streaming import Topics
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
+from workers.delivery import BatchSender, capped
 from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
 from workers.model_process import ModelProcess, ModelProcessDied
 from workers.preprocess import BadInput, parse_post
@@ -102,9 +104,11 @@ class Triage:
 
 
 def register_inference_agent(app: faust.App, topics: Topics, model: SentimentModel | ModelProcess,
-                             settings: Settings):
-    """Attach the agent to `app`. Events are acked (offsets committable) only after results are delivered."""
+                             settings: Settings, sender: BatchSender | None = None):
+    """Attach the agent to `app`. Events are acked (offsets committable) only after results are delivered
+    (by `sender`, by default a `BatchSender` the agent starts and stops)."""
     triage = Triage(model, settings)
+    sender = sender or BatchSender(settings)
     processed: dict = {}  # TP -> next offset to process, for the lag gauge
 
     def prepare(events: Sequence[faust.EventT], _: None) -> Prepared:
@@ -139,10 +143,11 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
         stage awaits the broker."""
         results, dead = await scored(submitted)
         started = time.perf_counter()
-        pending = [
-            await topics.sentiment.send(key=r.post_id.encode(), value=r.model_dump_json().encode())
-            for r in results
-        ] + [await topics.dlq.send(key=d.topic.encode(), value=d.model_dump_json().encode()) for d in dead]
+        dead = [capped(letter) for letter in dead]
+        pending = await sender.send(topics.sentiment.get_topic_name(),
+                                    [(r.post_id.encode(), r.model_dump_json().encode()) for r in results])
+        pending += await sender.send(topics.dlq.get_topic_name(),
+                                     [(d.topic.encode(), d.model_dump_json().encode()) for d in dead])
         return Produced(pending, len(results), dead, started)
 
     async def confirm(events: Sequence[faust.EventT], produced: Produced) -> None:
@@ -164,7 +169,11 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     async def infer(stream: faust.StreamT) -> None:
         stages = [prepare, submit, produce, confirm]
         pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, stages, metrics.observe_stage)
-        await pipeline.run(stream.noack().events())
+        await sender.start()
+        try:
+            await pipeline.run(stream.noack().events())
+        finally:
+            await sender.stop()
 
     @app.timer(LAG_INTERVAL_S)
     async def report_lag() -> None:

@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from monitor.samples import sample_posts
-from schemas import SentimentResult
+from schemas import DeadLetter, Post, SentimentResult
 from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
@@ -95,3 +95,38 @@ async def test_sigterm_mid_stream_loses_nothing_and_metrics_are_served(stack, se
     counts = Counter(SentimentResult.model_validate_json(m.value).post_id for m in results)
     assert set(counts) == wanted  # nothing lost across the shutdown, nothing invented
     assert all(count >= 1 for count in counts.values())
+
+
+async def test_a_bad_post_near_the_size_limit_is_dead_lettered_and_the_worker_goes_on(stack, settings, tmp_path):
+    """Its letter, whole, would be over the broker's 1 MB limit: sending it failed, the worker crashed and got
+    the same post back on every restart. The letter now carries the payload's head and says so."""
+    topics = {"POSTS_TOPIC": "posts-huge", "SENTIMENT_TOPIC": "sentiment-huge", "DLQ_TOPIC": "dlq-huge"}
+    env = {**stack.env(), **topics, "TOPIC_PARTITIONS": str(settings.topic_partitions), "METRICS_PORT": "0",
+           "WORKER_GROUP": "worker-huge-test"}
+    local = settings.model_copy(update={name.lower(): value for name, value in topics.items()})
+    good = next(iter(sample_posts(1, seed=7)))
+    huge = Post(post_id="huge", created_at=datetime(2026, 1, 1, tzinfo=UTC), text="look", image=b"\x00" * 2_000_000)
+    workers = start_workers(env, tmp_path / "worker.log", concurrency=1)
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                    max_request_size=4 * 1024 * 1024)
+        await producer.start()
+        try:
+            for post in (huge, good):
+                await producer.send(local.posts_topic, post.model_dump_json().encode(), partition=0)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        try:
+            [result] = await read_topic(local, local.sentiment_topic, lambda msgs: len(msgs) >= 1, timeout_s=180)
+            [dead] = await read_topic(local, local.dlq_topic, lambda msgs: len(msgs) >= 1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{(tmp_path / 'worker.log').read_text()[-3000:]}") from None
+        assert workers.poll() is None, "the worker exited"
+    finally:
+        workers.send_signal(signal.SIGTERM)
+        workers.wait(90)
+    assert SentimentResult.model_validate_json(result.value).post_id == good.post_id
+    letter = DeadLetter.model_validate_json(dead.value)
+    assert letter.reason.startswith("undecodable image") and "payload cut to its first" in letter.reason
+    assert huge.model_dump_json().encode().startswith(letter.payload)

@@ -2,7 +2,6 @@
 
 import asyncio
 from datetime import UTC, datetime
-from unittest.mock import AsyncMock
 
 import faust
 import pytest
@@ -20,18 +19,24 @@ def harness():
     app = faust.App("agent-test", broker="kafka://localhost:1", store="memory://", web_enabled=False)
     topics = create_topics(app, settings)
     sent: dict[str, list[bytes]] = {"sentiment": [], "dlq": []}
+    names = {settings.sentiment_topic: "sentiment", settings.dlq_topic: "dlq"}
 
-    def recorder(name):
-        async def send(key, value):
-            sent[name].append(value)
+    class Recorder:
+        """Stands in for BatchSender (no broker): records what the agent hands it, acknowledged at once."""
+
+        async def start(self):
+            pass
+
+        async def stop(self):
+            pass
+
+        async def send(self, topic, records):
+            sent[names[topic]] += [value for _, value in records]
             done = asyncio.get_running_loop().create_future()
             done.set_result(None)
-            return done
-        return AsyncMock(side_effect=send)
+            return [done]
 
-    topics.sentiment.send = recorder("sentiment")
-    topics.dlq.send = recorder("dlq")
-    agent = register_inference_agent(app, topics, SentimentModel.load(None, "cpu"), settings)
+    agent = register_inference_agent(app, topics, SentimentModel.load(None, "cpu"), settings, Recorder())
     return agent, sent
 
 
