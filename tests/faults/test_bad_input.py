@@ -11,6 +11,7 @@ from monitor.samples import sample_posts
 from schemas import DeadLetter
 from tests.faults.bad_inputs import jpeg, png_bomb, post_json
 from tests.faults.helpers import assert_counted_once, drain, post_messages, produce, read_all, wait_stored
+from workers.delivery import DEAD_LETTER_PAYLOAD_BYTES
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -55,10 +56,18 @@ async def test_bad_messages_go_to_dlq_good_posts_are_scored(fault_settings, faul
 
     dead = await read_all(fault_settings, fault_settings.dlq_topic, lambda messages: len(messages) >= len(bad))
     letters = [DeadLetter.model_validate_json(m.value) for m in dead]
-    reasons = {letter.payload: letter.reason for letter in letters}
     assert len(letters) == len(bad), "only the bad messages, each once"
+
+    def letter_for(payload: bytes) -> DeadLetter:
+        """Its letter: the whole payload, or (over DEAD_LETTER_PAYLOAD_BYTES) its head, cut and said so."""
+        return next(letter for letter in letters if letter.payload == payload
+                    or (payload.startswith(letter.payload) and "payload cut" in letter.reason))
+
     for payload, reason in bad:
-        assert reason in reasons[payload or b""], f"{payload[:40] if payload else payload!r}: {reasons[payload or b'']}"
+        letter = letter_for(payload or b"")
+        assert reason in letter.reason, f"{payload[:40] if payload else payload!r}: {letter.reason[:200]}"
+    oversize = next(payload for payload, _ in bad if payload and b'"bad-oversize"' in payload)
+    assert len(letter_for(oversize).payload) == DEAD_LETTER_PAYLOAD_BYTES  # cut: its letter would be too large
     pipeline.check_alive()  # the worker kept running through all of it
 
     await drain(fault_settings, fault_engine, pipeline)
