@@ -9,18 +9,19 @@ back, then assembles the results itself.
 
 Batches are pipelined: `submit` writes a batch to the pipe and returns a future at once, so the worker
 can hand over batch N+1 while the child still scores batch N, and the child starts on it the moment
-N is done. One reply thread reads the probabilities back in the order the batches went in. Before,
-the child sat idle for every round trip through the worker (its reply waited for a thread that
-had to win the GIL back from the busy event loop, then the worker built the results, then sent the next
-batch): on 2 cores the model stage took twice the child's own time per batch (README, "Performance").
+N is done, instead of waiting for the worker between batches (for its reply to be read, the results
+built and the next batch sent, each behind the worker's GIL). One reply thread reads the probabilities
+back in the order the batches went in. On 2 CPU cores this measured no faster, the cores being the
+limit there (README, "Performance"); the idle gaps it removes matter where the model is a GPU's.
 A `ProcessPoolExecutor` would hand every batch through two more threads (its queue manager and its
 feeder), each of which must win the GIL first.
 The child ignores SIGINT/SIGTERM: the worker finishes its in-flight batches and then closes the request
 pipe. If the worker is SIGKILLed, the kernel closes its end of the pipe and the child exits on the EOF.
 The pipes are one-way each, so closing the request pipe never races the reply thread's blocked read: the
 child's exit closes the reply pipe, which ends that thread.
-If the child dies, `predict` raises `ModelProcessDied` and the worker crashes (it is restarted and
-its uncommitted posts are redelivered) instead of dead-lettering good posts.
+If the child dies, every pending future (and any later `submit`) raises `ModelProcessDied` and the
+worker crashes (it is restarted and its uncommitted posts are redelivered) instead of dead-lettering
+good posts.
 """
 
 from __future__ import annotations
