@@ -89,11 +89,17 @@ class CpuMeter:
     def mark(self, posts_done: int) -> None:
         self.marks.append((posts_done, self._cpu_seconds()))
 
-    def ms_per_post(self) -> dict[str, float]:
-        """Between the first and the last mark; empty (not measured) when results came too fast for two marks."""
-        (first_posts, first), (last_posts, last) = self.marks[0], self.marks[-1]
-        if last_posts <= first_posts:
+    def ms_per_post(self, expected: int) -> dict[str, float]:
+        """Over the steady part: from the first mark past 10% of the `expected` results to the first past 90%.
+        When one fetch brought both (the embedded broker answers fetches on its own schedule), from the first
+        results instead; empty (not measured) when every result came in one fetch."""
+        start = next((mark for mark in self.marks if mark[0] > 0.1 * expected), None)
+        end = next((mark for mark in self.marks if mark[0] > 0.9 * expected), None)
+        if start is end and self.marks:
+            start = self.marks[0]
+        if start is None or end is None or end[0] <= start[0]:
             return {}
+        (first_posts, first), (last_posts, last) = start, end
         return {part: round((last[part] - first[part]) * 1000 / (last_posts - first_posts), 3) for part in last}
 
 
@@ -112,7 +118,7 @@ async def produce(settings: Settings, payloads: list[bytes]) -> None:
 async def result_timestamps(settings: Settings, expected: int, worker: subprocess.Popen,
                             timeout_s: float, meter: CpuMeter) -> list[float]:
     """Broker timestamps (s) of the first `expected` results, read outside any consumer group; `meter` is
-    marked when the 10th and the 90th percentile result arrive (the steady part of the run)."""
+    marked when the first results, the 10th and the 90th percentile result arrive (see `CpuMeter.ms_per_post`)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     stamps: list[float] = []
@@ -121,6 +127,7 @@ async def result_timestamps(settings: Settings, expected: int, worker: subproces
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout_s
+        edges = [0.0, 0.1, 0.9]  # shares of the results still to be marked when first passed
         with tqdm(total=expected, desc=f"worker batch {settings.worker_max_batch}", unit="post") as progress:
             while len(stamps) < expected:
                 if worker.poll() is not None:
@@ -131,8 +138,9 @@ async def result_timestamps(settings: Settings, expected: int, worker: subproces
                 fresh = [m.timestamp / 1000 for batch in batches.values() for m in batch]
                 stamps += fresh
                 progress.update(len(fresh))
-                if len(meter.marks) < 2 and len(stamps) >= expected * (0.1 if not meter.marks else 0.9):
+                if fresh and edges and len(stamps) > expected * edges[0]:
                     meter.mark(len(stamps))
+                    edges = [edge for edge in edges if len(stamps) <= expected * edge]
     finally:
         await consumer.stop()
     return sorted(stamps)
@@ -202,7 +210,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
                 worker.wait(60)
             except subprocess.TimeoutExpired:
                 worker.kill()
-    return WorkerRun(steady_rate(stamps), stages, meter.ms_per_post(), pipeline)
+    return WorkerRun(steady_rate(stamps), stages, meter.ms_per_post(len(payloads)), pipeline)
 
 
 def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,

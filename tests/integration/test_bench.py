@@ -46,12 +46,13 @@ def test_bench_model_reports_every_batch_size_against_batch_1(stack, tmp_path):
 
 def test_bench_worker_drains_real_topics_and_compares_baselines(stack, tmp_path):
     out = tmp_path / "worker.json"
-    done = monitor(stack, "bench", "worker", "--posts", "400", "--baseline-posts", "40", "--batch-size", "8",
+    # enough posts for the results to span several of the embedded broker's fetches: CPU is measured between two
+    done = monitor(stack, "bench", "worker", "--posts", "1600", "--baseline-posts", "40", "--batch-size", "8",
                    "--concurrency", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["broker"] == "KAFKA_BOOTSTRAP"  # the test stack's broker, not a private one
-    assert report["worker"]["posts"] == 400 and report["worker_batch_1"]["posts"] == 40
+    assert report["worker"]["posts"] == 1600 and report["worker_batch_1"]["posts"] == 40
     assert report["worker"]["posts_per_s"] > 0 and report["model_alone"]["posts_per_s"] > 0
     assert report["batching_speedup"] > 0 and report["pipeline_efficiency"] > 0
     worker = report["worker"]
