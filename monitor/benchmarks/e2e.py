@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 from tqdm import tqdm
 
-from monitor.benchmarks.report import device_name, host_info, stage_means, write_report
+from monitor.benchmarks.report import device_name, host_info, scrape, stage_means, write_report
 from monitor.cache import updates_channel
 from monitor.embedded.process import free_port
 from monitor.embedded.stack import EmbeddedStack
@@ -117,7 +117,7 @@ def run_e2e_benchmark(checkpoint: str, rate: float, seconds: float, image_share:
                     .start() for role in ("worker", "sink")]
         try:
             measured = asyncio.run(measure(settings, rate, seconds, image_share, settle_s, children))
-            measured["mean_stage_s"] = stage_means(ports.values())
+            measured["mean_stage_s"] = stage_means(scrape(ports.values()))
         finally:
             for child in children:
                 child.stop()

@@ -81,16 +81,13 @@ def nth_batch(posts: Sequence[Post], decoded: Sequence[Decoded], batch_size: int
 def posts_per_s(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[Decoded], batch_size: int,
                 min_seconds: float = 3.0, min_posts: int = 64) -> float:
     """Predict batch after batch (cycling through the posts) for at least `min_seconds` and `min_posts`."""
-    def batch(i: int) -> tuple[list[Post], list[Decoded]]:
-        return nth_batch(posts, decoded, batch_size, i)
-
     warm_up = max(1, len(posts) // batch_size)  # one pass over the posts: every length bucket, compiled or not
     for i in range(warm_up):
-        model.predict(*batch(i))
+        model.predict(*nth_batch(posts, decoded, batch_size, i))
     _sync(model)
     done, i, started = 0, warm_up, time.perf_counter()
     while True:
-        model.predict(*batch(i))
+        model.predict(*nth_batch(posts, decoded, batch_size, i))
         done, i = done + batch_size, i + 1
         elapsed = time.perf_counter() - started
         if elapsed >= min_seconds and done >= min_posts:

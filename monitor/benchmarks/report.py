@@ -58,10 +58,13 @@ STAGES = {
 """Where a post's time goes, from the processes' own histograms (queue waits are per post, the rest per batch)."""
 
 
-def scrape(ports: Iterable[int]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of the /metrics of the processes on `ports`, summed over the processes:
-    (sample name, sorted labels) -> value."""
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+"""(sample name, sorted labels) -> value, summed over processes: what `scrape` returns."""
+
+
+def scrape(ports: Iterable[int]) -> Samples:
+    """Every sample of the /metrics of the processes on `ports`, summed over the processes."""
+    samples: Samples = {}
     for port in ports:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             for family in text_string_to_metric_families(response.read().decode()):
@@ -71,19 +74,19 @@ def scrape(ports: Iterable[int]) -> dict[tuple[str, tuple[tuple[str, str], ...]]
     return samples
 
 
-def stage_means(ports: Iterable[int]) -> dict[str, float | None]:
-    """Mean seconds per stage, read from the /metrics of the processes on `ports` (a stage whose process
-    is not among them is None)."""
-    samples = {name: value for (name, labels), value in scrape(ports).items() if not labels}
+def stage_means(scraped: Samples) -> dict[str, float | None]:
+    """Mean seconds per stage from the processes' `scrape`d histograms (a stage whose process was not scraped
+    is None)."""
+    samples = {name: value for (name, labels), value in scraped.items() if not labels}
     return {stage: round(samples[f"{metric}_sum"] / samples[f"{metric}_count"], 4)
             if samples.get(f"{metric}_count") else None for stage, metric in STAGES.items()}
 
 
-def pipeline_stage_ms(ports: Iterable[int], posts: int) -> dict[str, dict[str, float]]:
+def pipeline_stage_ms(scraped: Samples, posts: int) -> dict[str, dict[str, float]]:
     """Milliseconds per post each worker pipeline stage spent busy and blocked (`monitor_worker_stage_seconds`):
     the stage with the most busy time per post bounds the worker's rate."""
     stages: dict[str, dict[str, float]] = {}
-    for (name, labels), value in scrape(ports).items():
+    for (name, labels), value in scraped.items():
         if name == "monitor_worker_stage_seconds_total":
             label = dict(labels)
             stages.setdefault(label["stage"], {})[label["state"]] = round(value * 1000 / max(1, posts), 3)

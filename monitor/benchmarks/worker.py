@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
 from monitor.benchmarks.model import PRESETS, bench_posts, load_model, posts_per_s
-from monitor.benchmarks.report import device_name, host_info, pipeline_stage_ms, stage_means, write_report
+from monitor.benchmarks.report import device_name, host_info, pipeline_stage_ms, scrape, stage_means, write_report
 from monitor.embedded.process import free_port
 from monitor.logging import get_logger
 from monitor.settings import Settings
@@ -196,9 +196,9 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
     meter = CpuMeter(worker.pid, broker_pid)
     try:
         stamps = asyncio.run(result_timestamps(settings, len(payloads), worker, timeout_s, meter))
-        ports = range(metrics_port, metrics_port + concurrency)  # --concurrency N: consecutive ports
-        stages = {stage: mean for stage, mean in stage_means(ports).items() if mean is not None}
-        pipeline = pipeline_stage_ms(ports, len(payloads))
+        scraped = scrape(range(metrics_port, metrics_port + concurrency))  # --concurrency N: consecutive ports
+        stages = {stage: mean for stage, mean in stage_means(scraped).items() if mean is not None}
+        pipeline = pipeline_stage_ms(scraped, len(payloads))
     except (RuntimeError, TimeoutError) as exc:
         dead = asyncio.run(message_count(settings, settings.dlq_topic))
         raise RuntimeError(f"{exc}; {dead} dead-lettered; the worker's log ends:\n"
