@@ -35,9 +35,10 @@ PEAK_BF16_DENSE_FLOPS = {  # vendor datasheets, dense (no sparsity)
 }
 PEAK_FP32_FLOPS = {"H100 SXM": 67e12, "H100 80GB HBM3": 67e12, "H100 NVL": 60e12, "H100 PCIe": 51e12,
                    "H200": 67e12, "A100": 19.5e12, "L40S": 91.6e12, "L4": 30.3e12}
+PRECISION_NAMES = {torch.bfloat16: "bf16", torch.float32: "fp32"}
 
 
-def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
+def peak_flops(device: torch.device, dtype: torch.dtype) -> float | None:
     """The GPU's datasheet peak for the precision, or None where unknown (CPUs, unlisted GPUs)."""
     if device.type != "cuda":
         return None
@@ -46,15 +47,18 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
     return next((peak for key, peak in table.items() if key in name), None)
 
 
-def load_model(preset_or_checkpoint: str, device: str, compile: bool = False) -> SentimentModel:
-    """Anything `MODEL_CHECKPOINT` accepts, or a preset name (random weights, real sizes)."""
+def load_model(preset_or_checkpoint: str, device: str, compile: bool = False,
+               dtype: torch.dtype | None = None) -> SentimentModel:
+    """Anything `MODEL_CHECKPOINT` accepts, or a preset name (random weights, real sizes), in `dtype`
+    (None: the device's default)."""
     if preset_or_checkpoint in PRESETS and not Path(preset_or_checkpoint).exists():
         torch.manual_seed(0)
         config = PRESETS[preset_or_checkpoint]()
         from workers.inference import resolve_device
 
-        return SentimentModel(RADM(config), resolve_device(device), f"{config.version}-random", compile)
-    return SentimentModel.load(preset_or_checkpoint, device, compile=compile)
+        return SentimentModel(RADM(config), resolve_device(device), f"{config.version}-random", compile,
+                              dtype=dtype)
+    return SentimentModel.load(preset_or_checkpoint, device, compile=compile, dtype=dtype)
 
 
 def bench_posts(model: SentimentModel, count: int, image_share: float,
@@ -122,7 +126,7 @@ def profile_predict(model: SentimentModel, posts: Sequence[Post], decoded: Seque
             model.predict(*batch)
         _sync(model)
     averages = profiler.key_averages()
-    tables = [f"{calls} x predict, batch {batch_size}, {model.autocast_dtype or 'fp32'}, {device_name(model.device)}",
+    tables = [f"{calls} x predict, batch {batch_size}, {model.dtype}, {device_name(model.device)}",
               averages.table(sort_by="cpu_time_total", row_limit=30)]
     if model.device.type == "cuda":
         tables.append(averages.table(sort_by="self_device_time_total", row_limit=30))
@@ -137,19 +141,18 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
     """Measure posts/s per batch size (and per precision on a GPU); ratios against batch size 1. With
     `compile`, the first (warm-up) call of each batch size includes torch.compile's work; with `profile`,
     the profiler's tables for the first precision at the largest batch size go there."""
-    model = load_model(model_name, device, compile)
+    dtypes = {"default": None, **{name: dtype for dtype, name in PRECISION_NAMES.items()}}
+    models = {precision: load_model(model_name, device, compile, dtypes[precision]) for precision in precisions}
+    model = models[precisions[0]]
     posts, decoded = bench_posts(model, max(256, max(batch_sizes)), image_share)
     flops = flops_per_post(model, posts, decoded, max(batch_sizes))
     runs = []
-    dtypes = {"default": model.autocast_dtype, "bf16": torch.bfloat16, "fp32": None}
     steps = [(p, b) for p in precisions for b in sorted(set([1, *batch_sizes]))]
     for precision, batch_size in tqdm(steps, desc="model benchmark", unit="run"):
-        model.autocast_dtype = dtypes[precision]
-        rate = posts_per_s(model, posts, decoded, batch_size, min_seconds)
-        peak = peak_flops(model.device, model.autocast_dtype)
+        rate = posts_per_s(models[precision], posts, decoded, batch_size, min_seconds)
+        peak = peak_flops(model.device, models[precision].dtype)
         runs.append({
-            "precision": precision if precision != "default" else str(model.autocast_dtype or "fp32").replace(
-                "torch.", ""),
+            "precision": PRECISION_NAMES[models[precision].dtype],
             "batch_size": batch_size, "posts_per_s": round(rate, 1),
             "achieved_tflops": round(rate * flops / 1e12, 4),
             "mfu": round(rate * flops / peak, 4) if peak else None,
@@ -176,6 +179,5 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
     }
     write_report(report, out)
     if profile is not None:
-        model.autocast_dtype = dtypes[precisions[0]]
         profile_predict(model, posts, decoded, max(batch_sizes), profile)
     return report

@@ -45,6 +45,22 @@ def test_bucketed_probabilities_match_one_padded_batch():
     torch.testing.assert_close(model.probabilities(raw), reference, atol=1e-5, rtol=1e-4)
 
 
+def test_bf16_weights_give_the_float32_probabilities_within_bf16_rounding():
+    """The GPU default (weights cast once to bf16, no autocast), run here on the CPU."""
+    fp32 = SentimentModel.load(None, "cpu")
+    bf16 = SentimentModel.load(None, "cpu", dtype=torch.bfloat16)
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    rng = np.random.default_rng(2)
+    texts = ["fine", "", "the new phone is far better than the old one " * 2, "no", "bad battery", "ok " * 5]
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) if i % 3 else None for i in range(len(texts))]
+    batch = fp32.processor.encode_uint8(texts, images)
+    expected = fp32.probabilities(batch)
+    got = bf16.probabilities(batch)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, atol=3e-2, rtol=0)
+    assert not torch.equal(got, expected)  # it really ran in bf16
+
+
 def test_large_models_get_every_core_small_ones_leave_one_for_the_pipeline(monkeypatch):
     import os
 

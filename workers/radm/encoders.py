@@ -70,15 +70,19 @@ class TextEncoder(nn.Module):
         from transformers import AutoConfig, AutoModel
 
         source = resolve_text_source(config.text_encoder)
+        # SDPA reads `forward`'s boolean 4D mask as "True = attend"; an eager attention would add it instead.
         if config.text_encoder_overrides is None:
-            self.model = AutoModel.from_pretrained(source)
+            self.model = AutoModel.from_pretrained(source, attn_implementation="sdpa")
         else:
             model_config = AutoConfig.from_pretrained(source, **config.text_encoder_overrides)
-            self.model = AutoModel.from_config(model_config)
+            self.model = AutoModel.from_config(model_config, attn_implementation="sdpa")
         self.width: int = self.model.config.hidden_size
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        """attention_mask (B, T): True/1 = real token. It goes in as a (B, 1, 1, T) boolean mask, which
+        transformers uses as it is: a 2D mask it would first test for padding (`mask.all()`), a wait for the GPU."""
+        mask = attention_mask.bool()[:, None, None, :]
+        return self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
 
 class TimmImageEncoder(nn.Module):

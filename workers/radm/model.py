@@ -92,19 +92,22 @@ class RADM(nn.Module):
 
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         # An all-padding row would give the encoder nothing to attend to; let it see token 0, whose
-        # output is masked out below anyway.
-        encoder_mask = attention_mask.clone()
-        encoder_mask[~attention_mask.bool().any(1), 0] = 1
+        # output is masked out below anyway. (Elementwise: a boolean index would wait for the GPU.)
+        encoder_mask = attention_mask.bool().clone()
+        encoder_mask[:, 0] |= ~encoder_mask.any(1)
         frozen = self.config.freeze_text_encoder
         with torch.no_grad() if frozen else contextlib.nullcontext():
             states = self.text_encoder(input_ids, encoder_mask)
         return self.text_projection(states) + self.modality_embedding.weight[0]
 
-    def encode_image(self, pixel_values: Tensor, has_image: Tensor) -> Tensor:
+    def encode_image(self, pixel_values: Tensor, has_image: Tensor, image_rows: Tensor | None = None) -> Tensor:
         """Image tokens (B, P, hidden). The encoder only sees the rows that have an image: a text-only post
-        costs no image-encoder FLOPs, and its (masked, never attended or pooled) tokens are projected zeros."""
+        costs no image-encoder FLOPs, and its (masked, never attended or pooled) tokens are projected zeros.
+
+        `image_rows`, the indices of those rows, saves finding them with `nonzero`, which waits for the GPU.
+        """
         frozen = self.config.freeze_image_encoder
-        rows = has_image.nonzero().squeeze(1)
+        rows = has_image.nonzero().squeeze(1) if image_rows is None else image_rows
         whole_batch = getattr(self.image_encoder, "whole_batch_only", False)  # e.g. training's cached features
         with torch.no_grad() if frozen else contextlib.nullcontext():
             if whole_batch or rows.numel() == len(has_image):
@@ -120,13 +123,15 @@ class RADM(nn.Module):
             image = image + self.image_positions[:, : image.shape[1]]
         return image
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, pixel_values: Tensor, has_image: Tensor) -> Tensor:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, pixel_values: Tensor, has_image: Tensor,
+                image_rows: Tensor | None = None) -> Tensor:
         """input_ids/attention_mask: (B, T), mask 1 = real token; pixel_values: (B, 3, S, S) normalised;
-        has_image: (B,) bool. Returns logits (B, num_labels)."""
+        has_image: (B,) bool; image_rows: optionally, the indices where has_image is True (see `encode_image`).
+        Returns logits (B, num_labels)."""
         text_mask = attention_mask.bool()
         has_image = has_image.bool()
-        text = self.encode_text(input_ids, attention_mask.long())
-        image = self.encode_image(pixel_values, has_image)
+        text = self.encode_text(input_ids, attention_mask)
+        image = self.encode_image(pixel_values, has_image, image_rows)
         image_mask = has_image[:, None].expand(-1, image.shape[1])
 
         scores: Scores | None = None

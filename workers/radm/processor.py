@@ -53,14 +53,15 @@ class RADMProcessor:
             image = np.asarray(Image.fromarray(image).convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
         return image
 
-    def normalise(self, images: Tensor) -> Tensor:
-        """uint8 (B, S, S, 3) -> the image encoder's normalised float32 (B, 3, S, S), on the images' device.
+    def normalise(self, images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        """uint8 (B, S, S, 3) -> the image encoder's normalised (B, 3, S, S) in `dtype` (computed in float32),
+        on the images' device.
 
         Run where the model runs: on a GPU this moves a quarter of the bytes across PCIe and takes the
         per-pixel arithmetic off the host's CPU, which otherwise caps a GPU worker's posts/s.
         """
         pixels = images.permute(0, 3, 1, 2).contiguous().float()  # uint8 transpose first: 2.5x faster on CPUs
-        return pixels.mul_(self.scale.to(images.device)).add_(self.shift.to(images.device))
+        return pixels.mul_(self.scale.to(images.device)).add_(self.shift.to(images.device)).to(dtype)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """Truncate to max_text_tokens, pad to the batch's longest. A blank text gets an all-zero mask:
