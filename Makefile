@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/monitor demo
 
 test: $(STAMP) chromium
-	$(BIN)/ruff check monitor workers schemas tests
+	$(BIN)/ruff check monitor workers schemas tests bench
 	$(BIN)/pytest -q -ra
 
 # The dashboard's browser tests drive Debian's chromium through Playwright (Playwright cannot download browsers

@@ -62,12 +62,16 @@ def _sizes(value: str) -> list[int]:
 @click.option("--precisions", default="default", show_default=True,
               help="Comma-separated: default (bf16 on GPU, fp32 on CPU), bf16, fp32.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model first (MODEL_COMPILE).")
+@click.option("--bucket-rows", type=click.IntRange(min=0), default=None,
+              help="Smallest length bucket given its own forward pass; 0 = one pass per batch. "
+                   "[default: 4 on CPU, 0 on GPU]")
 @click.option("--profile", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the torch profiler's table of a few calls at the largest batch size here.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="[default: bench/results/model-<model>[-compiled]-<cpu|gpu>.json]")
 def bench_model(model_name: str, device: str, batch_sizes: str, image_share: float, seconds: float,
-                precisions: str, compile_model: bool, profile: Path | None, out: Path | None) -> None:
+                precisions: str, compile_model: bool, bucket_rows: int | None, profile: Path | None,
+                out: Path | None) -> None:
     """RADM posts/s per batch size vs batch size 1; FLOPs per post, TFLOP/s and MFU on a GPU."""
     from monitor.benchmarks.model import run_model_benchmark
     from workers.inference import resolve_device
@@ -75,7 +79,8 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
     kind = resolve_device(device).type.replace("cuda", "gpu")
     out = out or Path(f"bench/results/model-{model_name}{'-compiled' if compile_model else ''}-{kind}.json")
     report = run_model_benchmark(model_name, device, _sizes(batch_sizes), image_share, seconds,
-                                 precisions.split(","), out, compile=compile_model, profile=profile)
+                                 precisions.split(","), out, compile=compile_model, profile=profile,
+                                 bucket_rows=bucket_rows)
     click.echo(f"{report['model']['version']}: {report['model']['gflops_per_post']} GFLOP per post, "
                f"{report['device']}")
     for run in report["runs"]:

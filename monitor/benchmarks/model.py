@@ -137,12 +137,17 @@ def profile_predict(model: SentimentModel, posts: Sequence[Post], decoded: Seque
 
 def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int], image_share: float = 0.5,
                         min_seconds: float = 3.0, precisions: Sequence[str] = ("default",),
-                        out=None, compile: bool = False, profile: Path | None = None) -> dict:
+                        out=None, compile: bool = False, profile: Path | None = None,
+                        bucket_rows: int | None = None) -> dict:
     """Measure posts/s per batch size (and per precision on a GPU); ratios against batch size 1. With
     `compile`, the first (warm-up) call of each batch size includes torch.compile's work; with `profile`,
-    the profiler's tables for the first precision at the largest batch size go there."""
+    the profiler's tables for the first precision at the largest batch size go there. `bucket_rows` overrides
+    the device's `min_bucket_rows` (0 = one forward pass per batch)."""
     dtypes = {"default": None, **{name: dtype for dtype, name in PRECISION_NAMES.items()}}
     models = {precision: load_model(model_name, device, compile, dtypes[precision]) for precision in precisions}
+    if bucket_rows is not None:
+        for each in models.values():
+            each.min_bucket_rows = bucket_rows
     model = models[precisions[0]]
     posts, decoded = bench_posts(model, max(256, max(batch_sizes)), image_share)
     flops = flops_per_post(model, posts, decoded, max(batch_sizes))
@@ -164,7 +169,8 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
         "benchmark": "RADM posts/s by batch size (SentimentModel.predict on decoded posts)",
         "command": f"monitor bench model --model {model_name} --device {device} "
                    f"--batch-sizes {','.join(map(str, batch_sizes))} --image-share {image_share} "
-                   f"--seconds {min_seconds:g} --precisions {','.join(precisions)}" + (" --compile" if compile else ""),
+                   f"--seconds {min_seconds:g} --precisions {','.join(precisions)}" + (" --compile" if compile else "")
+                   + (f" --bucket-rows {bucket_rows}" if bucket_rows is not None else ""),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),
@@ -174,6 +180,7 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
         "image_share": image_share,
         "torch": torch.__version__,
         "compiled": compile,
+        "min_bucket_rows": model.min_bucket_rows,
         "threads": torch.get_num_threads(),
         "runs": runs,
     }
