@@ -129,8 +129,9 @@ class SentimentModel:
 
     @torch.inference_mode()
     def probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Class probabilities (B, labels) on the CPU, computed length bucket by length bucket (see
-        `length_buckets`) so short posts never pay for the longest one in the batch.
+        """Class probabilities (B, labels) on the CPU. With `min_bucket_rows` (the CPU default) they are computed
+        length bucket by length bucket (see `length_buckets`), so short posts never pay for the longest one in
+        the batch; with 0 (the GPU default) in one forward pass.
 
         `batch` is `encode`'s (normalised pixel_values) or `encode_uint8`'s (uint8 images, normalised here
         on the model's device). The batch crosses to the device once and the result comes back once. On the

@@ -63,6 +63,13 @@ def test_bf16_weights_give_the_float32_probabilities_within_bf16_rounding():
     assert not torch.equal(got, expected)  # it really ran in bf16
 
 
+def test_a_bf16_model_saves_a_float32_checkpoint(tmp_path):
+    bf16 = SentimentModel.load(None, "cpu", dtype=torch.bfloat16)
+    bf16.save(tmp_path / "radm.pt")
+    weights = torch.load(tmp_path / "radm.pt", weights_only=True)["weights"]
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float32}
+
+
 def test_large_models_get_every_core_small_ones_leave_one_for_the_pipeline(monkeypatch):
     import os
 

@@ -71,7 +71,7 @@ class ResidualMultiHeadAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
         if self.gate is not None and previous_scores is not None:
             keep = self.gate(scores, previous_scores, query_mask, key_mask)
-            scores = (1 - keep / 2) * scores + (keep / 2) * previous_scores
+            scores = torch.lerp(scores, previous_scores, keep / 2)  # (1 - g/2) * current + (g/2) * previous
         blocked = ~key_mask[:, None, None, :]
         probabilities = torch.softmax(scores.masked_fill(blocked, torch.finfo(scores.dtype).min), dim=-1)
         probabilities = self.dropout(probabilities.masked_fill(blocked, 0.0))

@@ -165,10 +165,12 @@ class RADM(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(excluded)}
 
     def save(self, path: str | Path) -> None:
-        """Config + weights (minus frozen pretrained encoders), loadable with torch.load(weights_only=True)."""
+        """Config + weights (minus frozen pretrained encoders), loadable with torch.load(weights_only=True).
+        Floating-point weights are saved as float32 whatever the model runs in (bf16 on GPUs)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu() for k, v in self.checkpoint_state().items()}
+        weights = {k: (v.float() if v.is_floating_point() else v).detach().cpu()
+                   for k, v in self.checkpoint_state().items()}
         torch.save({"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "weights": weights,
                     "excluded": list(self.excluded_prefixes())}, path)
 
