@@ -169,11 +169,30 @@ def test_every_attention_path_has_its_own_score_stream():
     layer = InteractionLayer(CONFIG, first=False)
     text, image = torch.randn(2, 5, CONFIG.hidden), torch.randn(2, 4, CONFIG.hidden)
     text_mask, image_mask = torch.ones(2, 5, dtype=torch.bool), torch.ones(2, 4, dtype=torch.bool)
-    _, _, scores = layer(text, text_mask, image, image_mask)
+    _, _, scores = layer(text, text_mask, image, image_mask, torch.arange(2))
     shapes = {path: tuple(s.shape) for path, s in scores.items()}
     heads = CONFIG.heads
     assert shapes == {"text_self": (2, heads, 5, 5), "image_self": (2, heads, 4, 4),
                       "text_to_image": (2, heads, 5, 4), "image_to_text": (2, heads, 4, 5)}
+
+
+def test_text_only_posts_skip_the_image_paths_and_get_what_masked_image_tokens_gave():
+    """The layer computes image paths for the posts with an image only; the old dense form (every post's image
+    tokens, masked where there is no image) is the reference."""
+    torch.manual_seed(0)
+    layer = InteractionLayer(CONFIG, first=True).eval()
+    text, image = torch.randn(3, 5, CONFIG.hidden), torch.randn(3, 4, CONFIG.hidden)
+    text_mask = torch.ones(3, 5, dtype=torch.bool)
+    text_mask[1, 3:] = False
+    for has_image in (torch.tensor([True, False, True]), torch.tensor([False, False, False])):
+        dense_text, dense_image, _ = layer(text, text_mask, image, has_image[:, None].expand(-1, 4), torch.arange(3))
+        rows = has_image.nonzero().squeeze(1)
+        sparse_text, sparse_image, scores = layer(text, text_mask, image[rows],
+                                                  torch.ones(len(rows), 4, dtype=torch.bool), rows)
+        torch.testing.assert_close(sparse_text, dense_text, atol=1e-6, rtol=0)
+        torch.testing.assert_close(sparse_image, dense_image[rows], atol=1e-6, rtol=0)
+        assert {path: len(s) for path, s in scores.items() if path != "text_self"} == (
+            {"image_self": 2, "text_to_image": 2, "image_to_text": 2} if len(rows) else {})
 
 
 def count(model: RADM, kind: type) -> int:
@@ -197,8 +216,8 @@ def test_rm_c_removes_cross_modal_paths():
     image_mask = torch.ones(1, 4, dtype=torch.bool)
     for model, depends in ((ablated, False), (full, True)):
         layer = model.interaction[0]
-        a = layer(text, text_mask, torch.randn(1, 4, CONFIG.hidden), image_mask)[0]
-        b = layer(text, text_mask, torch.randn(1, 4, CONFIG.hidden), image_mask)[0]
+        a = layer(text, text_mask, torch.randn(1, 4, CONFIG.hidden), image_mask, torch.arange(1))[0]
+        b = layer(text, text_mask, torch.randn(1, 4, CONFIG.hidden), image_mask, torch.arange(1))[0]
         assert (not torch.allclose(a, b)) == depends
 
 

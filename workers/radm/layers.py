@@ -45,6 +45,11 @@ class AttentionBlock(nn.Module):
         update, scores = self.attention(queries, keys, query_mask, key_mask, previous)
         return self.norm(queries + self.dropout(update)), scores
 
+    def without_keys(self, queries: Tensor) -> Tensor:
+        """What `forward` gives queries with no real key at all (a text-only post's text against its image):
+        a zero context, so the update is the output projection's bias. Costs no attention."""
+        return self.norm(queries + self.dropout(self.attention.output.bias.expand_as(queries)))
+
 
 class FeedForwardBlock(nn.Module):
     def __init__(self, config: RADMConfig) -> None:
@@ -61,6 +66,10 @@ class InteractionLayer(nn.Module):
 
     Both cross paths read the same (post self-attention) states, so neither direction sees the
     other's update of this layer. With `rm_c` the cross paths are not built at all.
+
+    Text comes for every post (B, T), images only for the posts that have one (N, P): `image_rows` (N,)
+    says which. A text-only post's text gets `without_keys` from the text->image path, which is exactly
+    what attending to masked image tokens gave, without computing them.
     """
 
     def __init__(self, config: RADMConfig, first: bool) -> None:
@@ -73,20 +82,37 @@ class InteractionLayer(nn.Module):
         self.image_ffn = FeedForwardBlock(config)
 
     def forward(
-        self, text: Tensor, text_mask: Tensor, image: Tensor, image_mask: Tensor, previous: Scores | None = None
+        self, text: Tensor, text_mask: Tensor, image: Tensor, image_mask: Tensor, image_rows: Tensor,
+        previous: Scores | None = None,
     ) -> tuple[Tensor, Tensor, Scores]:
         previous = previous or {}
         scores: Scores = {}
         text, scores["text_self"] = self.text_self(text, text, text_mask, text_mask, previous.get("text_self"))
-        image, scores["image_self"] = self.image_self(image, image, image_mask, image_mask,
-                                                      previous.get("image_self"))
+        if len(image):
+            image, scores["image_self"] = self.image_self(image, image, image_mask, image_mask,
+                                                          previous.get("image_self"))
         if self.text_to_image is not None and self.image_to_text is not None:
-            text_x, scores["text_to_image"] = self.text_to_image(text, image, text_mask, image_mask,
-                                                                 previous.get("text_to_image"))
-            image_x, scores["image_to_text"] = self.image_to_text(image, text, image_mask, text_mask,
-                                                                  previous.get("image_to_text"))
-            text, image = text_x, image_x
-        return self.text_ffn(text), self.image_ffn(image), scores
+            text, image = self._cross(self.text_to_image, self.image_to_text, text, text_mask, image, image_mask,
+                                      image_rows, previous, scores)
+        return self.text_ffn(text), (self.image_ffn(image) if len(image) else image), scores
+
+    @staticmethod
+    def _cross(text_to_image: AttentionBlock, image_to_text: AttentionBlock, text: Tensor, text_mask: Tensor,
+               image: Tensor, image_mask: Tensor, image_rows: Tensor, previous: Scores,
+               scores: Scores) -> tuple[Tensor, Tensor]:
+        """Both cross paths, on the posts that have an image; fills in their entries of `scores`."""
+        if not len(image):
+            return text_to_image.without_keys(text), image
+        every_post = len(image) == len(text)  # shapes: known without waiting for the GPU
+        posts_text = text if every_post else text.index_select(0, image_rows)
+        posts_mask = text_mask if every_post else text_mask.index_select(0, image_rows)
+        text_x, scores["text_to_image"] = text_to_image(posts_text, image, posts_mask, image_mask,
+                                                        previous.get("text_to_image"))
+        image_x, scores["image_to_text"] = image_to_text(image, posts_text, image_mask, posts_mask,
+                                                         previous.get("image_to_text"))
+        if not every_post:
+            text_x = text_to_image.without_keys(text).index_copy(0, image_rows, text_x)
+        return text_x, image_x
 
 
 class FusionLayer(nn.Module):

@@ -100,24 +100,22 @@ class RADM(nn.Module):
             states = self.text_encoder(input_ids, encoder_mask)
         return self.text_projection(states) + self.modality_embedding.weight[0]
 
-    def encode_image(self, pixel_values: Tensor, has_image: Tensor, image_rows: Tensor | None = None) -> Tensor:
-        """Image tokens (B, P, hidden). The encoder only sees the rows that have an image: a text-only post
-        costs no image-encoder FLOPs, and its (masked, never attended or pooled) tokens are projected zeros.
-
-        `image_rows`, the indices of those rows, saves finding them with `nonzero`, which waits for the GPU.
-        """
+    def encode_image(self, pixel_values: Tensor, image_rows: Tensor) -> Tensor:
+        """Image tokens (N, P, hidden) of the N posts that `image_rows` names, the ones with an image: a text-only
+        post costs no image FLOPs, in the encoder or in the interaction layers."""
         frozen = self.config.freeze_image_encoder
-        rows = has_image.nonzero().squeeze(1) if image_rows is None else image_rows
-        whole_batch = getattr(self.image_encoder, "whole_batch_only", False)  # e.g. training's cached features
+        every_post = len(image_rows) == len(pixel_values)  # shapes: known without waiting for the GPU
         with torch.no_grad() if frozen else contextlib.nullcontext():
-            if whole_batch or rows.numel() == len(has_image):
-                states = self.image_encoder(pixel_values * has_image.view(-1, 1, 1, 1).to(pixel_values.dtype))
+            if getattr(self.image_encoder, "whole_batch_only", False):  # e.g. training's cached features
+                states = self.image_encoder(pixel_values)
+                states = states if every_post else states.index_select(0, image_rows)
+            elif every_post:
+                states = self.image_encoder(pixel_values)
+            elif len(image_rows):
+                states = self.image_encoder(pixel_values.index_select(0, image_rows))
             else:
                 tokens = image_token_count(self.image_encoder, self.config.image_size)
-                states = pixel_values.new_zeros(len(has_image), tokens, self.image_encoder.width)
-                if rows.numel():
-                    encoded = self.image_encoder(pixel_values.index_select(0, rows))
-                    states = states.to(encoded.dtype).index_copy(0, rows, encoded)
+                states = pixel_values.new_zeros(0, tokens, self.image_encoder.width)
         image = self.image_projection(states) + self.modality_embedding.weight[1]
         if self.image_positions is not None:
             image = image + self.image_positions[:, : image.shape[1]]
@@ -126,18 +124,24 @@ class RADM(nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor, pixel_values: Tensor, has_image: Tensor,
                 image_rows: Tensor | None = None) -> Tensor:
         """input_ids/attention_mask: (B, T), mask 1 = real token; pixel_values: (B, 3, S, S) normalised;
-        has_image: (B,) bool; image_rows: optionally, the indices where has_image is True (see `encode_image`).
-        Returns logits (B, num_labels)."""
+        has_image: (B,) bool; image_rows: optionally, the indices where has_image is True, which saves finding
+        them with `nonzero` (a wait for the GPU). Returns logits (B, num_labels)."""
         text_mask = attention_mask.bool()
         has_image = has_image.bool()
+        if image_rows is None:
+            image_rows = has_image.nonzero().squeeze(1)
         text = self.encode_text(input_ids, attention_mask)
-        image = self.encode_image(pixel_values, has_image, image_rows)
-        image_mask = has_image[:, None].expand(-1, image.shape[1])
+        image = self.encode_image(pixel_values, image_rows)
+        image_mask = text_mask.new_ones(image.shape[:2])  # every token of an image is real
 
         scores: Scores | None = None
         for layer in self.interaction:
-            text, image, scores = layer(text, text_mask, image, image_mask, scores)
+            text, image, scores = layer(text, text_mask, image, image_mask, image_rows, scores)
 
+        # The fusion encoder sees every post; a text-only post's image tokens are masked zeros.
+        if len(image) != len(text):
+            image = image.new_zeros(len(text), *image.shape[1:]).index_copy(0, image_rows, image)
+        image_mask = has_image[:, None].expand(-1, image.shape[1])
         fused = torch.cat([text, image], dim=1)
         fused_mask = torch.cat([text_mask, image_mask], dim=1)
         scores = None

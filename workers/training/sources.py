@@ -164,7 +164,7 @@ class CachedSource:
                 if not loaded:
                     continue
                 pixels = torch.stack([processor.image_tensor(image) for _, image in loaded]).to(device)
-                model.encode_image(pixels, torch.ones(len(loaded), dtype=torch.bool, device=device))
+                model.encode_image(pixels, torch.arange(len(loaded), device=device))
                 for position, (path, _) in enumerate(loaded):
                     index_of[path] = len(features)
                     features.append(captured["image"][position].to("cpu", self.dtype).clone())
