@@ -109,6 +109,7 @@ def test_all_masked_attention_row_outputs_zero_context():
     out, scores = attention(queries, keys, torch.ones(2, 3, dtype=torch.bool), key_mask, torch.randn(2, 2, 3, 4))
     assert torch.isfinite(out).all() and scores.shape == (2, 2, 3, 4)
     assert torch.allclose(out[1], attention.output.bias.expand(3, 8))
+    assert torch.equal(attention.zero_context(queries[1]), attention.output.bias.expand(3, 8))
 
 
 def test_gate_lies_in_unit_interval_per_head():

@@ -55,6 +55,10 @@ class ResidualMultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.gate = ScoreGate(heads) if residual else None
 
+    def zero_context(self, queries: Tensor) -> Tensor:
+        """What `forward` returns for queries with no real key: a zero context through the output projection."""
+        return self.output.bias.expand_as(queries)
+
     def _split(self, x: Tensor) -> Tensor:
         batch, length, _ = x.shape
         return x.view(batch, length, self.heads, self.head_dim).transpose(1, 2)

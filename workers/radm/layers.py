@@ -47,8 +47,8 @@ class AttentionBlock(nn.Module):
 
     def without_keys(self, queries: Tensor) -> Tensor:
         """What `forward` gives queries with no real key at all (a text-only post's text against its image):
-        a zero context, so the update is the output projection's bias. Costs no attention."""
-        return self.norm(queries + self.dropout(self.attention.output.bias.expand_as(queries)))
+        the attention's zero context, without computing any attention."""
+        return self.norm(queries + self.dropout(self.attention.zero_context(queries)))
 
 
 class FeedForwardBlock(nn.Module):
