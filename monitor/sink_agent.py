@@ -22,9 +22,9 @@ from monitor.logging import get_logger
 from monitor.migrate import upgrade_head
 from monitor.settings import Settings
 from monitor.sink import write_results
-from monitor.streaming import Topics, create_app, create_topics
+from monitor.streaming import Topics, create_app, create_topics, dead_letter
 from monitor.trends import buckets_updated_since
-from schemas import DeadLetter, SentimentResult, TrendBucket
+from schemas import SentimentResult, TrendBucket
 
 log = get_logger(__name__)
 
@@ -95,10 +95,7 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
                 try:
                     results.append(SentimentResult.model_validate_json(event.message.value or b""))
                 except ValidationError as exc:
-                    m = event.message
-                    dead.append(DeadLetter(reason=f"invalid sentiment result: {exc.errors()[0]['msg']}",
-                                           topic=m.topic, partition=m.partition, offset=m.offset,
-                                           payload=m.value or b""))
+                    dead.append(dead_letter(event, f"invalid sentiment result: {exc.errors()[0]['msg']}"))
             for letter in dead:
                 await topics.dlq.send(key=letter.topic.encode(), value=letter.model_dump_json().encode())
             with metrics.SINK_BATCH_SECONDS.time():

@@ -23,10 +23,10 @@ import faust
 from monitor import metrics
 from monitor.logging import get_logger
 from monitor.settings import Settings
-from monitor.streaming import Topics
+from monitor.streaming import Topics, dead_letter
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
-from workers.delivery import BatchSender, capped
+from workers.delivery import BatchSender
 from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
 from workers.model_process import ModelProcess, ModelProcessDied
 from workers.preprocess import BadInput, parse_post
@@ -34,12 +34,6 @@ from workers.preprocess import BadInput, parse_post
 log = get_logger(__name__)
 
 LAG_INTERVAL_S = 5.0
-
-
-def dead_letter(event: faust.EventT, reason: str) -> DeadLetter:
-    message = event.message
-    return DeadLetter(reason=reason, topic=message.topic, partition=message.partition, offset=message.offset,
-                      payload=message.value or b"")
 
 
 @dataclass
@@ -143,7 +137,6 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
         stage awaits the broker."""
         results, dead = await scored(submitted)
         started = time.perf_counter()
-        dead = [capped(letter) for letter in dead]
         pending = await sender.send(topics.sentiment.get_topic_name(),
                                     [(r.post_id.encode(), r.model_dump_json().encode()) for r in results])
         pending += await sender.send(topics.dlq.get_topic_name(),

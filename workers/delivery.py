@@ -10,10 +10,6 @@ Records are partitioned by key exactly as aiokafka (and so Faust) would have par
 (`DefaultPartitioner`, murmur2 over all of the topic's partitions), so a post's results keep their
 partition whichever sender wrote them.
 
-A dead letter carries the bad message's payload, up to `DEAD_LETTER_PAYLOAD_BYTES`: a longer one is cut
-there and its reason says so (the original stays at its topic, partition and offset, which the letter
-names). Uncut, a post near `MAX_MESSAGE_BYTES` would make a letter larger than the broker takes (1 MB by
-default), the send would fail, the worker would crash and the post would come back: a poison pill.
 """
 
 from __future__ import annotations
@@ -27,29 +23,13 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from monitor.settings import Settings
 from monitor.streaming import require_bootstrap
-from schemas import DeadLetter
 
 MAX_BATCH_BYTES = 512 * 1024
 """One record batch's size: under the broker's default `message.max.bytes` (1 MB) with room to spare."""
 
-DEAD_LETTER_PAYLOAD_BYTES = 256 * 1024
-"""A dead letter's payload is cut here (base64 in JSON: about 350 KiB a letter, within one record batch)."""
-
 REQUEST_TIMEOUT_MS = 1_200_000
 """Faust's producer default (20 minutes): through a broker outage, results wait to be delivered instead of
 failing the batch and restarting the worker."""
-
-
-def capped(letter: DeadLetter) -> DeadLetter:
-    """The letter, with its payload cut to `DEAD_LETTER_PAYLOAD_BYTES` and the cut in its reason."""
-    size = len(letter.payload)
-    if size <= DEAD_LETTER_PAYLOAD_BYTES:
-        return letter
-    return letter.model_copy(update={
-        "payload": letter.payload[:DEAD_LETTER_PAYLOAD_BYTES],
-        "reason": f"{letter.reason} (payload cut to its first {DEAD_LETTER_PAYLOAD_BYTES} of {size} bytes; "
-                  f"the whole message is at the topic, partition and offset given)",
-    })
 
 
 class BatchSender:

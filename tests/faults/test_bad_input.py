@@ -8,10 +8,10 @@ import random
 import pytest
 
 from monitor.samples import sample_posts
+from monitor.streaming import DEAD_LETTER_PAYLOAD_BYTES
 from schemas import DeadLetter
 from tests.faults.bad_inputs import jpeg, png_bomb, post_json
 from tests.faults.helpers import assert_counted_once, drain, post_messages, produce, read_all, wait_stored
-from workers.delivery import DEAD_LETTER_PAYLOAD_BYTES
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

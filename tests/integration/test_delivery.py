@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from aiokafka import AIOKafkaProducer
 
-from monitor.streaming import ensure_topics
+from monitor.streaming import DEAD_LETTER_PAYLOAD_BYTES, capped, dead_letter, ensure_topics
 from schemas import DeadLetter
 from tests.integration.kafka_helpers import read_topic
-from workers.delivery import DEAD_LETTER_PAYLOAD_BYTES, MAX_BATCH_BYTES, BatchSender, capped
+from workers.delivery import MAX_BATCH_BYTES, BatchSender
 
 
 def topics_for(settings, name: str):
@@ -90,3 +91,12 @@ async def test_a_letter_for_a_huge_message_is_cut_and_the_broker_takes_it(settin
 def test_a_small_letter_is_left_as_it_is():
     letter = DeadLetter(reason="invalid post", topic="posts", payload=b"{broken")
     assert capped(letter) is letter
+
+
+def test_every_consumer_builds_its_letters_capped():
+    """The worker's and the sink's letters both come from `dead_letter`, which caps them."""
+    message = SimpleNamespace(topic="sentiment", partition=2, offset=9, value=b"x" * (DEAD_LETTER_PAYLOAD_BYTES + 1))
+    letter = dead_letter(SimpleNamespace(message=message), "invalid sentiment result: bad")
+    assert (letter.topic, letter.partition, letter.offset) == ("sentiment", 2, 9)
+    assert letter.payload == message.value[:DEAD_LETTER_PAYLOAD_BYTES]
+    assert letter.reason.startswith("invalid sentiment result: bad (payload cut to its first ")
