@@ -103,21 +103,27 @@ class BatchPipeline(Generic[E]):
             await asyncio.sleep(0.02)
 
     async def _collect(self) -> None:
-        """A batch closes at `max_batch` events or `max_wait_s` after its first event."""
+        """A batch closes at `max_batch` events or `max_wait_s` after its first event. Events already in the
+        inbox are taken without waiting: `wait_for` costs a task and a timer per call, and under a backlog
+        the inbox is full whenever this runs."""
         loop = asyncio.get_running_loop()
+        inbox = self.inbox
         while True:
-            batch = [await self.inbox.get()]
+            batch = [await inbox.get()]
             self.in_flight += 1
             deadline = loop.time() + self.max_wait_s
             while len(batch) < self.max_batch:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self.inbox.get(), remaining))
-                    self.in_flight += 1
-                except TimeoutError:
-                    break
+                if inbox.empty():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(inbox.get(), remaining))
+                    except TimeoutError:
+                        break
+                else:
+                    batch.append(inbox.get_nowait())
+                self.in_flight += 1
             await self.queues[0].put((batch, None))
 
     async def _stage(self, index: int) -> None:
