@@ -10,6 +10,7 @@ import torch  # noqa: E402
 from workers.radm import RADM, RADMConfig  # noqa: E402
 from workers.radm.attention import ResidualMultiHeadAttention, ScoreGate  # noqa: E402
 from workers.radm.layers import InteractionLayer  # noqa: E402
+from workers.radm.model import masked_mean  # noqa: E402
 
 CONFIG = RADMConfig.tiny()
 
@@ -194,6 +195,28 @@ def test_text_only_posts_skip_the_image_paths_and_get_what_masked_image_tokens_g
         torch.testing.assert_close(sparse_image, dense_image[rows], atol=1e-6, rtol=0)
         assert {path: len(s) for path, s in scores.items() if path != "text_self"} == (
             {"image_self": 2, "text_to_image": 2, "image_to_text": 2} if len(rows) else {})
+
+
+def test_text_only_posts_fuse_their_text_alone_and_get_what_masked_image_tokens_gave():
+    """`fuse` runs a text-only post's text through the fusion layers without image tokens; the old dense form
+    (every post's image tokens concatenated, masked where there is no image) is the reference. Two fusion
+    layers, so the score gate takes part."""
+    model = build(fusion_layers=2)
+    torch.manual_seed(1)
+    text, image = torch.randn(4, 5, CONFIG.hidden), torch.randn(4, 3, CONFIG.hidden)
+    text_mask = torch.ones(4, 5, dtype=torch.bool)
+    text_mask[1, 2:] = False
+    text_mask[3] = False  # no text either
+    for has_image in ([True, False, True, False], [False] * 4, [True] * 4, [False, True, False, False]):
+        has_image = torch.tensor(has_image)
+        image_mask = has_image[:, None].expand(-1, 3)
+        fused, mask, scores = torch.cat([text, image], 1), torch.cat([text_mask, image_mask], 1), None
+        for layer in model.fusion:
+            fused, scores = layer(fused, mask, scores)
+        dense = torch.cat([masked_mean(fused[:, :5], text_mask), masked_mean(fused[:, 5:], image_mask)], dim=-1)
+        rows = has_image.nonzero().squeeze(1)
+        torch.testing.assert_close(model.fuse(text, text_mask, image[rows], has_image, rows), dense,
+                                   atol=1e-6, rtol=0)
 
 
 def count(model: RADM, kind: type) -> int:

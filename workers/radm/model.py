@@ -1,8 +1,9 @@
 """RADM: pretrained text and image encoders, MHRA cross-modal interaction, self-fusion, classifier.
 
-Shapes: text tokens (B, T), image tokens (B, P); both are projected to `hidden`, interact for
-`layers` layers, are concatenated and fused for `fusion_layers` layers, then the masked means of the
-text part and of the image part are concatenated and classified.
+Shapes: text tokens (B, T), image tokens (N, P) for the N posts with an image; both are projected to
+`hidden`, interact for `layers` layers, are concatenated and fused for `fusion_layers` layers (a text-only
+post's text alone), then the masked means of the text part and of the image part are concatenated and
+classified.
 
 Missing inputs are masks, never zeros the model could learn from: padding tokens and the tokens of
 an absent image are never attended to or pooled; a post without any text (all-zero attention mask)
@@ -138,20 +139,38 @@ class RADM(nn.Module):
         for layer in self.interaction:
             text, image, scores = layer(text, text_mask, image, image_mask, image_rows, scores)
 
-        # The fusion encoder sees every post; a text-only post's image tokens are masked zeros.
-        if len(image) != len(text):
-            image = image.new_zeros(len(text), *image.shape[1:]).index_copy(0, image_rows, image)
-        image_mask = has_image[:, None].expand(-1, image.shape[1])
-        fused = torch.cat([text, image], dim=1)
-        fused_mask = torch.cat([text_mask, image_mask], dim=1)
+        return self.classifier(self.fuse(text, text_mask, image, has_image, image_rows))
+
+    def fuse(self, text: Tensor, text_mask: Tensor, image: Tensor, has_image: Tensor, image_rows: Tensor) -> Tensor:
+        """The fusion encoder, pooled: (B, 2 * hidden), the masked means of each post's text and image tokens.
+
+        A post with an image fuses its text and image tokens; a text-only post fuses its text alone, which is
+        exactly what fusing it with masked image tokens gave (a masked key gets no attention, and the score
+        gate reads only real pairs), and its image half pools to zeros. On the full-size model a text-only post
+        thus costs 3.3 GFLOP instead of 6.4. The two groups are found from shapes and `argsort`, without waiting
+        for the GPU.
+        """
+        batch, length = text.shape[:2]
+        pooled = text.new_zeros(batch, 2 * text.shape[-1])
+        if len(image):
+            posts_text = text if len(image) == batch else text.index_select(0, image_rows)
+            posts_mask = text_mask if len(image) == batch else text_mask.index_select(0, image_rows)
+            fused = self._fusion(torch.cat([posts_text, image], dim=1),
+                                 torch.cat([posts_mask, posts_mask.new_ones(image.shape[:2])], dim=1))
+            joint = torch.cat([masked_mean(fused[:, :length], posts_mask), fused[:, length:].mean(1)], dim=-1)
+            if len(image) == batch:
+                return joint
+            pooled = pooled.index_copy(0, image_rows, joint)
+        text_rows = torch.argsort(has_image.to(torch.uint8), stable=True)[: batch - len(image)]  # text-only first
+        only_text, only_mask = text.index_select(0, text_rows), text_mask.index_select(0, text_rows)
+        text_pooled = masked_mean(self._fusion(only_text, only_mask), only_mask)
+        return pooled.index_copy(0, text_rows, torch.cat([text_pooled, torch.zeros_like(text_pooled)], dim=-1))
+
+    def _fusion(self, fused: Tensor, mask: Tensor) -> Tensor:
         scores = None
         for layer in self.fusion:
-            fused, scores = layer(fused, fused_mask, scores)
-
-        length = text.shape[1]
-        pooled = torch.cat([masked_mean(fused[:, :length], text_mask), masked_mean(fused[:, length:], image_mask)],
-                           dim=-1)
-        return self.classifier(pooled)
+            fused, scores = layer(fused, mask, scores)
+        return fused
 
     # -- checkpoints -------------------------------------------------------------------------------------
 
