@@ -14,6 +14,13 @@ from workers.radm.config import RADMConfig
 Scores = dict[str, Tensor]
 
 
+def image_posts(image_rows: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """The rows of each (B, ...) tensor that belong to the posts with an image; the tensors themselves, not
+    copies, when every post has one (known from shapes, without waiting for the GPU)."""
+    every_post = len(image_rows) == len(tensors[0])
+    return tuple(tensor if every_post else tensor.index_select(0, image_rows) for tensor in tensors)
+
+
 class FeedForward(nn.Module):
     def __init__(self, config: RADMConfig) -> None:
         super().__init__()
@@ -103,14 +110,12 @@ class InteractionLayer(nn.Module):
         """Both cross paths, on the posts that have an image; fills in their entries of `scores`."""
         if not len(image):
             return text_to_image.without_keys(text), image
-        every_post = len(image) == len(text)  # shapes: known without waiting for the GPU
-        posts_text = text if every_post else text.index_select(0, image_rows)
-        posts_mask = text_mask if every_post else text_mask.index_select(0, image_rows)
+        posts_text, posts_mask = image_posts(image_rows, text, text_mask)
         text_x, scores["text_to_image"] = text_to_image(posts_text, image, posts_mask, image_mask,
                                                         previous.get("text_to_image"))
         image_x, scores["image_to_text"] = image_to_text(image, posts_text, image_mask, posts_mask,
                                                          previous.get("image_to_text"))
-        if not every_post:
+        if len(image) != len(text):
             text_x = text_to_image.without_keys(text).index_copy(0, image_rows, text_x)
         return text_x, image_x
 
