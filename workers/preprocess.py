@@ -56,9 +56,9 @@ def _decode_jpeg(data: bytes, image_size: int, max_pixels: int) -> np.ndarray | 
     are PIL's (CMYK within 1 level); None when libjpeg-turbo refuses it (a truncated or corrupt JPEG: strict
     mode, or a colour space it cannot convert), for PIL to decode or to explain.
 
-    CPU per 224 px photo on the 2-core VM: 0.14-0.17 ms against PIL's 0.24 at 224 px, 0.14 against 0.21 at
-    32 px (`bench/exploratory/cpu_decode_ab.py`): PIL parses the markers in Python and copies the pixels once
-    more."""
+    CPU per 224 px photo on the 2-core VM: 0.14-0.17 ms against PIL's 0.24-0.43 at 224 px, 0.14 against
+    0.21 at 32 px (`bench/exploratory/cpu_decode_ab.py`): PIL parses the markers in Python and copies the
+    pixels once more. The whole decode runs without the GIL, so the decode threads scale."""
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
