@@ -105,15 +105,11 @@ class RADM(nn.Module):
         """Image tokens (N, P, hidden) of the N posts that `image_rows` names, the ones with an image: a text-only
         post costs no image FLOPs, in the encoder or in the interaction layers."""
         frozen = self.config.freeze_image_encoder
-        every_post = len(image_rows) == len(pixel_values)  # shapes: known without waiting for the GPU
         with torch.no_grad() if frozen else contextlib.nullcontext():
             if getattr(self.image_encoder, "whole_batch_only", False):  # e.g. training's cached features
-                states = self.image_encoder(pixel_values)
-                states = states if every_post else states.index_select(0, image_rows)
-            elif every_post:
-                states = self.image_encoder(pixel_values)
+                (states,) = image_posts(image_rows, self.image_encoder(pixel_values))
             elif len(image_rows):
-                states = self.image_encoder(pixel_values.index_select(0, image_rows))
+                states = self.image_encoder(*image_posts(image_rows, pixel_values))
             else:
                 tokens = image_token_count(self.image_encoder, self.config.image_size)
                 states = pixel_values.new_zeros(0, tokens, self.image_encoder.width)
