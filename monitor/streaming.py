@@ -11,6 +11,7 @@ import mode
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from monitor import eager_consumer
 from monitor.logging import get_logger
 from monitor.settings import Settings
 from schemas import DeadLetter
@@ -62,11 +63,12 @@ def require_bootstrap(settings: Settings) -> str:
 
 
 def create_app(app_id: str, settings: Settings) -> faust.App:
-    """A Faust app whose id is its consumer group; offsets are committed only for acked events."""
+    """A Faust app whose id is its consumer group; offsets are committed only for acked events. Its consumer
+    hands each message over without Faust's per-message tasks (`monitor.eager_consumer`)."""
     brokers = ";".join(f"kafka://{host}" for host in require_bootstrap(settings).split(","))
     datadir = settings.data_dir / "faust" / app_id  # Faust's default is a `<app id>-data` folder in the cwd
     datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
-    return faust.App(
+    return eager_consumer.App(
         app_id,
         broker=brokers,
         store="memory://",
