@@ -54,6 +54,26 @@ def test_truncates_to_max_text_tokens_and_pads_to_longest(processor):
     assert batch["attention_mask"][1].sum() == 3
 
 
+TRICKY_TEXTS = [
+    "Hello world", "", "   ", "ok", "word " * 500, "Ünïcödé naïve café, ÀÉÎÕÜ", "emoji 🎉🔥 and 中文字符 mixed",
+    "tabs\tand\nnewlines\r\n", "@acme #launch https://example.com/x?y=1", "a" * 300, "🙂" * 40, "\u200b zero width",
+]
+
+
+@pytest.mark.parametrize("config", [CONFIG, RADMConfig.full_shapes()], ids=["tiny", "full-shapes"])
+def test_tokenize_gives_what_the_transformers_tokenizer_gives(config):
+    """`tokenize` calls the tokenizer's Rust core and pads by itself: the batch must be the one the transformers
+    wrapper builds, blank texts masked out."""
+    processor = RADMProcessor(config)
+    expected = processor.tokenizer(TRICKY_TEXTS, padding="longest", truncation=True,
+                                   max_length=config.max_text_tokens, return_tensors="pt")
+    batch = processor.tokenize(TRICKY_TEXTS)
+    assert torch.equal(batch["input_ids"], expected["input_ids"].long())
+    blank = torch.tensor([not text.strip() for text in TRICKY_TEXTS])
+    assert torch.equal(batch["attention_mask"], expected["attention_mask"].long() * ~blank.view(-1, 1))
+    assert blank.sum() == 2 and batch["attention_mask"][blank].sum() == 0
+
+
 def test_blank_text_is_an_absent_modality(processor):
     batch = processor.encode(["", "   ", "ok"], [None, None, None])
     assert batch["attention_mask"].sum(1).tolist() == [0, 0, 3]
