@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     worker_decode_threads: int = Field(
         default=4, ge=1, description="Threads that parse posts and decode images off the event loop."
     )
+    worker_gil_switch_ms: float = Field(
+        default=1.0, gt=0, description="How long a worker's thread may hold the GIL while another waits for it "
+        "(Python's default is 5): decode threads get it back sooner after each image."
+    )
     model_process: bool = Field(
         default=True,
         description="Run the model in a child process of the worker (no GIL shared with Kafka and decoding).",
