@@ -42,7 +42,9 @@ def decode_image(data: bytes, image_size: int, max_pixels: int) -> np.ndarray:
     Pixels stay 8-bit until the model's process builds its batch: a quarter of float32's bytes to queue,
     hand to the model process and pickle. The size check reads only the header, so a decompression bomb
     is refused before any pixel is decoded. JPEGs (nearly every photo on social media) go straight to
-    libjpeg-turbo through simplejpeg; anything else, and any JPEG it refuses, through PIL.
+    libjpeg-turbo through simplejpeg; anything else, and any JPEG it refuses, through PIL. Either way the
+    image is turned upright by its EXIF orientation, as a phone's gallery shows it: phones store a portrait
+    photo as a landscape one with orientation 6 or 8.
     """
     if data.startswith(JPEG_SIGNATURE):
         pixels = _decode_jpeg(data, image_size, max_pixels)
@@ -71,7 +73,64 @@ def _decode_jpeg(data: bytes, image_size: int, max_pixels: int) -> np.ndarray | 
                                         min_width=-(-width // scale))
     except ValueError:
         return None
-    return _fit(Image.fromarray(pixels), image_size) if pixels.shape[:2] != (image_size, image_size) else pixels
+    orientation = jpeg_orientation(data)
+    if orientation == 1 and pixels.shape[:2] == (image_size, image_size):
+        return pixels
+    return _fit(upright(Image.fromarray(pixels), orientation), image_size)
+
+
+ORIENTATION_TAG = 0x0112
+
+_TRANSPOSES = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""EXIF orientation -> the transpose that makes the image upright (as `PIL.ImageOps.exif_transpose` does)."""
+
+
+def upright(image: Image.Image, orientation: object = None) -> Image.Image:
+    """`image` turned by its EXIF `orientation` (by default read from the image), as a gallery shows it; the
+    image itself when it is upright already. Training (`load_image`) turns its photos the same way."""
+    if orientation is None:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    transpose = _TRANSPOSES.get(orientation) if isinstance(orientation, int) else None  # a malformed tag: as is
+    return image.transpose(transpose) if transpose is not None else image
+
+
+def jpeg_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a JPEG, 1 when it has none or it cannot be read.
+
+    Walks the marker segments before the image data to the APP1 "Exif" one and reads tag 0x0112 of its
+    first IFD: a few microseconds, where opening the file with PIL to ask it parses every segment in Python."""
+    position, end = 2, len(data)
+    while position + 4 <= end and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan, end of image: no EXIF before the pixels
+            return 1
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if marker == 0xE1 and data[position + 4:position + 10] == b"Exif\0\0":
+            return _tiff_orientation(data[position + 10:position + 2 + length])
+        position += 2 + length
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    directory = int.from_bytes(tiff[4:8], order)
+    entries = int.from_bytes(tiff[directory:directory + 2], order)
+    for entry in range(directory + 2, directory + 2 + 12 * entries, 12):
+        if entry + 12 > len(tiff):
+            break
+        if int.from_bytes(tiff[entry:entry + 2], order) == ORIENTATION_TAG:
+            value = int.from_bytes(tiff[entry + 8:entry + 10], order)  # a SHORT, left-justified in the entry
+            return value if value in _TRANSPOSES else 1
+    return 1
 
 
 def draft_scale(width: int, height: int, image_size: int) -> int:
@@ -89,8 +148,9 @@ def _decode_with_pil(data: bytes, image_size: int, max_pixels: int) -> np.ndarra
             if width * height > max_pixels:
                 raise BadInput(f"image of {width}x{height} pixels exceeds limit of {max_pixels}")
             img.draft("RGB", (image_size, image_size))  # JPEG: decode at reduced scale
+            oriented = upright(img)
             # convert copies every pixel: only when the image needs it
-            return _fit(img.convert("RGB") if img.mode != "RGB" else img, image_size)
+            return _fit(oriented.convert("RGB") if oriented.mode != "RGB" else oriented, image_size)
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data

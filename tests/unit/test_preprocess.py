@@ -101,3 +101,63 @@ def test_truncated_jpeg_is_explained_by_pil():
     assert preprocess._decode_jpeg(data[: len(data) // 2], SIZE, max_pixels=10**7) is None
     with pytest.raises(BadInput, match="undecodable image"):
         decode_image(data[: len(data) // 2], SIZE, max_pixels=10**7)
+
+
+def oriented_jpeg(orientation: int, size: tuple[int, int] = (64, 40)) -> bytes:
+    """A landscape photo whose top-left quarter is red, stored with EXIF `orientation`, as a phone writes it."""
+    pixels = np.full((size[1], size[0], 3), (20, 60, 200), dtype=np.uint8)
+    pixels[: size[1] // 2, : size[0] // 2] = (230, 20, 20)
+    exif = Image.Exif()
+    exif[preprocess.ORIENTATION_TAG] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_orientation_is_the_exif_tag_pil_reads(orientation):
+    data = oriented_jpeg(orientation)
+    assert preprocess.jpeg_orientation(data) == Image.open(io.BytesIO(data)).getexif()[preprocess.ORIENTATION_TAG]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_both_decoders_turn_photos_upright_as_pil_exif_transpose_does(orientation):
+    from PIL import ImageOps
+
+    data = oriented_jpeg(orientation)
+    with Image.open(io.BytesIO(data)) as img:  # no DCT scaling at these sizes: exact pixels expected
+        expected = np.asarray(ImageOps.exif_transpose(img).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+    fast = preprocess._decode_jpeg(data, SIZE, max_pixels=10**7)
+    assert fast is not None
+    assert np.array_equal(fast, expected)
+    assert np.array_equal(preprocess._decode_with_pil(data, SIZE, max_pixels=10**7), expected)
+
+
+def test_a_portrait_phone_photo_comes_out_portrait():
+    """Orientation 6: stored landscape, viewed turned 90 degrees clockwise: the red corner moves top-right."""
+    pixels = decode_image(oriented_jpeg(6), SIZE, max_pixels=10**7).astype(int)
+    red = (pixels[..., 0] > 150) & (pixels[..., 2] < 100)
+    rows, columns = np.nonzero(red)
+    assert rows.mean() < SIZE / 2 and columns.mean() > SIZE / 2
+
+
+def test_a_big_endian_exif_block_is_read_and_a_broken_one_means_upright():
+    entry = (0x0112).to_bytes(2, "big") + (3).to_bytes(2, "big") + (1).to_bytes(4, "big") + (8).to_bytes(2, "big")
+    tiff = b"MM\x00\x2a" + (8).to_bytes(4, "big") + (1).to_bytes(2, "big") + entry + b"\x00\x00" + b"\x00" * 4
+    app1 = b"Exif\x00\x00" + tiff
+    data = jpeg()
+    with_exif = data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + data[2:]
+    assert preprocess.jpeg_orientation(with_exif) == 8
+    assert Image.open(io.BytesIO(with_exif)).getexif()[preprocess.ORIENTATION_TAG] == 8
+    cut = data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1[:14] + data[2:]
+    assert preprocess.jpeg_orientation(cut) == 1
+    assert preprocess.jpeg_orientation(jpeg()) == 1
+    assert decode_image(cut, SIZE, max_pixels=10**7).shape == (SIZE, SIZE, 3)
+
+
+def test_training_loads_photos_upright_as_the_worker_scores_them(tmp_path):
+    from workers.training.sources import load_image
+
+    path = tmp_path / "portrait.jpg"
+    path.write_bytes(oriented_jpeg(6, size=(64, 40)))
+    assert load_image(path).shape == (64, 40, 3)  # stored 64 wide and 40 high; shown 40 wide and 64 high

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from monitor.logging import get_logger
+from workers.preprocess import upright
 from workers.radm import RADM
 from workers.radm.encoders import image_token_count
 from workers.radm.processor import RADMProcessor
@@ -35,7 +36,7 @@ def load_image(path: Path) -> np.ndarray | None:
     scraped data set should cost one image, not the run."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(upright(image).convert("RGB"))  # as the worker turns the photos it scores
     except (OSError, ValueError) as exc:
         log.warning("image skipped", path=str(path), error=str(exc))
         return None
