@@ -93,7 +93,10 @@ def upright(image: Image.Image, orientation: object = None) -> Image.Image:
     """`image` turned by its EXIF `orientation` (by default read from the image), as a gallery shows it; the
     image itself when it is upright already. Training (`load_image`) turns its photos the same way."""
     if orientation is None:
-        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        try:
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        except Exception:  # noqa: BLE001 - PIL raises many types for a broken EXIF block; the pixels are fine
+            orientation = 1
     transpose = _TRANSPOSES.get(orientation) if isinstance(orientation, int) else None  # a malformed tag: as is
     return image.transpose(transpose) if transpose is not None else image
 

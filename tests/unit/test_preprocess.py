@@ -161,3 +161,31 @@ def test_training_loads_photos_upright_as_the_worker_scores_them(tmp_path):
     path = tmp_path / "portrait.jpg"
     path.write_bytes(oriented_jpeg(6, size=(64, 40)))
     assert load_image(path).shape == (64, 40, 3)  # stored 64 wide and 40 high; shown 40 wide and 64 high
+
+
+def png_with_exif(payload: bytes) -> bytes:
+    """A 40x30 PNG whose eXIf chunk carries `payload` (a TIFF block, or garbage)."""
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    pixels = np.zeros((30, 40, 3), dtype=np.uint8)
+    pixels[:15, :20] = (230, 20, 20)
+    Image.fromarray(pixels).save(buffer, "PNG")
+    data = buffer.getvalue()
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    return data[:33] + chunk + data[33:]  # after the signature (8 bytes) and IHDR (25)
+
+
+def test_other_formats_are_turned_upright_too_and_a_broken_exif_block_is_ignored():
+    from PIL import ImageOps
+
+    rotated = png_with_exif(b"MM\x00\x2a" + (8).to_bytes(4, "big") + b"\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01"
+                            b"\x00\x06\x00\x00" + b"\x00" * 4)
+    with Image.open(io.BytesIO(rotated)) as img:
+        expected = np.asarray(ImageOps.exif_transpose(img).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+    assert np.array_equal(decode_image(rotated, SIZE, max_pixels=10**7), expected)
+    broken = png_with_exif(b"garbage!!")
+    with pytest.raises(SyntaxError):
+        Image.open(io.BytesIO(broken)).getexif()  # what PIL does with it
+    assert decode_image(broken, SIZE, max_pixels=10**7).shape == (SIZE, SIZE, 3)
