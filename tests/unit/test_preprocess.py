@@ -1,9 +1,11 @@
 import io
+import struct
+import zlib
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from schemas import Post
 from workers import preprocess
@@ -122,8 +124,6 @@ def test_jpeg_orientation_is_the_exif_tag_pil_reads(orientation):
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_both_decoders_turn_photos_upright_as_pil_exif_transpose_does(orientation):
-    from PIL import ImageOps
-
     data = oriented_jpeg(orientation)
     with Image.open(io.BytesIO(data)) as img:  # no DCT scaling at these sizes: exact pixels expected
         expected = np.asarray(ImageOps.exif_transpose(img).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
@@ -165,9 +165,6 @@ def test_training_loads_photos_upright_as_the_worker_scores_them(tmp_path):
 
 def png_with_exif(payload: bytes) -> bytes:
     """A 40x30 PNG whose eXIf chunk carries `payload` (a TIFF block, or garbage)."""
-    import struct
-    import zlib
-
     buffer = io.BytesIO()
     pixels = np.zeros((30, 40, 3), dtype=np.uint8)
     pixels[:15, :20] = (230, 20, 20)
@@ -178,8 +175,6 @@ def png_with_exif(payload: bytes) -> bytes:
 
 
 def test_other_formats_are_turned_upright_too_and_a_broken_exif_block_is_ignored():
-    from PIL import ImageOps
-
     rotated = png_with_exif(b"MM\x00\x2a" + (8).to_bytes(4, "big") + b"\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01"
                             b"\x00\x06\x00\x00" + b"\x00" * 4)
     with Image.open(io.BytesIO(rotated)) as img:
