@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     )
     consumer_heartbeat_s: float = Field(default=1.0, description="Consumer group heartbeat interval.")
     consumer_rebalance_timeout_s: float = Field(default=4.0, description="Consumer group rebalance timeout.")
+    consumer_fetch_wait_s: float = Field(
+        default=0.1, gt=0, le=30,
+        description="Longest a worker's or sink's fetch waits for new messages. The embedded broker holds fetches "
+        "for a share of it even when messages arrive, so it adds to every hop's latency; Apache Kafka answers at "
+        "once, and a shorter wait only costs idle fetches.",
+    )
 
     metrics_port: int = Field(
         default=9100, ge=0, le=65535,

@@ -1,13 +1,12 @@
-"""`EagerConsumer.wait_first`: Faust's per-message race, with the callback's first step taken at once.
-
-The consumer is the one `create_app` builds; nothing here connects to a broker."""
+"""The consumer `create_app` builds: Faust's per-message race with the callback's first step taken at once
+(`EagerConsumer.wait_first`), and the configured fetch wait. Nothing here connects to a broker."""
 
 import asyncio
 import inspect
 
 import pytest
 
-from monitor.eager_consumer import EagerConsumer
+from monitor.kafka_consumer import EagerConsumer
 from monitor.settings import Settings
 from monitor.streaming import create_app
 
@@ -15,7 +14,7 @@ from monitor.streaming import create_app
 @pytest.fixture
 async def consumer() -> EagerConsumer:
     """Made in the test's event loop: the consumer's race schedules its tasks on the loop it was made in."""
-    consumer = create_app("eager-test", Settings(kafka_bootstrap="localhost:1")).consumer
+    consumer = create_app("eager-test", Settings(kafka_bootstrap="localhost:1", consumer_fetch_wait_s=0.05)).consumer
     assert isinstance(consumer, EagerConsumer)
     return consumer
 
@@ -85,3 +84,10 @@ async def test_a_callback_that_raises_raises_out_of_the_race(consumer, waits_fir
         await consumer.wait_first(callback(), suspended)
     if not waits_first:  # otherwise it ran in Faust's race, which cancels it
         assert inspect.getcoroutinestate(suspended) == inspect.CORO_CLOSED
+
+
+async def test_the_aiokafka_consumer_waits_the_configured_time_per_fetch_not_fausts_fixed_one(consumer):
+    """aiokafka hands `_fetch_max_wait_ms` to its fetcher when the consumer starts; Faust would pass 1,500."""
+    thread = consumer._thread
+    kafka = thread._create_worker_consumer(thread.transport)
+    assert kafka._fetch_max_wait_ms == 50
