@@ -13,7 +13,9 @@ from sqlalchemy import (
     Computed,
     DateTime,
     Float,
+    ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -45,6 +47,13 @@ post_sentiment = Table(
     Column("model_version", String(64), nullable=False),
     Column("text_excerpt", Text, nullable=False),
     Column("image_ref", Text, nullable=True),
+)
+
+post_thumbnail = Table(
+    "post_thumbnail",
+    metadata,
+    Column("post_id", String(128), ForeignKey("post_sentiment.post_id", ondelete="CASCADE"), primary_key=True),
+    Column("jpeg", LargeBinary, nullable=False),
 )
 
 trend_bucket = Table(

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How long a worker's thread may hold the GIL while another waits for it "
         "(Python's default is 5): decode threads get it back sooner after each image."
     )
+    worker_thumbnail_px: int = Field(
+        default=96, ge=0, le=256, description="Longest side of the JPEG thumbnail a worker attaches to the result "
+        "of a post with an inline image, for the dashboard (0 = none): 1-5 KB a post in `sentiment` and PostgreSQL."
+    )
     model_process: bool = Field(
         default=True,
         description="Run the model in a child process of the worker (no GIL shared with Kafka and decoding).",

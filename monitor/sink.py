@@ -5,7 +5,8 @@ One SQL statement per batch. The batch travels as one JSON parameter, unpacked b
 are inserted with ON CONFLICT DO NOTHING, and only the rows really inserted (RETURNING)
 feed the minute, hour and day bucket upserts. Redelivered or replayed results therefore
 never double-count, and the Kafka offset is committed only after this transaction (the
-agent acks after the write returns).
+agent acks after the write returns). Thumbnails of inline images follow in a second statement of the
+same transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.brand_rules import BrandMatcher
 from monitor.brands import BrandRuleCache
-from monitor.db import GRANULARITIES, bucket_columns, post_sentiment, trend_bucket
+from monitor.db import GRANULARITIES, bucket_columns, post_sentiment, post_thumbnail, trend_bucket
 from monitor.logging import get_logger
 from schemas import Label, SentimentResult, TrendBucket
 
@@ -101,6 +102,9 @@ def _batch_statement():
 
 BATCH_STATEMENT = _batch_statement()
 
+THUMBNAIL_STATEMENT = insert(post_thumbnail).on_conflict_do_nothing(index_elements=["post_id"])
+"""After the batch's statement, in its transaction: the posts' rows exist, so the foreign key holds."""
+
 
 async def write_batch(conn: AsyncConnection, results: Sequence[SentimentResult],
                       matcher: BrandMatcher = _NO_RULES) -> list[TrendBucket]:
@@ -109,6 +113,9 @@ async def write_batch(conn: AsyncConnection, results: Sequence[SentimentResult],
     unique.sort(key=lambda r: r.post_id)  # a stable lock order on post_sentiment too
     rows = [post_row(r, matcher) for r in unique]
     changed = (await conn.execute(BATCH_STATEMENT, {"rows": rows})).mappings().all()
+    thumbnails = [{"post_id": r.post_id, "jpeg": r.thumbnail} for r in unique if r.thumbnail]
+    if thumbnails:
+        await conn.execute(THUMBNAIL_STATEMENT, thumbnails)
     return [TrendBucket(**row) for row in changed]
 
 

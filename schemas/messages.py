@@ -26,6 +26,9 @@ MAX_TEXT_CHARS = 4_000
 
 MAX_TAGS = 32
 
+MAX_THUMBNAIL_BYTES = 128 * 1024
+"""A 256 px JPEG (the largest WORKER_THUMBNAIL_PX) of pure noise stays under this."""
+
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)]
 
 
@@ -107,6 +110,10 @@ class SentimentResult(_Strict):
         default="", description="The post's full text: the sink matches tracked brands' rules against it."
     )
     image_ref: str | None = Field(default=None, description="The post's image_url, or sha256:<hex> of an inline image.")
+    thumbnail: bytes | None = Field(
+        default=None, max_length=MAX_THUMBNAIL_BYTES,
+        description="A small JPEG of an inline image (WORKER_THUMBNAIL_PX on its longer side), base64 in JSON.",
+    )
 
     @field_validator("created_at")
     @classmethod

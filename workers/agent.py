@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import faust
+import numpy as np
 
 from monitor import metrics
 from monitor.logging import get_logger
@@ -30,7 +31,7 @@ from workers.batching import BatchPipeline
 from workers.delivery import BatchSender
 from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
 from workers.model_process import ModelProcess, ModelProcessDied
-from workers.preprocess import BadInput, parse_post
+from workers.preprocess import BadInput, parse_post, thumbnail_jpeg, upright_aspect
 
 log = get_logger(__name__)
 
@@ -45,6 +46,7 @@ class Prepared:
     usable: list[faust.EventT] = field(default_factory=list)
     posts: list[Post] = field(default_factory=list)
     decoded: list[Decoded] = field(default_factory=list)
+    thumbnails: list[bytes | None] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
 
 
@@ -68,7 +70,8 @@ class Produced:
 
 
 class Triage:
-    """Parse and decode a batch on a thread pool; split usable posts from dead letters (order kept).
+    """Parse and decode a batch on a thread pool, with a thumbnail of each inline image; split usable posts
+    from dead letters (order kept).
 
     The pool lives as long as the process: its idle threads cost nothing and exit with the interpreter."""
 
@@ -77,17 +80,28 @@ class Triage:
         self.threads = settings.worker_decode_threads
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
 
-    def one(self, raw: bytes | None) -> tuple[Post, Decoded] | str:
+    def one(self, raw: bytes | None) -> tuple[Post, Decoded, bytes | None] | str:
         try:
             post = parse_post(raw, self.settings.max_message_bytes)
-            return post, self.model.decode(post, self.settings.max_image_pixels)
+            decoded = self.model.decode(post, self.settings.max_image_pixels)
         except BadInput as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must cost one post (in the DLQ), not the worker
             log.exception("unexpected error preparing a post")
             return f"internal error preparing the post: {exc!r}"
+        return post, decoded, self.thumbnail(post, decoded[1])
 
-    def many(self, raws: Sequence[bytes | None]) -> list[tuple[Post, Decoded] | str]:
+    def thumbnail(self, post: Post, pixels: np.ndarray | None) -> bytes | None:
+        """The dashboard's JPEG of an inline image; a post is scored without one rather than lost for one."""
+        if pixels is None or post.image is None or not self.settings.worker_thumbnail_px:
+            return None
+        try:
+            return thumbnail_jpeg(pixels, upright_aspect(post.image), self.settings.worker_thumbnail_px)
+        except Exception:  # noqa: BLE001 - the image decoded: whatever fails here is not worth the post
+            log.exception("no thumbnail for a post", post_id=post.post_id)
+            return None
+
+    def many(self, raws: Sequence[bytes | None]) -> list[tuple[Post, Decoded, bytes | None] | str]:
         return [self.one(raw) for raw in raws]
 
     def __call__(self, events: Sequence[faust.EventT]) -> Prepared:
@@ -105,6 +119,7 @@ class Triage:
                 prepared.usable.append(event)
                 prepared.posts.append(outcome[0])
                 prepared.decoded.append(outcome[1])
+                prepared.thumbnails.append(outcome[2])
         return prepared
 
 
@@ -140,8 +155,8 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
             log.exception("inference failed for a batch")
             return [], prepared.dead + [dead_letter(e, f"inference failed: {exc!r}") for e in prepared.usable]
         metrics.MODEL_SECONDS.observe(time.perf_counter() - submitted.started)
-        return sentiment_results(prepared.posts, probabilities, model.labels, model.version,
-                                 submitted.started), prepared.dead
+        return sentiment_results(prepared.posts, probabilities, model.labels, model.version, submitted.started,
+                                 prepared.thumbnails), prepared.dead
 
     async def produce(events: Sequence[faust.EventT], submitted: Submitted) -> Produced:
         """Await the batch's probabilities, then hand its results and dead letters to the producer; the next

@@ -225,9 +225,11 @@ def decode_post(post: Post, image_size: int, max_pixels: int) -> Decoded:
 
 
 def sentiment_results(posts: Sequence[Post], probabilities: Sequence[Sequence[float]], labels: Sequence[Label],
-                      version: str, started: float) -> list[SentimentResult]:
+                      version: str, started: float,
+                      thumbnails: Sequence[bytes | None] | None = None) -> list[SentimentResult]:
     """One `SentimentResult` per post; `latency_ms` is the batch's time since `started`, per post."""
     per_post_ms = (time.perf_counter() - started) * 1000 / max(1, len(posts))
+    thumbnails = thumbnails if thumbnails is not None else [None] * len(posts)
     return [
         SentimentResult(
             post_id=post.post_id,
@@ -240,8 +242,9 @@ def sentiment_results(posts: Sequence[Post], probabilities: Sequence[Sequence[fl
             latency_ms=per_post_ms,
             text=post.text,
             image_ref=post.image_ref,
+            thumbnail=thumbnail,
         )
-        for post, probs in zip(posts, probabilities, strict=True)
+        for post, probs, thumbnail in zip(posts, probabilities, thumbnails, strict=True)
     ]
 
 

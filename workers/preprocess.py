@@ -1,10 +1,11 @@
-"""Raw Kafka bytes -> validated Post -> decoded pixels, with every rejection given a reason.
+"""Raw Kafka bytes -> validated Post -> decoded pixels (and a thumbnail), with every rejection given a reason.
 
 Tokenisation and normalisation live in `workers.radm.processor` (they depend on the model's encoders).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import numpy as np
@@ -93,12 +94,17 @@ def upright(image: Image.Image, orientation: object = None) -> Image.Image:
     """`image` turned by its EXIF `orientation` (by default read from the image), as a gallery shows it; the
     image itself when it is upright already. Training (`load_image`) turns its photos the same way."""
     if orientation is None:
-        try:
-            orientation = image.getexif().get(ORIENTATION_TAG, 1)
-        except Exception:  # noqa: BLE001 - PIL raises many types for a broken EXIF block; the pixels are fine
-            orientation = 1
+        orientation = exif_orientation(image)
     transpose = _TRANSPOSES.get(orientation) if isinstance(orientation, int) else None  # a malformed tag: as is
     return image.transpose(transpose) if transpose is not None else image
+
+
+def exif_orientation(image: Image.Image) -> object:
+    """The orientation tag of an image PIL opened (1 without EXIF, or when its EXIF block is broken)."""
+    try:
+        return image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - PIL raises many types for a broken EXIF block; the pixels are fine
+        return 1
 
 
 def jpeg_orientation(data: bytes) -> int:
@@ -142,6 +148,34 @@ def draft_scale(width: int, height: int, image_size: int) -> int:
     keeping PIL's keeps the pixels a checkpoint was trained on."""
     fits = min(width // image_size, height // image_size)
     return next(scale for scale in (8, 4, 2) if fits >= scale) if fits >= 2 else 1
+
+
+def upright_aspect(data: bytes) -> float:
+    """Width over height of an image as a gallery shows it (EXIF orientations 5-8 swap the sides), read from
+    its header only. For a JPEG a few microseconds; other formats go through PIL, which parses the header."""
+    if data.startswith(JPEG_SIGNATURE):
+        with contextlib.suppress(ValueError):
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            return _aspect(width, height, jpeg_orientation(data))
+    with Image.open(io.BytesIO(data)) as img:
+        if img.format == "PNG" and "exif" not in img.info:
+            return _aspect(*img.size, 1)  # PIL would decode every pixel to look for an eXIf chunk after them
+        return _aspect(*img.size, exif_orientation(img))
+
+
+def _aspect(width: int, height: int, orientation: object) -> float:
+    sideways = orientation in (5, 6, 7, 8)
+    return (height / width) if sideways else (width / height)
+
+
+def thumbnail_jpeg(pixels: np.ndarray, aspect: float, max_side: int, quality: int = 80) -> bytes:
+    """A small JPEG of a decoded image for dashboards: the model's square pixels stretched back to the image's
+    `aspect` (`upright_aspect`), at most `max_side` pixels on the longer side and never larger than the pixels
+    themselves. Made from what the worker decoded anyway: no second decode of the original."""
+    side = min(max_side, pixels.shape[0])
+    size = (side, max(1, round(side / aspect))) if aspect >= 1 else (max(1, round(side * aspect)), side)
+    small = Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)
+    return simplejpeg.encode_jpeg(np.asarray(small), quality=quality, colorspace="RGB")
 
 
 def _decode_with_pil(data: bytes, image_size: int, max_pixels: int) -> np.ndarray:

@@ -73,6 +73,8 @@ class ExamplePost(BaseModel):
     model_version: str
     text_excerpt: str
     image_ref: str | None
+    thumbnail_url: str | None
+    """Where the JPEG thumbnail of an inline image is (`GET`, same token), when the worker made one."""
 
 
 class Health(BaseModel):

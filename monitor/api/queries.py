@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from urllib.parse import quote
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Text
 
 from monitor.brands import list_brands
-from monitor.db import post_sentiment, trend_bucket
+from monitor.db import post_sentiment, post_thumbnail, trend_bucket
 from monitor.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,7 +40,9 @@ async def example_posts(engine: AsyncEngine, brand: str, label: str | None, sinc
     """The newest posts about `brand` (GIN index on brands), optionally one label and a time window."""
     ps = post_sentiment.c
     query = select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
-                   ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref).where(
+                   ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref,
+                   post_thumbnail.c.post_id.is_not(None).label("has_thumbnail")).select_from(
+        post_sentiment.outerjoin(post_thumbnail)).where(
         ps.brands.op("@>")(literal([brand], ARRAY(Text))))  # the GIN index serves @>
     if label:
         query = query.where(ps.label == label)
@@ -49,7 +52,17 @@ async def example_posts(engine: AsyncEngine, brand: str, label: str | None, sinc
         query = query.where(ps.created_at < until)
     async with engine.connect() as conn:
         rows = (await conn.execute(query.order_by(ps.created_at.desc(), ps.post_id).limit(limit))).mappings()
-        return [{**row, "confidence": max(row["p_negative"], row["p_neutral"], row["p_positive"])} for row in rows]
+        return [{**row, "confidence": max(row["p_negative"], row["p_neutral"], row["p_positive"]),
+                 "thumbnail_url": thumbnail_url(row["post_id"]) if row["has_thumbnail"] else None} for row in rows]
+
+
+def thumbnail_url(post_id: str) -> str:
+    return f"/api/posts/{quote(post_id, safe='')}/thumbnail"
+
+
+async def post_thumbnail_jpeg(engine: AsyncEngine, post_id: str) -> bytes | None:
+    async with engine.connect() as conn:
+        return await conn.scalar(select(post_thumbnail.c.jpeg).where(post_thumbnail.c.post_id == post_id))
 
 
 async def database_health(engine: AsyncEngine) -> dict:

@@ -1,17 +1,17 @@
-"""Read endpoints: brands, trend series, comparison, example posts, health, alerts."""
+"""Read endpoints: brands, trend series, comparison, example posts and their thumbnails, health, alerts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 
 from monitor import brand_rules
 from monitor.alerts.rules import AlertEvent, AlertRule, list_rules, recent_events
 from monitor.api.auth import require_read
 from monitor.api.models import BrandComparison, BrandInfo, Comparison, ExamplePost, Health, TrendPoint, TrendSeries
-from monitor.api.queries import brands_overview, database_health, example_posts, redis_health
+from monitor.api.queries import brands_overview, database_health, example_posts, post_thumbnail_jpeg, redis_health
 from monitor.api.state import ApiState, get_state
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_read)])
@@ -88,6 +88,17 @@ async def posts(brand: BrandPath, label: Literal["negative", "neutral", "positiv
     """Newest first; `confidence` is the winning label's probability."""
     since, until = window(since, until)
     return await example_posts(state.engine, brand_name(brand), label, since, until, limit)
+
+
+@router.get("/posts/{post_id:path}/thumbnail", summary="A post's image thumbnail (JPEG)",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 404: {}})
+async def thumbnail(post_id: str, state: ApiState = Depends(get_state)) -> Response:
+    """The small JPEG a worker made of a post's inline image. A post's thumbnail never changes, so browsers
+    may keep it; `private`, since it may be behind a read token."""
+    jpeg = await post_thumbnail_jpeg(state.engine, post_id)
+    if jpeg is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no thumbnail for this post")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=604800, immutable"})
 
 
 @router.get("/health", response_model=Health, summary="Model and pipeline health")

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import create_engine as create_sync_engine
@@ -27,6 +28,7 @@ from monitor.migrate import upgrade_head
 from monitor.pipeline import ChildProcess
 from schemas import SentimentResult
 from tests.integration.trend_helpers import result
+from workers.preprocess import thumbnail_jpeg
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,6 +37,9 @@ READ_TOKEN = "browser-read-token"
 BRANDS = ("acme", "globex", "initech")
 
 pytestmark = pytest.mark.browser
+
+THUMBNAIL = thumbnail_jpeg(np.full((32, 32, 3), (37, 99, 235), dtype=np.uint8), 4 / 3, 96)
+"""What a worker attaches to a result with an inline image (a blue 32 x 24 JPEG)."""
 
 
 def sample_results(count: int, prefix: str, brands: Iterable[str] = BRANDS, seed: int = 3,
@@ -46,9 +51,10 @@ def sample_results(count: int, prefix: str, brands: Iterable[str] = BRANDS, seed
     made = []
     for i in range(count):
         brand, label = rng.choice(brands), rng.choice(list(texts))
-        image_ref = ("sha256:" + f"{i:064x}") if i % 3 == 0 else None
+        inline = i % 3 == 0
+        image = {"image_ref": "sha256:" + f"{i:064x}", "thumbnail": THUMBNAIL} if inline else {}
         made.append(result(f"{prefix}-{i}", [brand], now - timedelta(minutes=rng.uniform(0, minutes_back)), label,
-                           text=texts[label].format(b=brand.capitalize())).model_copy(update={"image_ref": image_ref}))
+                           text=texts[label].format(b=brand.capitalize())).model_copy(update=image))
     return made
 
 

@@ -61,6 +61,20 @@ def test_charts_render_with_data_and_brand_switch(page, seeded):
     assert page.errors == []
 
 
+def test_inline_images_show_their_thumbnails(page, seeded):
+    """Fetched with the read token (an <img> could not send it) and shown from a blob: URL."""
+    open_dashboard(page, seeded.base_url)
+    page.wait_for_function("() => { const imgs = [...document.querySelectorAll('#posts img.thumb')];"
+                           " return imgs.length > 0 && imgs.every(i => i.src.startsWith('blob:') && i.complete); }")
+    sizes = page.eval_on_selector_all("#posts img.thumb[src^='blob:']",
+                                      "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+    shown = page.locator("#posts li[data-post-id]").evaluate_all(
+        "items => items.filter(li => li.dataset.postId.split('-').pop() % 3 === 0).length")
+    assert len(sizes) == shown > 0  # every post with an inline image, and only those
+    assert all(size == [True, 32, 24] for size in sizes)
+    assert page.errors == []
+
+
 def test_live_update_arrives_after_new_results(page, seeded):
     open_dashboard(page, seeded.base_url)
     page.select_option("#brand", "globex")

@@ -89,6 +89,23 @@ async def test_example_posts_drill_down(settings, brands):
     assert none == []
 
 
+async def test_an_inline_images_thumbnail_is_listed_and_served_as_a_jpeg(settings, engine):
+    brand = unique_brand()
+    jpeg = b"\xff\xd8\xff\xe0 a tiny jpeg"
+    posts = labelled(brand, {"positive": 2}, image_ref="sha256:" + "cd" * 32, prefix=f"{brand}/odd id?")
+    await seed(engine, [posts[0].model_copy(update={"thumbnail": jpeg}), posts[1]])
+    async with api_client(settings) as client:
+        listed = {p["post_id"]: p for p in (await client.get(f"/api/brands/{brand}/posts")).json()}
+        url = listed[posts[0].post_id]["thumbnail_url"]
+        served = await client.get(url)
+        missing = await client.get(f"/api/posts/{posts[1].post_id}/thumbnail")
+    assert listed[posts[1].post_id]["thumbnail_url"] is None
+    assert url.startswith("/api/posts/") and "/odd" not in url  # the id is one escaped path segment
+    assert served.status_code == 200 and served.content == jpeg
+    assert served.headers["content-type"] == "image/jpeg" and "immutable" in served.headers["cache-control"]
+    assert missing.status_code == 404
+
+
 @pytest.mark.parametrize(("path", "params"), [
     ("/api/brands/x/trends", {"granularity": "week"}),
     ("/api/brands/x/trends", {"since": "yesterday"}),

@@ -41,6 +41,14 @@ async def test_read_endpoints_need_the_read_token(settings, path):
     assert read.status_code == 200 and admin.status_code == 200
 
 
+async def test_thumbnails_need_the_read_token(settings):
+    async with api_client(settings, api_read_token=READ) as client:
+        missing = await client.get("/api/posts/any-post/thumbnail")
+        read = await client.get("/api/posts/any-post/thumbnail", headers=bearer(READ))
+    assert missing.status_code == 401
+    assert read.status_code == 404  # let in; this post has none
+
+
 async def test_page_and_liveness_are_open_but_hold_no_data(settings):
     async with api_client(settings, api_read_token=READ) as client:
         assert (await client.get("/")).status_code == 200

@@ -6,9 +6,9 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from monitor.db import GRANULARITIES, post_sentiment
+from monitor.db import GRANULARITIES, post_sentiment, post_thumbnail
 from monitor.sink import EXCERPT_CHARS, write_results
 from monitor.trends import read_trends
 from schemas import LABELS
@@ -84,3 +84,19 @@ async def test_post_row_keeps_what_analysts_need(engine):
     assert row["brands"] == row["tagged_brands"] == ["rowbrand"]
     assert row["created_at"] == T0 and row["processed_at"] is not None
     assert row["polarity"] == pytest.approx(0.0) and row["p_neutral"] == pytest.approx(0.8)
+
+
+async def test_a_thumbnail_is_stored_once_beside_its_post(engine):
+    with_image = result("thumb-1", ["thumbbrand"], T0, "positive").model_copy(
+        update={"image_ref": "sha256:ab", "thumbnail": b"\xff\xd8first"})
+    redelivered = with_image.model_copy(update={"thumbnail": b"\xff\xd8again"})
+    text_only = result("thumb-2", ["thumbbrand"], T0, "negative")
+    await write_results(engine, [with_image, text_only])
+    await write_results(engine, [redelivered])
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(post_thumbnail).where(
+            post_thumbnail.c.post_id.in_(["thumb-1", "thumb-2"])))).all()
+        await conn.execute(delete(post_sentiment).where(post_sentiment.c.post_id == "thumb-1"))
+        left = await conn.scalar(select(post_thumbnail.c.jpeg).where(post_thumbnail.c.post_id == "thumb-1"))
+    assert rows == [("thumb-1", b"\xff\xd8first")]  # the first delivery's, as for the post's own row
+    assert left is None  # it goes with its post

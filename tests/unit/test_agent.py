@@ -1,10 +1,12 @@
 """The inference agent without a broker: Faust's test_context() feeds events directly."""
 
 import asyncio
+import io
 from datetime import UTC, datetime
 
 import faust
 import pytest
+from PIL import Image
 
 from monitor.settings import Settings
 from monitor.streaming import create_topics
@@ -65,17 +67,17 @@ async def test_valid_posts_become_results_and_bad_ones_dead_letters(harness):
     assert all(letter.reason.startswith("invalid post") for letter in letters)
 
 
-async def test_image_posts_are_scored_and_bad_images_dead_lettered(harness):
-    import io
-
-    from PIL import Image
-
+def jpeg_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), (200, 20, 20)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+async def test_image_posts_are_scored_with_a_thumbnail_and_bad_images_dead_lettered(harness):
     agent, sent = harness
     now = datetime.now(UTC)
-    posts = [Post(post_id="img", created_at=now, text="new logo!", image=buffer.getvalue()),
-             Post(post_id="img-only", created_at=now, image=buffer.getvalue()),
+    posts = [Post(post_id="img", created_at=now, text="new logo!", image=jpeg_bytes()),
+             Post(post_id="img-only", created_at=now, image=jpeg_bytes()),
              Post(post_id="bad-img", created_at=now, text="x", image=b"not an image")]
     async with agent.test_context() as context:
         for post in posts:
@@ -85,7 +87,25 @@ async def test_image_posts_are_scored_and_bad_images_dead_lettered(harness):
     results = {r.post_id: r for r in (SentimentResult.model_validate_json(raw) for raw in sent["sentiment"])}
     assert set(results) == {"img", "img-only"}
     assert results["img"].image_ref.startswith("sha256:")
+    with Image.open(io.BytesIO(results["img"].thumbnail)) as thumb:  # the tiny model decodes at 32 px
+        assert thumb.format == "JPEG" and thumb.size == (32, 24)
     assert DeadLetter.model_validate_json(sent["dlq"][0]).reason.startswith("undecodable image")
+
+
+async def test_a_failing_thumbnail_leaves_the_post_scored_without_one(harness, monkeypatch):
+    from workers import agent as agent_module
+
+    def broken(*args):
+        raise RuntimeError("encoder bug")
+
+    monkeypatch.setattr(agent_module, "thumbnail_jpeg", broken)
+    agent, sent = harness
+    post = Post(post_id="img", created_at=datetime.now(UTC), text="new logo!", image=jpeg_bytes())
+    async with agent.test_context() as context:
+        await context.put(post.model_dump_json().encode())
+        await wait_for(lambda: len(sent["sentiment"]) == 1)
+    result = SentimentResult.model_validate_json(sent["sentiment"][0])
+    assert result.thumbnail is None and result.image_ref.startswith("sha256:") and sent["dlq"] == []
 
 
 async def test_an_unexpected_decoder_error_dead_letters_the_post_and_the_worker_goes_on(harness, monkeypatch):

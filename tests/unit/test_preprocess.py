@@ -184,3 +184,42 @@ def test_other_formats_are_turned_upright_too_and_a_broken_exif_block_is_ignored
     with pytest.raises(SyntaxError):
         Image.open(io.BytesIO(broken)).getexif()  # what PIL does with it
     assert decode_image(broken, SIZE, max_pixels=10**7).shape == (SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize(("orientation", "aspect"), [(1, 80 / 60), (3, 80 / 60), (6, 60 / 80), (8, 60 / 80)])
+def test_upright_aspect_is_width_over_height_as_shown(orientation, aspect):
+    assert preprocess.upright_aspect(oriented_jpeg(orientation, size=(80, 60))) == pytest.approx(aspect)
+
+
+def test_upright_aspect_of_other_formats_reads_their_header_and_exif():
+    assert preprocess.upright_aspect(png_with_exif(b"garbage!!")) == pytest.approx(40 / 30)
+    rotated = png_with_exif(b"MM\x00\x2a" + (8).to_bytes(4, "big") + b"\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01"
+                            b"\x00\x06\x00\x00" + b"\x00" * 4)
+    assert preprocess.upright_aspect(rotated) == pytest.approx(30 / 40)
+    buffer = io.BytesIO()
+    Image.new("RGB", (30, 90)).save(buffer, "PNG")
+    assert preprocess.upright_aspect(buffer.getvalue()) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(("aspect", "size"), [(4 / 3, (96, 72)), (3 / 4, (72, 96)), (1.0, (96, 96)),
+                                              (100.0, (96, 1))])
+def test_a_thumbnail_has_the_images_aspect_and_its_longer_side_capped(aspect, size):
+    pixels = np.zeros((224, 224, 3), dtype=np.uint8)
+    pixels[:, 112:] = (230, 20, 20)  # red right half: still on the right once stretched back
+    with Image.open(io.BytesIO(preprocess.thumbnail_jpeg(pixels, aspect, 96))) as thumb:
+        assert thumb.format == "JPEG" and thumb.size == size
+        if size[0] > 8:
+            right = np.asarray(thumb.convert("RGB"))[:, -2]
+            assert right[:, 0].mean() > 150 and right[:, 2].mean() < 100
+
+
+def test_a_thumbnail_is_never_larger_than_the_decoded_pixels():
+    with Image.open(io.BytesIO(preprocess.thumbnail_jpeg(np.zeros((32, 32, 3), np.uint8), 2.0, 96))) as thumb:
+        assert thumb.size == (32, 16)
+
+
+def test_the_largest_thumbnail_of_noise_fits_the_schemas_limit():
+    from schemas.messages import MAX_THUMBNAIL_BYTES
+
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    assert len(preprocess.thumbnail_jpeg(noise, 1.0, 256)) < MAX_THUMBNAIL_BYTES

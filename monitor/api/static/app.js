@@ -21,9 +21,12 @@ function takeToken() {
 
 class AuthError extends Error {}
 
+function authHeaders() {
+  return state.token ? { Authorization: "Bearer " + state.token } : {};
+}
+
 async function api(path) {
-  const headers = state.token ? { Authorization: "Bearer " + state.token } : {};
-  const response = await fetch(path, { headers, cache: "no-store" });
+  const response = await fetch(path, { headers: authHeaders(), cache: "no-store" });
   if (response.status === 401 || response.status === 403) throw new AuthError(response.status + "");
   if (!response.ok) throw new Error(path + ": HTTP " + response.status);
   return response.json();
@@ -132,7 +135,35 @@ async function loadCompare() {
     el("td", {}, (r.net_sentiment >= 0 ? "+" : "") + r.net_sentiment.toFixed(2)))));
 }
 
-function thumbnail(ref) {
+// Thumbnails of inline images, by API path -> a promise of an object URL. An <img> cannot send the token,
+// so each is fetched with it, once: a post's thumbnail never changes.
+const thumbnails = new Map();
+
+function thumbnailSource(path) {
+  if (!thumbnails.has(path)) {
+    thumbnails.set(path, fetch(path, { headers: authHeaders() }).then(async (response) => {
+      if (!response.ok) throw new Error(path + ": HTTP " + response.status);
+      return URL.createObjectURL(await response.blob());
+    }));
+  }
+  return thumbnails.get(path);
+}
+
+function forgetThumbnailsBut(kept) {
+  for (const [path, source] of thumbnails) {
+    if (kept.has(path)) continue;
+    thumbnails.delete(path);
+    source.then(URL.revokeObjectURL, () => {});
+  }
+}
+
+function thumbnail(post) {
+  const ref = post.image_ref;
+  if (post.thumbnail_url) {
+    const img = el("img", { class: "thumb", alt: "post image" });
+    thumbnailSource(post.thumbnail_url).then((src) => { img.src = src; }, (err) => console.warn(err));
+    return img;
+  }
   if (ref && /^https?:\/\//i.test(ref)) {
     const img = el("img", { class: "thumb", src: ref, alt: "post image", loading: "lazy",
                             referrerpolicy: "no-referrer" });
@@ -146,8 +177,9 @@ async function loadPosts() {
   if (!state.brand) return;
   const label = state.label ? `&label=${state.label}` : "";
   const posts = await api(`/api/brands/${encodeURIComponent(state.brand)}/posts?limit=12${label}`);
+  forgetThumbnailsBut(new Set(posts.map((p) => p.thumbnail_url).filter(Boolean)));
   const items = posts.map((p) => el("li", { "data-post-id": p.post_id },
-    thumbnail(p.image_ref),
+    thumbnail(p),
     el("div", { class: "post-body" },
       el("p", { class: "post-text" }, p.text_excerpt || "(no text)"),
       el("span", { class: "badge " + p.label }, p.label),
