@@ -15,8 +15,8 @@ from monitor.migrate import current_revision, downgrade, head_revision, upgrade_
 from tests.integration.cli_helpers import monitor
 
 pytestmark = pytest.mark.integration
-OBJECTS = {"post_sentiment", "post_thumbnail", "trend_bucket", "tracked_brand", "trend_summary", "daily_brand_sentiment",
-           "daily_share_of_voice", "net_sentiment"}
+OBJECTS = {"post_sentiment", "post_thumbnail", "trend_bucket", "tracked_brand", "trend_summary",
+           "daily_brand_sentiment", "daily_share_of_voice", "net_sentiment"}
 
 
 @pytest.fixture
