@@ -24,7 +24,11 @@ BATCH_SIZE = Histogram("monitor_worker_batch_size", "Posts per micro-batch.", bu
 QUEUE_WAIT = Histogram("monitor_worker_queue_wait_seconds",
                        "From a post's Kafka timestamp to the start of its batch (broker queue + batching).",
                        buckets=SECONDS_BUCKETS)
-DECODE_SECONDS = Histogram("monitor_worker_decode_seconds", "Parsing and image decoding per batch.",
+LINKED_IMAGES = Counter("monitor_worker_linked_images",
+                        "Images posts link to (image_url), by outcome: used by the model, or failed (fetching or "
+                        "decoding; the post is then scored on its text, or dead-lettered if it has none).",
+                        ["outcome"])
+DECODE_SECONDS = Histogram("monitor_worker_decode_seconds", "Parsing, fetching linked images and decoding per batch.",
                            buckets=SECONDS_BUCKETS)
 MODEL_SECONDS = Histogram("monitor_worker_model_seconds",
                           "From handing a batch to the model (tokenising, RADM) until its probabilities are back, "
@@ -72,6 +76,7 @@ REASONS = (
     ("invalid post", "invalid_post"),
     ("image of", "image_too_large"),
     ("undecodable image", "undecodable_image"),
+    ("linked image", "linked_image"),
     ("inference failed", "inference_failed"),
     ("internal error", "internal_error"),
 )

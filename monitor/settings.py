@@ -51,7 +51,22 @@ class Settings(BaseSettings):
     )
     worker_thumbnail_px: int = Field(
         default=96, ge=0, le=256, description="Longest side of the JPEG thumbnail a worker attaches to the result "
-        "of a post with an inline image, for the dashboard (0 = none): 1-5 KB a post in `sentiment` and PostgreSQL."
+        "of a post with an image (inline or fetched), for the dashboard (0 = none): 1-5 KB a post in `sentiment` and "
+        "PostgreSQL."
+    )
+    worker_fetch_images: bool = Field(
+        default=True, description="Fetch the images posts link to (`image_url`, http and https) so the model sees "
+        "them; a post whose image cannot be fetched or decoded is scored on its text."
+    )
+    worker_image_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest a linked image's fetch may take, redirects included."
+    )
+    worker_image_connections: int = Field(
+        default=32, ge=1, description="Concurrent image fetches per worker process."
+    )
+    worker_image_private_hosts: bool = Field(
+        default=False, description="Also fetch linked images from loopback, private and link-local addresses. "
+        "Off, a post cannot make a worker probe its own network (a cloud metadata endpoint, a local admin port)."
     )
     model_process: bool = Field(
         default=True,

@@ -112,7 +112,8 @@ class SentimentResult(_Strict):
     image_ref: str | None = Field(default=None, description="The post's image_url, or sha256:<hex> of an inline image.")
     thumbnail: bytes | None = Field(
         default=None, max_length=MAX_THUMBNAIL_BYTES,
-        description="A small JPEG of an inline image (WORKER_THUMBNAIL_PX on its longer side), base64 in JSON.",
+        description="A small JPEG of the image the model saw, inline or fetched (WORKER_THUMBNAIL_PX on its longer "
+        "side), base64 in JSON.",
     )
 
     @field_validator("created_at")

@@ -1,7 +1,8 @@
 """The inference agent: posts in micro-batches -> RADM -> sentiment; bad input -> DLQ with a reason.
 
 Batches flow through `workers.batching.BatchPipeline` in four stages, each on its own batch at a time:
-prepare (parse and decode on a thread pool; PIL releases the GIL, so images decode in parallel), submit
+prepare (parse and decode on a thread pool, where libjpeg-turbo and PIL release the GIL, so images decode in
+parallel; fetch the images posts link to, `workers.image_fetch`), submit
 (hand the batch to the model), produce (await its probabilities, hand results and dead letters to the
 producer, one record batch per partition: `workers.delivery`) and confirm (await the broker's
 acknowledgements, then ack), so a committed offset always means "its results are in `sentiment`", the
@@ -29,6 +30,7 @@ from monitor.streaming import Topics, dead_letter
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
 from workers.delivery import BatchSender
+from workers.image_fetch import ImageFetcher
 from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
 from workers.model_process import ModelProcess, ModelProcessDied
 from workers.preprocess import BadInput, parse_post, thumbnail_jpeg, upright_aspect
@@ -38,16 +40,31 @@ log = get_logger(__name__)
 LAG_INTERVAL_S = 5.0
 
 
+Ready = tuple[Post, Decoded, bytes | None]
+"""A post ready for the model: the post, its text and pixels, and its image's thumbnail (if any)."""
+
+
 @dataclass
 class Prepared:
-    """A batch after triage: the events that carry a usable post (aligned with posts and decoded), and the
-    dead letters of the others."""
+    """A batch after triage: the events that carry a usable post (aligned with posts, decoded and thumbnails),
+    the dead letters of the others, and, until their images are fetched (`Triage.add_linked`), the events whose
+    post links to its image."""
 
     usable: list[faust.EventT] = field(default_factory=list)
     posts: list[Post] = field(default_factory=list)
     decoded: list[Decoded] = field(default_factory=list)
     thumbnails: list[bytes | None] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    linked: list[tuple[faust.EventT, Post]] = field(default_factory=list)
+
+    def add(self, event: faust.EventT, outcome: Ready | str) -> None:
+        if isinstance(outcome, str):
+            self.dead.append(dead_letter(event, outcome))
+            return
+        self.usable.append(event)
+        self.posts.append(outcome[0])
+        self.decoded.append(outcome[1])
+        self.thumbnails.append(outcome[2])
 
 
 @dataclass
@@ -70,8 +87,8 @@ class Produced:
 
 
 class Triage:
-    """Parse and decode a batch on a thread pool, with a thumbnail of each inline image; split usable posts
-    from dead letters (order kept).
+    """Parse and decode a batch on a thread pool, with a thumbnail of each image; fetch the images posts link
+    to; split usable posts from dead letters.
 
     The pool lives as long as the process: its idle threads cost nothing and exit with the interpreter."""
 
@@ -79,20 +96,34 @@ class Triage:
         self.model, self.settings = model, settings
         self.threads = settings.worker_decode_threads
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
+        self.fetcher = ImageFetcher(settings.worker_image_timeout_s, settings.max_message_bytes,
+                                    settings.worker_image_connections, settings.worker_image_private_hosts,
+                                    ) if settings.worker_fetch_images else None
 
-    def one(self, raw: bytes | None) -> tuple[Post, Decoded, bytes | None] | str:
+    def one(self, raw: bytes | None) -> Ready | Post | str:
+        """Ready, a post whose linked image must be fetched first, or why the message cannot be used."""
         try:
             post = parse_post(raw, self.settings.max_message_bytes)
-            decoded = self.model.decode(post, self.settings.max_image_pixels)
+        except BadInput as exc:
+            return str(exc)
+        if post.image is None and post.image_url is not None and self.fetcher is not None:
+            return post
+        return self.decode(post)
+
+    def decode(self, post: Post, image: bytes | None = None) -> Ready | str:
+        """The post with its inline image, or with `image` fetched for it."""
+        with_image = post if image is None else post.model_copy(update={"image": image})
+        try:
+            decoded = self.model.decode(with_image, self.settings.max_image_pixels)
         except BadInput as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must cost one post (in the DLQ), not the worker
             log.exception("unexpected error preparing a post")
             return f"internal error preparing the post: {exc!r}"
-        return post, decoded, self.thumbnail(post, decoded[1])
+        return post, decoded, self.thumbnail(with_image, decoded[1])
 
     def thumbnail(self, post: Post, pixels: np.ndarray | None) -> bytes | None:
-        """The dashboard's JPEG of an inline image; a post is scored without one rather than lost for one."""
+        """The dashboard's JPEG of the image the model sees; a post is scored without one rather than lost."""
         if pixels is None or post.image is None or not self.settings.worker_thumbnail_px:
             return None
         try:
@@ -101,7 +132,7 @@ class Triage:
             log.exception("no thumbnail for a post", post_id=post.post_id)
             return None
 
-    def many(self, raws: Sequence[bytes | None]) -> list[tuple[Post, Decoded, bytes | None] | str]:
+    def many(self, raws: Sequence[bytes | None]) -> list[Ready | Post | str]:
         return [self.one(raw) for raw in raws]
 
     def __call__(self, events: Sequence[faust.EventT]) -> Prepared:
@@ -113,14 +144,29 @@ class Triage:
                     for o in part]
         prepared = Prepared()
         for event, outcome in zip(events, outcomes, strict=True):
-            if isinstance(outcome, str):
-                prepared.dead.append(dead_letter(event, outcome))
+            if isinstance(outcome, Post):
+                prepared.linked.append((event, outcome))
             else:
-                prepared.usable.append(event)
-                prepared.posts.append(outcome[0])
-                prepared.decoded.append(outcome[1])
-                prepared.thumbnails.append(outcome[2])
+                prepared.add(event, outcome)
         return prepared
+
+    async def add_linked(self, prepared: Prepared) -> None:
+        """Fetch the batch's linked images at once, then decode them on a thread. A post whose image cannot be
+        fetched or decoded is scored on its text: a remote image, which its producer may not control, never
+        costs a post its text. Without text there is nothing to score: it goes to the DLQ."""
+        assert self.fetcher is not None
+        linked, prepared.linked = prepared.linked, []
+        fetched = await self.fetcher.fetch_all([str(post.image_url) for _, post in linked])
+        outcomes = await asyncio.to_thread(
+            lambda: [self.decode(post, got) if isinstance(got, bytes) else str(got)
+                     for (_, post), got in zip(linked, fetched, strict=True)])
+        for (event, post), outcome in zip(linked, outcomes, strict=True):
+            metrics.LINKED_IMAGES.labels("failed" if isinstance(outcome, str) else "used").inc()
+            if isinstance(outcome, str):
+                log.info("linked image not used", post_id=post.post_id, url=str(post.image_url).split("?")[0],
+                         reason=outcome)  # no query string: signed URLs carry their credentials there
+                outcome = self.decode(post) if post.text.strip() else f"linked image unusable: {outcome}"
+            prepared.add(event, outcome)
 
 
 def register_inference_agent(app: faust.App, topics: Topics, model: SentimentModel | ModelProcess,
@@ -131,11 +177,14 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
     sender = sender or BatchSender(settings)
     processed: dict = {}  # TP -> next offset to process, for the lag gauge
 
-    def prepare(events: Sequence[faust.EventT], _: None) -> Prepared:
+    async def prepare(events: Sequence[faust.EventT], _: None) -> Prepared:
         metrics.observe_queue_wait(metrics.QUEUE_WAIT, events, time.time())
         metrics.BATCH_SIZE.observe(len(events))
         with metrics.DECODE_SECONDS.time():
-            return triage(events)
+            prepared = await asyncio.to_thread(triage, events)
+            if prepared.linked:
+                await triage.add_linked(prepared)
+            return prepared
 
     def submit(events: Sequence[faust.EventT], prepared: Prepared) -> Submitted:
         """Hand the usable posts to the model: returns once the batch is queued there (in its own process) or
@@ -193,6 +242,8 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
             await pipeline.run(stream.noack().events())
         finally:
             await sender.stop()
+            if triage.fetcher is not None:
+                await triage.fetcher.close()
 
     @app.timer(LAG_INTERVAL_S)
     async def report_lag() -> None:

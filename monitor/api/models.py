@@ -74,7 +74,7 @@ class ExamplePost(BaseModel):
     text_excerpt: str
     image_ref: str | None
     thumbnail_url: str | None
-    """Where the JPEG thumbnail of an inline image is (`GET`, same token), when the worker made one."""
+    """Where the JPEG thumbnail of the post's image is (`GET`, same token), when the worker made one."""
 
 
 class Health(BaseModel):

@@ -93,7 +93,7 @@ async def posts(brand: BrandPath, label: Literal["negative", "neutral", "positiv
 @router.get("/posts/{post_id:path}/thumbnail", summary="A post's image thumbnail (JPEG)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 404: {}})
 async def thumbnail(post_id: str, state: ApiState = Depends(get_state)) -> Response:
-    """The small JPEG a worker made of a post's inline image. A post's thumbnail never changes, so browsers
+    """The small JPEG a worker made of a post's image. A post's thumbnail never changes, so browsers
     may keep it; `private`, since it may be behind a read token."""
     jpeg = await post_thumbnail_jpeg(state.engine, post_id)
     if jpeg is None:

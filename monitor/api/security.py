@@ -9,7 +9,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'se
        "img-src 'self' data: blob: https: http:; object-src 'none'; base-uri 'self'; form-action 'self'; "
        "frame-ancestors 'none'")
 """Everything from this origin only; images may also come from http(s) URLs (post thumbnails whose image_ref is
-one) and `blob:` URLs (inline images' thumbnails, fetched with the read token)."""
+one) and `blob:` URLs (thumbnails the page fetched with the read token)."""
 
 DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
     "style-src 'self'", "style-src 'self' 'unsafe-inline'")

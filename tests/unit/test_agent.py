@@ -17,7 +17,11 @@ from workers.inference import SentimentModel
 
 @pytest.fixture
 def harness():
-    settings = Settings(kafka_bootstrap="localhost:1", worker_max_batch=4, worker_max_wait_s=0.01)
+    return make_harness()
+
+
+def make_harness(**overrides):
+    settings = Settings(kafka_bootstrap="localhost:1", worker_max_batch=4, worker_max_wait_s=0.01, **overrides)
     app = faust.App("agent-test", broker="kafka://localhost:1", store="memory://", web_enabled=False)
     topics = create_topics(app, settings)
     sent: dict[str, list[bytes]] = {"sentiment": [], "dlq": []}
@@ -156,3 +160,48 @@ async def test_a_failing_model_dead_letters_every_usable_post_once(harness, monk
     assert sent["sentiment"] == []
     assert sorted(letter.reason.split(":")[0] for letter in letters) == ["inference failed"] * 3 + ["invalid post"]
     assert len({letter.offset for letter in letters}) == 4  # each message once
+
+
+@pytest.fixture
+async def image_server():
+    """A local HTTP server with one JPEG (`/photo.jpg`); every other path is a 404."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_get("/photo.jpg", lambda request: web.Response(body=jpeg_bytes(), content_type="image/jpeg"))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    await runner.cleanup()
+
+
+async def test_linked_images_are_fetched_and_scored_and_a_missing_one_costs_only_the_image(image_server):
+    agent, sent = make_harness(worker_image_private_hosts=True, worker_image_timeout_s=2.0)
+    now = datetime.now(UTC)
+    posts = [Post(post_id="linked", created_at=now, text="new logo!", image_url=f"{image_server}/photo.jpg"),
+             Post(post_id="gone", created_at=now, text="where is it?", image_url=f"{image_server}/gone.jpg"),
+             Post(post_id="gone-no-text", created_at=now, image_url=f"{image_server}/gone.jpg"),
+             Post(post_id="inline", created_at=now, text="inline", image=jpeg_bytes())]
+    async with agent.test_context() as context:
+        for post in posts:
+            await context.put(post.model_dump_json().encode())
+        await wait_for(lambda: len(sent["sentiment"]) == 3 and len(sent["dlq"]) == 1)
+
+    results = {r.post_id: r for r in (SentimentResult.model_validate_json(raw) for raw in sent["sentiment"])}
+    assert results["linked"].image_ref == f"{image_server}/photo.jpg"
+    assert results["linked"].thumbnail is not None  # made from the fetched pixels: the model saw the image
+    assert results["gone"].thumbnail is None and results["gone"].image_ref.endswith("/gone.jpg")  # its text
+    assert results["inline"].thumbnail is not None
+    (letter,) = [DeadLetter.model_validate_json(raw) for raw in sent["dlq"]]
+    assert letter.reason == "linked image unusable: HTTP 404"
+
+
+async def test_linked_images_are_left_alone_when_fetching_is_off(image_server):
+    agent, sent = make_harness(worker_fetch_images=False, worker_image_private_hosts=True)
+    post = Post(post_id="linked", created_at=datetime.now(UTC), text="hi", image_url=f"{image_server}/photo.jpg")
+    async with agent.test_context() as context:
+        await context.put(post.model_dump_json().encode())
+        await wait_for(lambda: len(sent["sentiment"]) == 1)
+    assert SentimentResult.model_validate_json(sent["sentiment"][0]).thumbnail is None

@@ -1,4 +1,4 @@
-"""Thumbnails of posts' inline images, for the dashboard's recent posts.
+"""Thumbnails of posts' images (inline or fetched by the worker), for the dashboard's recent posts.
 
 A table of their own keeps `post_sentiment` narrow for analysts' scans and `SELECT *`; a post's thumbnail goes
 with the post (ON DELETE CASCADE), and `DELETE FROM post_thumbnail WHERE ...` frees the space on its own.
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("post_id", sa.String(128), sa.ForeignKey("post_sentiment.post_id", ondelete="CASCADE"),
                   primary_key=True),
         sa.Column("jpeg", sa.LargeBinary(), nullable=False),
-        comment="A small JPEG of a post's inline image (WORKER_THUMBNAIL_PX on its longer side).",
+        comment="A small JPEG of a post's image (WORKER_THUMBNAIL_PX on its longer side).",
     )
 
 
