@@ -95,7 +95,7 @@ async def write_batched(engine: AsyncEngine, results: Sequence[SentimentResult],
 
 async def _reset(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE post_sentiment, trend_bucket"))
+        await conn.execute(text("TRUNCATE post_thumbnail, post_sentiment, trend_bucket"))
 
 
 async def _bucket_totals(engine: AsyncEngine) -> dict:

@@ -100,13 +100,16 @@ async def test_by_default_no_private_address_is_fetched(server):
     port = server.rsplit(":", 1)[1]
     images = fetcher(private_hosts=False)
     try:
-        literal, name, metadata = await images.fetch_all([
-            f"{server}/image.jpg", f"http://localhost:{port}/image.jpg", "http://169.254.169.254/latest/meta-data/"])
+        literal, name, metadata, decimal, mapped = await images.fetch_all([
+            f"{server}/image.jpg", f"http://localhost:{port}/image.jpg", "http://169.254.169.254/latest/meta-data/",
+            f"http://2130706433:{port}/image.jpg", f"http://[::ffff:127.0.0.1]:{port}/image.jpg"])
     finally:
         await images.close()
     assert str(literal) == "127.0.0.1 is not a public address"
     assert "localhost resolves to no public address" in str(name)
     assert str(metadata) == "169.254.169.254 is not a public address"
+    assert isinstance(decimal, FetchFailed) and "2130706433" in str(decimal)  # 127.0.0.1 as one number: refused
+    assert str(mapped) == "::ffff:7f00:1 is not a public address"  # 127.0.0.1, IPv4-mapped
 
 
 async def test_a_redirect_into_the_private_network_is_refused(server):
