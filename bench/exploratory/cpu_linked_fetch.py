@@ -5,11 +5,9 @@ machine (its CPU is not counted), next to decoding the same images (`decode_imag
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
 
-from monitor.embedded.process import free_port
+from monitor.benchmarks.image_server import image_server
 from monitor.samples import sample_images
 from workers.image_fetch import ImageFetcher
 from workers.preprocess import decode_image
@@ -17,16 +15,6 @@ from workers.preprocess import decode_image
 BATCH = 32
 BATCHES = 60
 ROUNDS = 5
-SERVER = """
-import sys
-from aiohttp import web
-from monitor.samples import sample_images
-images = sample_images()
-app = web.Application()
-app.router.add_get("/{i}.jpg", lambda r: web.Response(body=images[int(r.match_info["i"]) % len(images)],
-                                                      content_type="image/jpeg"))
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
-"""
 
 
 async def fetch_ms_per_image(fetcher: ImageFetcher, base: str) -> float:
@@ -46,24 +34,15 @@ def decode_ms_per_image() -> float:
 
 
 async def main() -> None:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
     fetcher = ImageFetcher(timeout_s=10, max_bytes=8 << 20, concurrency=32, private_hosts=True)
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):  # until the server listens
-            try:
-                await fetcher.fetch(f"{base}/0.jpg")
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        rounds = [(await fetch_ms_per_image(fetcher, base), decode_ms_per_image()) for _ in range(ROUNDS)]
-        fetch, decode = statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
-        print(json.dumps({"batch": BATCH, "fetch_ms_per_image": round(fetch, 3),
-                          "decode_ms_per_image_224": round(decode, 3), "fetch_over_decode": round(fetch / decode, 2)}))
+        with image_server() as base:
+            rounds = [(await fetch_ms_per_image(fetcher, base), decode_ms_per_image()) for _ in range(ROUNDS)]
     finally:
         await fetcher.close()
-        server.terminate()
+    fetch, decode = statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
+    print(json.dumps({"batch": BATCH, "fetch_ms_per_image": round(fetch, 3),
+                      "decode_ms_per_image_224": round(decode, 3), "fetch_over_decode": round(fetch / decode, 2)}))
 
 
 asyncio.run(main())

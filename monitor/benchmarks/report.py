@@ -82,6 +82,12 @@ def stage_means(scraped: Samples) -> dict[str, float | None]:
             if samples.get(f"{metric}_count") else None for stage, metric in STAGES.items()}
 
 
+def counts(scraped: Samples, metric: str, label: str) -> dict[str, int]:
+    """A labelled counter's totals by one label, from `scrape`d samples (`metric` without `_total`)."""
+    return {dict(labels)[label]: int(value) for (name, labels), value in scraped.items()
+            if name == f"{metric}_total" and label in dict(labels)}
+
+
 def pipeline_stage_ms(scraped: Samples, posts: int) -> dict[str, dict[str, float]]:
     """Milliseconds per post each worker pipeline stage spent busy and blocked (`monitor_worker_stage_seconds`):
     the stage with the most busy time per post bounds the worker's rate."""

@@ -1,9 +1,10 @@
 """`monitor bench worker`: posts/s from Kafka to `sentiment` through a real `monitor worker` process.
 
-Per run, fresh topics are filled with the same posts (JSON, 224 px JPEG photos inline on `image_share`
-of them), then one worker process (the production command) drains the backlog. Its rate is read from
-the broker timestamps of the results it produced, between the 10th and the 90th percentile of them, so
-process start-up, model loading and the group join are not counted. Measured in one run:
+Per run, fresh topics are filled with the same posts (JSON, 224 px JPEG photos on `image_share` of them:
+inline, or with `linked_images` as links to an HTTP server on this host), then one worker process (the
+production command) drains the backlog. Its rate is read from the broker timestamps of the results it
+produced, between the 10th and the 90th percentile of them, so process start-up, model loading and the
+group join are not counted. Measured in one run:
 
 - the worker at `WORKER_MAX_BATCH=batch_size` against the same worker at batch size 1 (micro-batching);
 - the model alone (`SentimentModel.predict` on already-decoded posts, same batch size, in this process,
@@ -34,12 +35,22 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
+from monitor.benchmarks.image_server import image_server
 from monitor.benchmarks.model import PRESETS, bench_posts, load_model, posts_per_s
-from monitor.benchmarks.report import device_name, host_info, pipeline_stage_ms, scrape, stage_means, write_report
+from monitor.benchmarks.report import (
+    counts,
+    device_name,
+    host_info,
+    pipeline_stage_ms,
+    scrape,
+    stage_means,
+    write_report,
+)
 from monitor.embedded.process import free_port
 from monitor.logging import get_logger
 from monitor.settings import Settings
 from monitor.streaming import ensure_topics
+from schemas import Post
 
 log = get_logger(__name__)
 
@@ -171,10 +182,13 @@ class WorkerRun:
     cpu_ms_per_post: dict[str, float]
     stage_ms_per_post: dict[str, dict[str, float]]
     """Busy and blocked milliseconds per post of each pipeline stage (whole run), from the worker's /metrics."""
+    linked_images: dict[str, int]
+    """Linked images the worker used and failed to use (`monitor_worker_linked_images_total`)."""
 
 
 def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurrency: int, checkpoint: str,
-               device: str, run_id: str, timeout_s: float, broker_pid: int | None) -> WorkerRun:
+               device: str, run_id: str, timeout_s: float, broker_pid: int | None,
+               linked_images: bool = False) -> WorkerRun:
     """Drain `payloads` with `monitor worker --concurrency <concurrency>` at WORKER_MAX_BATCH=batch_size."""
     topics = {"posts_topic": f"bench-posts-{run_id}", "sentiment_topic": f"bench-sentiment-{run_id}",
               "dlq_topic": f"bench-dlq-{run_id}"}
@@ -187,6 +201,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
            "TOPIC_PARTITIONS": str(PARTITIONS),
            # its own group: run against a production broker, the benchmark never joins the real workers' group
            "WORKER_GROUP": f"bench-worker-{run_id}",
+           **({"WORKER_IMAGE_PRIVATE_HOSTS": "true"} if linked_images else {}),  # the image server is local
            **{name.upper(): value for name, value in topics.items()}}
     log_path = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
     log.info("worker started for the benchmark", batch_size=batch_size, log=str(log_path))
@@ -199,6 +214,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
         scraped = scrape(range(metrics_port, metrics_port + concurrency))  # --concurrency N: consecutive ports
         stages = {stage: mean for stage, mean in stage_means(scraped).items() if mean is not None}
         pipeline = pipeline_stage_ms(scraped, len(payloads))
+        linked_images = counts(scraped, "monitor_worker_linked_images", "outcome")
     except (RuntimeError, TimeoutError) as exc:
         dead = asyncio.run(message_count(settings, settings.dlq_topic))
         raise RuntimeError(f"{exc}; {dead} dead-lettered; the worker's log ends:\n"
@@ -210,41 +226,50 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
                 worker.wait(60)
             except subprocess.TimeoutExpired:
                 worker.kill()
-    return WorkerRun(steady_rate(stamps), stages, meter.ms_per_post(len(payloads)), pipeline)
+    return WorkerRun(steady_rate(stamps), stages, meter.ms_per_post(len(payloads)), pipeline, linked_images)
+
+
+def linked(posts: list[Post], base_url: str) -> list[Post]:
+    """The posts with their photos as links to `base_url` (`image_server`), one URL per post."""
+    return [post.model_copy(update={"image": None, "image_url": f"{base_url}/{i}.jpg"}) if post.image else post
+            for i, post in enumerate(posts)]
 
 
 def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,
                          batch_size: int, image_share: float, concurrency: int = 1, timeout_s: float = 900.0,
-                         out: Path | None = None) -> dict:
+                         out: Path | None = None, linked_images: bool = False) -> dict:
     name = checkpoint
     model = load_model(checkpoint, device)
     if checkpoint in PRESETS:  # the worker process loads it like any checkpoint
         checkpoint = str(Path(tempfile.mkdtemp(prefix="bench-model-")) / f"{checkpoint}.pt")
         model.save(Path(checkpoint))
     sample, decoded = bench_posts(model, posts, image_share)
-    payloads = [post.model_dump_json().encode() for post in sample]
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    with broker(bootstrap) as (address, broker_pid):
+    with broker(bootstrap) as (address, broker_pid), \
+            (image_server() if linked_images else contextlib.nullcontext(None)) as images_url:
+        payloads = [post.model_dump_json().encode() for post in (linked(sample, images_url) if images_url else sample)]
         base = Settings(kafka_bootstrap=address)
         batched = run_worker(base, payloads, batch_size, concurrency, checkpoint, device, f"{run_id}-b{batch_size}",
-                             timeout_s, broker_pid)
+                             timeout_s, broker_pid, linked_images)
         single = run_worker(base, payloads[:baseline_posts], 1, concurrency, checkpoint, device, f"{run_id}-b1",
-                            timeout_s, broker_pid)
+                            timeout_s, broker_pid, linked_images)
     model_alone = posts_per_s(model, sample, decoded, batch_size)
     report = {
         "benchmark": "worker posts/s, Kafka posts -> sentiment (JSON parsing, image decoding, RADM, produce)",
         "command": f"monitor bench worker --model {name} --device {device} --posts {posts} "
                    f"--baseline-posts {baseline_posts} --batch-size {batch_size} --image-share {image_share} "
-                   f"--concurrency {concurrency}",
+                   f"--concurrency {concurrency}" + (" --linked-images" if linked_images else ""),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),
         "broker": "KAFKA_BOOTSTRAP" if bootstrap else "embedded Tansu (memory storage)",
         "model": {"name": name, "version": model.version},
         "image_share": image_share,
+        "images": "linked: fetched by the worker from a local HTTP server" if linked_images else "inline",
         "worker": {"batch_size": batch_size, "concurrency": concurrency, "posts": posts,
                    "posts_per_s": round(batched.posts_per_s, 1), "mean_stage_s": batched.mean_stage_s,
-                   "cpu_ms_per_post": batched.cpu_ms_per_post, "stage_ms_per_post": batched.stage_ms_per_post},
+                   "cpu_ms_per_post": batched.cpu_ms_per_post, "stage_ms_per_post": batched.stage_ms_per_post,
+                   **({"linked_images": batched.linked_images} if linked_images else {})},
         "worker_batch_1": {"batch_size": 1, "concurrency": concurrency, "posts": baseline_posts,
                            "posts_per_s": round(single.posts_per_s, 1)},
         "model_alone": {"batch_size": batch_size, "posts_per_s": round(model_alone, 1)},

@@ -63,6 +63,16 @@ def test_bench_worker_drains_real_topics_and_compares_baselines(stack, tmp_path)
     assert worker["cpu_ms_per_post"]["pipeline"] > 0 and worker["cpu_ms_per_post"]["model"] > 0
 
 
+def test_bench_worker_with_linked_images_fetches_every_one(stack, tmp_path):
+    out = tmp_path / "worker-linked.json"
+    done = monitor(stack, "bench", "worker", "--posts", "300", "--baseline-posts", "20", "--batch-size", "16",
+                   "--image-share", "1.0", "--linked-images", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["images"].startswith("linked") and report["command"].endswith("--linked-images")
+    assert report["worker"]["linked_images"] == {"used": 300}  # every photo fetched, decoded and scored
+
+
 def test_bench_worker_that_times_out_says_what_it_knows(stack, tmp_path):
     done = monitor(stack, "bench", "worker", "--posts", "200", "--baseline-posts", "20", "--timeout-s", "0.5",
                    "--out", str(tmp_path / "worker.json"))
