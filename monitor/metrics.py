@@ -28,7 +28,7 @@ LINKED_IMAGES = Counter("monitor_worker_linked_images",
                         "Images posts link to (image_url), by outcome: used by the model, or failed (fetching or "
                         "decoding; the post is then scored on its text, or dead-lettered if it has none).",
                         ["outcome"])
-DECODE_SECONDS = Histogram("monitor_worker_decode_seconds", "Parsing, fetching linked images and decoding per batch.",
+DECODE_SECONDS = Histogram("monitor_worker_decode_seconds", "Parsing and decoding inline images per batch.",
                            buckets=SECONDS_BUCKETS)
 MODEL_SECONDS = Histogram("monitor_worker_model_seconds",
                           "From handing a batch to the model (tokenising, RADM) until its probabilities are back, "

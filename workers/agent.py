@@ -1,8 +1,8 @@
 """The inference agent: posts in micro-batches -> RADM -> sentiment; bad input -> DLQ with a reason.
 
-Batches flow through `workers.batching.BatchPipeline` in four stages, each on its own batch at a time:
+Batches flow through `workers.batching.BatchPipeline` in five stages, each on its own batch at a time:
 prepare (parse and decode on a thread pool, where libjpeg-turbo and PIL release the GIL, so images decode in
-parallel; fetch the images posts link to, `workers.image_fetch`), submit
+parallel), fetch (the images posts link to, `workers.image_fetch`; nothing to do for most batches), submit
 (hand the batch to the model), produce (await its probabilities, hand results and dead letters to the
 producer, one record batch per partition: `workers.delivery`) and confirm (await the broker's
 acknowledgements, then ack), so a committed offset always means "its results are in `sentiment`", the
@@ -30,7 +30,7 @@ from monitor.streaming import Topics, dead_letter
 from schemas import DeadLetter, Post, SentimentResult
 from workers.batching import BatchPipeline
 from workers.delivery import BatchSender
-from workers.image_fetch import ImageFetcher
+from workers.image_fetch import FetchFailed, ImageFetcher
 from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
 from workers.model_process import ModelProcess, ModelProcessDied
 from workers.preprocess import BadInput, parse_post, thumbnail_jpeg, upright_aspect
@@ -56,6 +56,8 @@ class Prepared:
     thumbnails: list[bytes | None] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     linked: list[tuple[faust.EventT, Post]] = field(default_factory=list)
+    fetching: asyncio.Future[list[bytes | FetchFailed]] | None = None
+    """The linked images on their way (`Triage.start_fetching`)."""
 
     def add(self, event: faust.EventT, outcome: Ready | str) -> None:
         if isinstance(outcome, str):
@@ -150,13 +152,21 @@ class Triage:
                 prepared.add(event, outcome)
         return prepared
 
+    def start_fetching(self, prepared: Prepared) -> None:
+        """Start fetching the batch's linked images, all at once, on this event loop: they travel while the
+        batch waits for the fetch stage, and while the batches before it are fetched."""
+        if prepared.linked and self.fetcher is not None:
+            prepared.fetching = asyncio.ensure_future(
+                self.fetcher.fetch_all([str(post.image_url) for _, post in prepared.linked]))
+
     async def add_linked(self, prepared: Prepared) -> None:
-        """Fetch the batch's linked images at once, then decode them on a thread. A post whose image cannot be
-        fetched or decoded is scored on its text: a remote image, which its producer may not control, never
-        costs a post its text. Without text there is nothing to score: it goes to the DLQ."""
-        assert self.fetcher is not None
+        """Await the batch's linked images, then decode them on a thread. A post whose image cannot be fetched
+        or decoded is scored on its text: a remote image, which its producer may not control, never costs a
+        post its text. Without text there is nothing to score: it goes to the DLQ."""
+        if prepared.fetching is None:
+            return
         linked, prepared.linked = prepared.linked, []
-        fetched = await self.fetcher.fetch_all([str(post.image_url) for _, post in linked])
+        fetched = await prepared.fetching
         outcomes = await asyncio.to_thread(
             lambda: [self.decode(post, got) if isinstance(got, bytes) else str(got)
                      for (_, post), got in zip(linked, fetched, strict=True)])
@@ -182,9 +192,14 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
         metrics.BATCH_SIZE.observe(len(events))
         with metrics.DECODE_SECONDS.time():
             prepared = await asyncio.to_thread(triage, events)
-            if prepared.linked:
-                await triage.add_linked(prepared)
-            return prepared
+        triage.start_fetching(prepared)
+        return prepared
+
+    async def fetch(events: Sequence[faust.EventT], prepared: Prepared) -> Prepared:
+        """The batch's linked images, arrived and decoded: a stage of its own, so that the network overlaps the
+        next batches' parsing, decoding and fetching. Batches without links pass straight through."""
+        await triage.add_linked(prepared)
+        return prepared
 
     def submit(events: Sequence[faust.EventT], prepared: Prepared) -> Submitted:
         """Hand the usable posts to the model: returns once the batch is queued there (in its own process) or
@@ -235,7 +250,7 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
 
     @app.agent(topics.posts, name="infer")
     async def infer(stream: faust.StreamT) -> None:
-        stages = [prepare, submit, produce, confirm]
+        stages = [prepare, fetch, submit, produce, confirm]
         pipeline = BatchPipeline(settings.worker_max_batch, settings.worker_max_wait_s, stages, metrics.observe_stage)
         await sender.start()
         try:
