@@ -99,6 +99,8 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
 @click.option("--image-share", default=0.5, show_default=True, help="Share of posts with a 224 px JPEG photo.")
 @click.option("--linked-images", is_flag=True,
               help="Posts link to their photos (image_url) on an HTTP server on this host; the worker fetches them.")
+@click.option("--image-latency-ms", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="With --linked-images: how long the server waits before each answer (a CDN's distance).")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes on the host (`monitor worker --concurrency`).")
 @click.option("--timeout-s", default=900.0, show_default=True,
@@ -106,8 +108,8 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="[default: bench/results/worker-<model>-<cpu|gpu>[-c<concurrency>][-linked].json]")
 def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, batch_size: int,
-                 image_share: float, linked_images: bool, concurrency: int, timeout_s: float,
-                 out: Path | None) -> None:
+                 image_share: float, linked_images: bool, image_latency_ms: float, concurrency: int,
+                 timeout_s: float, out: Path | None) -> None:
     """Worker posts/s from Kafka to `sentiment` vs batch size 1 and vs the model alone (on KAFKA_BOOTSTRAP, or
     an embedded broker)."""
     from monitor.benchmarks.worker import run_worker_benchmark
@@ -117,7 +119,8 @@ def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, 
     out = out or Path(f"bench/results/worker-{model_name}-{resolve_device(device).type.replace('cuda', 'gpu')}"
                       f"{suffix}.json")
     report = run_worker_benchmark(get_settings().kafka_bootstrap, model_name, device, posts, baseline_posts,
-                                  batch_size, image_share, concurrency, timeout_s, out, linked_images)
+                                  batch_size, image_share, concurrency, timeout_s, out, linked_images,
+                                  image_latency_ms)
     click.echo(f"worker, batch {batch_size}:  {report['worker']['posts_per_s']:>10,.1f} posts/s")
     click.echo(f"worker, batch 1:   {report['worker_batch_1']['posts_per_s']:>10,.1f} posts/s  "
                f"-> micro-batching {report['batching_speedup']}x")

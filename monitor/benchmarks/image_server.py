@@ -1,8 +1,8 @@
 """An HTTP server of the benchmarks' sample photos, in a process of its own, for posts that link to their images.
 
-`GET /<n>.jpg` answers sample photo n modulo their count: every post can link to a URL of its own (no cache
-could hide the fetch), and the server's CPU is not counted as the worker's. Run as
-`python -m monitor.benchmarks.image_server PORT`.
+`GET /<n>.jpg` answers sample photo n modulo their count, `latency_ms` after the request: every post can link
+to a URL of its own (no cache could hide the fetch), a CDN's distance can be played, and the server's CPU is
+not counted as the worker's. Run as `python -m monitor.benchmarks.image_server PORT [LATENCY_MS]`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ READY_TIMEOUT_S = 30.0
 
 
 @contextlib.contextmanager
-def image_server() -> Iterator[str]:
+def image_server(latency_ms: float = 0.0) -> Iterator[str]:
     """The base URL (`http://127.0.0.1:<port>`) of a sample-photo server running for the block's lifetime."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "monitor.benchmarks.image_server", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "monitor.benchmarks.image_server", str(port), str(latency_ms)],
                               stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -42,7 +42,9 @@ def image_server() -> Iterator[str]:
         server.wait(10)
 
 
-def serve(port: int) -> None:
+def serve(port: int, latency_ms: float = 0.0) -> None:
+    import asyncio
+
     from aiohttp import web
 
     from monitor.samples import sample_images
@@ -50,6 +52,8 @@ def serve(port: int) -> None:
     images = sample_images()
 
     async def photo(request: web.Request) -> web.Response:
+        if latency_ms:
+            await asyncio.sleep(latency_ms / 1000)
         return web.Response(body=images[int(request.match_info["n"]) % len(images)], content_type="image/jpeg")
 
     app = web.Application()
@@ -58,4 +62,4 @@ def serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)

@@ -237,7 +237,7 @@ def linked(posts: list[Post], base_url: str) -> list[Post]:
 
 def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,
                          batch_size: int, image_share: float, concurrency: int = 1, timeout_s: float = 900.0,
-                         out: Path | None = None, linked_images: bool = False) -> dict:
+                         out: Path | None = None, linked_images: bool = False, image_latency_ms: float = 0.0) -> dict:
     name = checkpoint
     model = load_model(checkpoint, device)
     if checkpoint in PRESETS:  # the worker process loads it like any checkpoint
@@ -246,7 +246,7 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
     sample, decoded = bench_posts(model, posts, image_share)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     with broker(bootstrap) as (address, broker_pid), \
-            (image_server() if linked_images else contextlib.nullcontext(None)) as images_url:
+            (image_server(image_latency_ms) if linked_images else contextlib.nullcontext(None)) as images_url:
         payloads = [post.model_dump_json().encode() for post in (linked(sample, images_url) if images_url else sample)]
         base = Settings(kafka_bootstrap=address)
         batched = run_worker(base, payloads, batch_size, concurrency, checkpoint, device, f"{run_id}-b{batch_size}",
@@ -258,14 +258,16 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
         "benchmark": "worker posts/s, Kafka posts -> sentiment (JSON parsing, image decoding, RADM, produce)",
         "command": f"monitor bench worker --model {name} --device {device} --posts {posts} "
                    f"--baseline-posts {baseline_posts} --batch-size {batch_size} --image-share {image_share} "
-                   f"--concurrency {concurrency}" + (" --linked-images" if linked_images else ""),
+                   f"--concurrency {concurrency}"
+                   + (f" --linked-images --image-latency-ms {image_latency_ms:g}" if linked_images else ""),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),
         "broker": "KAFKA_BOOTSTRAP" if bootstrap else "embedded Tansu (memory storage)",
         "model": {"name": name, "version": model.version},
         "image_share": image_share,
-        "images": "linked: fetched by the worker from a local HTTP server" if linked_images else "inline",
+        "images": f"linked: fetched by the worker from a local HTTP server answering after {image_latency_ms:g} ms"
+                  if linked_images else "inline",
         "worker": {"batch_size": batch_size, "concurrency": concurrency, "posts": posts,
                    "posts_per_s": round(batched.posts_per_s, 1), "mean_stage_s": batched.mean_stage_s,
                    "cpu_ms_per_post": batched.cpu_ms_per_post, "stage_ms_per_post": batched.stage_ms_per_post,

@@ -69,7 +69,7 @@ def test_bench_worker_with_linked_images_fetches_every_one(stack, tmp_path):
                    "--image-share", "1.0", "--linked-images", "--out", str(out))
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
-    assert report["images"].startswith("linked") and report["command"].endswith("--linked-images")
+    assert report["images"].startswith("linked") and report["command"].endswith("--linked-images --image-latency-ms 0")
     assert report["worker"]["linked_images"] == {"used": 300}  # every photo fetched, decoded and scored
 
 
