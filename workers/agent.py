@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import faust
 import numpy as np
@@ -38,6 +39,8 @@ from workers.preprocess import BadInput, parse_post, thumbnail_jpeg, upright_asp
 log = get_logger(__name__)
 
 LAG_INTERVAL_S = 5.0
+
+T = TypeVar("T")
 
 
 Ready = tuple[Post, Decoded, bytes | None]
@@ -88,6 +91,18 @@ class Produced:
     started: float
 
 
+def explained(work: Callable[..., T], *args: Any) -> T | str:
+    """`work(*args)`, or why it failed: a bad input's reason, or an unexpected error's, logged. A decoder or validator
+    bug must cost one post (in the DLQ), not the worker."""
+    try:
+        return work(*args)
+    except BadInput as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - see above
+        log.exception("unexpected error preparing a post")
+        return f"internal error preparing the post: {exc!r}"
+
+
 class Triage:
     """Parse and decode a batch on a thread pool, with a thumbnail of each image; fetch the images posts link
     to; split usable posts from dead letters.
@@ -104,24 +119,19 @@ class Triage:
 
     def one(self, raw: bytes | None) -> Ready | Post | str:
         """Ready, a post whose linked image must be fetched first, or why the message cannot be used."""
-        try:
-            post = parse_post(raw, self.settings.max_message_bytes)
-        except BadInput as exc:
-            return str(exc)
-        if post.image is None and post.image_url is not None and self.fetcher is not None:
-            return post
-        return self.decode(post)
 
-    def decode(self, post: Post, image: bytes | None = None) -> Ready | str:
-        """The post with its inline image, or with `image` fetched for it."""
+        def triaged() -> Ready | Post:
+            post = parse_post(raw, self.settings.max_message_bytes)
+            if post.image is None and post.image_url is not None and self.fetcher is not None:
+                return post
+            return self.ready(post)
+
+        return explained(triaged)
+
+    def ready(self, post: Post, image: bytes | None = None) -> Ready:
+        """The post decoded with its inline image, or with `image` fetched for it; raises BadInput."""
         with_image = post if image is None else post.model_copy(update={"image": image})
-        try:
-            decoded = self.model.decode(with_image, self.settings.max_image_pixels)
-        except BadInput as exc:
-            return str(exc)
-        except Exception as exc:  # noqa: BLE001 - a decoder bug must cost one post (in the DLQ), not the worker
-            log.exception("unexpected error preparing a post")
-            return f"internal error preparing the post: {exc!r}"
+        decoded = self.model.decode(with_image, self.settings.max_image_pixels)
         return post, decoded, self.thumbnail(with_image, decoded[1])
 
     def thumbnail(self, post: Post, pixels: np.ndarray | None) -> bytes | None:
@@ -168,14 +178,14 @@ class Triage:
         linked, prepared.linked = prepared.linked, []
         fetched = await prepared.fetching
         outcomes = await asyncio.to_thread(
-            lambda: [self.decode(post, got) if isinstance(got, bytes) else str(got)
+            lambda: [explained(self.ready, post, got) if isinstance(got, bytes) else str(got)
                      for (_, post), got in zip(linked, fetched, strict=True)])
         for (event, post), outcome in zip(linked, outcomes, strict=True):
             metrics.LINKED_IMAGES.labels("failed" if isinstance(outcome, str) else "used").inc()
             if isinstance(outcome, str):
                 log.info("linked image not used", post_id=post.post_id, url=str(post.image_url).split("?")[0],
                          reason=outcome)  # no query string: signed URLs carry their credentials there
-                outcome = self.decode(post) if post.text.strip() else f"linked image unusable: {outcome}"
+                outcome = explained(self.ready, post) if post.text.strip() else f"linked image unusable: {outcome}"
             prepared.add(event, outcome)
 
 

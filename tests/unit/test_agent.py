@@ -132,6 +132,26 @@ async def test_an_unexpected_decoder_error_dead_letters_the_post_and_the_worker_
     assert letter.reason.startswith("internal error preparing the post") and "decoder bug" in letter.reason
 
 
+async def test_an_unexpected_parser_error_dead_letters_the_message_and_the_worker_goes_on(harness, monkeypatch):
+    from workers import agent as agent_module
+
+    original = agent_module.parse_post
+
+    def flaky(raw, max_bytes):
+        if b"boom" in raw:
+            raise LookupError("validator bug")
+        return original(raw, max_bytes)
+
+    monkeypatch.setattr(agent_module, "parse_post", flaky)
+    agent, sent = harness
+    async with agent.test_context() as context:
+        for post_id in ("ok-1", "boom", "ok-2"):
+            await context.put(Post(post_id=post_id, created_at=datetime.now(UTC), text="x").model_dump_json().encode())
+        await wait_for(lambda: len(sent["sentiment"]) == 2 and len(sent["dlq"]) == 1)
+    (letter,) = [DeadLetter.model_validate_json(raw) for raw in sent["dlq"]]
+    assert letter.reason.startswith("internal error preparing the post") and "validator bug" in letter.reason
+
+
 def test_a_crashing_agent_takes_its_process_down():
     """Faust's default supervisor leaves the process running with a dead agent (checked by hand against the
     embedded broker: 25 s alive, nothing processed); CrashingSupervisor exits so it gets restarted."""
