@@ -11,6 +11,7 @@ from PIL import Image
 from monitor.settings import Settings
 from monitor.streaming import create_topics
 from schemas import DeadLetter, Post, SentimentResult
+from tests.http_helpers import serving
 from workers.agent import register_inference_agent
 from workers.inference import SentimentModel
 
@@ -189,12 +190,8 @@ async def image_server():
 
     app = web.Application()
     app.router.add_get("/photo.jpg", lambda request: web.Response(body=jpeg_bytes(), content_type="image/jpeg"))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    await runner.cleanup()
+    async with serving(app) as base_url:
+        yield base_url
 
 
 async def test_linked_images_are_fetched_and_scored_and_a_missing_one_costs_only_the_image(image_server):

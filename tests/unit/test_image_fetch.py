@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
+from tests.http_helpers import serving
 from workers.image_fetch import FetchFailed, ImageFetcher, PublicResolver, is_public
 
 IMAGE = b"\xff\xd8\xff" + bytes(range(256)) * 40  # 10 KiB standing in for a JPEG
@@ -40,13 +41,8 @@ async def server():
     app.router.add_get("/moved", redirect("/image.jpg"))
     app.router.add_get("/loop", redirect("/loop"))
     app.router.add_get("/to-metadata", redirect("http://169.254.169.254/latest/meta-data/"))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as base_url:
+        yield base_url
 
 
 def fetcher(private_hosts: bool = True, max_bytes: int = 64 * 1024, timeout_s: float = 2.0) -> ImageFetcher:
