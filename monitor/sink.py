@@ -5,7 +5,7 @@ One SQL statement per batch. The batch travels as one JSON parameter, unpacked b
 are inserted with ON CONFLICT DO NOTHING, and only the rows really inserted (RETURNING)
 feed the minute, hour and day bucket upserts. Redelivered or replayed results therefore
 never double-count, and the Kafka offset is committed only after this transaction (the
-agent acks after the write returns). Thumbnails of inline images follow in a second statement of the
+agent acks after the write returns). Thumbnails of posts' images follow in a second statement of the
 same transaction.
 """
 
