@@ -103,12 +103,12 @@ def schema(out: str | None) -> None:
 
 def _register_database_commands() -> None:
     """Sink-side commands live in their own modules: brands, trends, sql, migrate, bench."""
-    from monitor.cli_admin import bench, migrate
+    from monitor.cli_admin import bench, migrate, prune
     from monitor.cli_analyst import sql, trends
     from monitor.cli_api import api
     from monitor.cli_brands import brands
 
-    for command in (brands, trends, sql, migrate, bench, api):
+    for command in (brands, trends, sql, migrate, prune, bench, api):
         main.add_command(command)
 
 

@@ -35,7 +35,7 @@ post_sentiment = Table(
     metadata,
     Column("post_id", String(128), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
     Column("label", String(16), nullable=False),
     Column("p_negative", Float, nullable=False),
     Column("p_neutral", Float, nullable=False),

@@ -54,3 +54,9 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+def error_summary(exc: BaseException) -> str:
+    """An exception's first line, for a log field (database errors run to many lines of SQL); its type if empty."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

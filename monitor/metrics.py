@@ -56,6 +56,8 @@ SINK_QUEUE_WAIT = Histogram("monitor_sink_queue_wait_seconds",
 SINK_RETRIES = Counter("monitor_sink_write_retries", "PostgreSQL writes retried after a transient error.", ["target"])
 SINK_CACHE_FAILURES = Counter("monitor_sink_cache_failures",
                               "Redis cache writes skipped (repaired from PostgreSQL when Redis answers again).")
+PRUNED_ROWS = Counter("monitor_sink_pruned_rows", "Rows deleted by retention (RETENTION_*); a post's thumbnail "
+                      "goes with its post_sentiment row.", ["table"])
 
 def observe_stage(stage: str, busy_s: float, blocked_s: float) -> None:
     """`BatchPipeline`'s `on_timing`."""

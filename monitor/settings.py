@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     )
     sink_max_batch: int = Field(default=500, ge=1, description="Results per PostgreSQL transaction, at most.")
     sink_max_wait_s: float = Field(default=0.2, gt=0, description="Sink batch latency cap.")
+    retention_posts_days: int = Field(
+        default=30, ge=0, description="Days the sink keeps per-post rows (`post_sentiment`, thumbnails), counted from "
+        "when it wrote them (0 = forever). Keep it longer than Kafka keeps `sentiment` (7 days by default): a result "
+        "redelivered after its row is gone counts again. Trend buckets are not affected."
+    )
+    retention_minute_buckets_days: int = Field(
+        default=60, ge=0, description="Days the sink keeps minute trend buckets (0 = forever; else at least 38, as "
+        "alert rules read 37 days back). Hour and day buckets are kept."
+    )
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="How often a sink prunes (RETENTION_*).")
 
     max_message_bytes: int = Field(default=8 * 1024 * 1024, description="Larger posts go to the DLQ unread.")
     max_image_pixels: int = Field(default=40_000_000, description="Decompression-bomb guard.")
@@ -133,6 +143,16 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="JSON log lines (for log shippers) instead of console format.")
+
+    @field_validator("retention_minute_buckets_days")
+    @classmethod
+    def _minute_buckets_outlive_alert_lookback(cls, days: int) -> int:
+        from monitor.alerts.rules import LOOKBACK_DAYS
+
+        if 0 < days <= LOOKBACK_DAYS:
+            raise ValueError(f"must be 0 (forever) or more than {LOOKBACK_DAYS}: alert rules read minute "
+                             f"buckets up to {LOOKBACK_DAYS} days back")
+        return days
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""The sink agent: sentiment results in batches -> PostgreSQL (effectively-once) -> Redis cache."""
+"""The sink agent: sentiment results in batches -> PostgreSQL (effectively-once) -> Redis cache; and retention."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from monitor import metrics
 from monitor.brands import BrandRuleCache
 from monitor.cache import cache_buckets
 from monitor.db import create_engine
-from monitor.logging import get_logger
+from monitor.logging import error_summary, get_logger
 from monitor.migrate import upgrade_head
+from monitor.retention import Retention, run_prune_loop
 from monitor.settings import Settings
 from monitor.sink import write_results
 from monitor.streaming import Topics, create_app, create_topics, dead_letter
@@ -42,7 +43,7 @@ async def write_with_retry(write, what: str):
         try:
             return await write()
         except (OperationalError, DBAPIError, OSError) as exc:
-            log.warning("write failed, retrying", target=what, error=str(exc).splitlines()[0], retry_in_s=delay)
+            log.warning("write failed, retrying", target=what, error=error_summary(exc), retry_in_s=delay)
             metrics.SINK_RETRIES.labels(what).inc()
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
@@ -103,6 +104,11 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
             metrics.SINK_RESULTS.inc(len(results))
             metrics.SINK_DEAD_LETTERS.inc(len(dead))
             await cache.write(buckets)
+
+    @app.task
+    async def prune_expired() -> None:
+        """Retention: every sink runs the loop, one at a time prunes (see monitor/retention.py)."""
+        await run_prune_loop(engine, Retention.from_settings(settings), settings.retention_interval_s)
 
     return sink
 

@@ -15,6 +15,11 @@ from monitor.logging import get_logger
 
 log = get_logger(__name__)
 
+MAX_WINDOW_MINUTES = 7 * 24 * 60
+MAX_BASELINE_MINUTES = 30 * 24 * 60
+LOOKBACK_DAYS = (MAX_WINDOW_MINUTES + MAX_BASELINE_MINUTES) // (24 * 60)
+"""The furthest back a rule reads minute buckets: the longest baseline before the longest window."""
+
 
 class AlertKind(StrEnum):
     NEGATIVE_SHARE = "negative_share"
@@ -29,8 +34,8 @@ class AlertRuleIn(BaseModel):
     brand: str = Field(min_length=1, max_length=64)
     kind: AlertKind
     threshold: float = Field(gt=0, description="negative_share: a share in (0, 1]; volume_spike: a factor, e.g. 3")
-    window_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
-    baseline_minutes: int = Field(default=120, ge=1, le=30 * 24 * 60,
+    window_minutes: int = Field(default=15, ge=1, le=MAX_WINDOW_MINUTES)
+    baseline_minutes: int = Field(default=120, ge=1, le=MAX_BASELINE_MINUTES,
                                   description="volume_spike only: trailing period before the window")
     min_volume: int = Field(default=10, ge=0, description="no alert while the window holds fewer posts")
     cooldown_minutes: int = Field(default=15, ge=0, le=7 * 24 * 60, description="quiet period after a firing")
@@ -52,8 +57,8 @@ class AlertRulePatch(BaseModel):
     """Fields an admin may change on an existing rule (brand and kind stay)."""
 
     threshold: float | None = Field(default=None, gt=0)
-    window_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
-    baseline_minutes: int | None = Field(default=None, ge=1, le=30 * 24 * 60)
+    window_minutes: int | None = Field(default=None, ge=1, le=MAX_WINDOW_MINUTES)
+    baseline_minutes: int | None = Field(default=None, ge=1, le=MAX_BASELINE_MINUTES)
     min_volume: int | None = Field(default=None, ge=0)
     cooldown_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
     enabled: bool | None = None

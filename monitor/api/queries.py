@@ -15,7 +15,7 @@ from sqlalchemy.types import Text
 
 from monitor.brands import list_brands
 from monitor.db import post_sentiment, post_thumbnail, trend_bucket
-from monitor.logging import get_logger
+from monitor.logging import error_summary, get_logger
 
 log = get_logger(__name__)
 
@@ -76,7 +76,7 @@ async def database_health(engine: AsyncEngine) -> dict:
                                            .group_by(newest.c.model_version).order_by(func.count().desc()))).all()
     except Exception as exc:  # noqa: BLE001 - health reports any database failure instead of raising it
         log.warning("health: database unavailable", error=str(exc))
-        return {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+        return {"ok": False, "error": error_summary(exc)}
     return {"ok": True, "latest_processed_at": latest,
             "model_versions": [{"model_version": v, "posts": n} for v, n in versions]}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
@@ -31,6 +31,19 @@ def window(since: datetime | None, until: datetime | None) -> tuple[datetime | N
     return since, until
 
 
+def series_window(granularity: Granularity, since: datetime | None, until: datetime | None,
+                  state: ApiState) -> tuple[datetime | None, datetime | None]:
+    """`window`, also refusing minute buckets from before their retention: a pruned stretch would read as a
+    quiet one."""
+    since, until = window(since, until)
+    days = state.settings.retention_minute_buckets_days
+    if granularity == "minute" and days and since and since < datetime.now(UTC) - timedelta(days=days):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"minute buckets are kept for {days} days (RETENTION_MINUTE_BUCKETS_DAYS): ask "
+                                   "for granularity hour or day, or a later `since`")
+    return since, until
+
+
 def brand_name(raw: str) -> str:
     """The stored form of a brand from a URL; 422 when it is empty."""
     try:
@@ -48,7 +61,7 @@ async def brands(state: ApiState = Depends(get_state)) -> list[dict]:
 async def trends(brand: BrandPath, granularity: Granularity = "minute", since: Since = None, until: Until = None,
                  state: ApiState = Depends(get_state)) -> TrendSeries:
     """Served from the Redis hot series when warm, else PostgreSQL (`source` says which)."""
-    since, until = window(since, until)
+    since, until = series_window(granularity, since, until, state)
     name = brand_name(brand)
     read = await state.reader.read(name, granularity, since, until)
     return TrendSeries(brand=name, granularity=granularity, source=read.source,
@@ -61,7 +74,7 @@ async def compare(brands: Annotated[list[str], Query(min_length=1, description="
                   state: ApiState = Depends(get_state)) -> Comparison:
     """Totals over the window (default: the granularity's hot window) per brand; share of voice = brand volume
     over the summed volume of the brands compared."""
-    since, until = window(since, until)
+    since, until = series_window(granularity, since, until, state)
     names = list(dict.fromkeys(brand_name(part) for raw in brands for part in raw.split(",") if part.strip()))
     if not names or len(names) > MAX_COMPARE:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"compare 1 to {MAX_COMPARE} brands")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
+import psycopg
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
 
 from monitor.db import create_engine
 from monitor.embedded.stack import EmbeddedStack
@@ -40,3 +44,16 @@ async def redis(settings: Settings):
     client = Redis.from_url(settings.redis_url or "")
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def fresh_database(settings: Settings):
+    """An empty database on the test server, dropped afterwards: for tests that must not share the session's."""
+    name = f"fresh_{uuid.uuid4().hex[:8]}"
+    url = make_url(settings.database_url)
+    admin = f"postgresql://{url.username}@{url.host}:{url.port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

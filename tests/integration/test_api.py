@@ -53,12 +53,29 @@ async def test_trend_series_from_postgres_then_redis(settings, brands):
 async def test_trend_window_bounds(settings, brands):
     a, _ = brands
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     async with api_client(settings) as client:
         empty = (await client.get(f"/api/brands/{a}/trends", params={"since": future})).json()
-        old = await client.get(f"/api/brands/{a}/trends", params={"granularity": "minute",
-                                                                   "since": "2000-01-01T00:00:00"})
+        old = await client.get(f"/api/brands/{a}/trends", params={"granularity": "minute", "since": two_days_ago})
     assert empty["points"] == []
     assert old.status_code == 200 and old.json()["source"] == "postgres"  # older than the hot window
+    assert sum(point["volume"] for point in old.json()["points"]) == 12
+
+
+async def test_minute_buckets_older_than_their_retention_are_refused_not_empty(settings, brands):
+    a, _ = brands
+    before_retention = (datetime.now(UTC) - timedelta(days=61)).isoformat()
+    async with api_client(settings) as client:
+        refused = [await client.get(path, params={"granularity": "minute", "since": before_retention, **params})
+                   for path, params in ((f"/api/brands/{a}/trends", {}), ("/api/compare", {"brands": a}))]
+        hourly = await client.get(f"/api/brands/{a}/trends", params={"granularity": "hour", "since": before_retention})
+    async with api_client(settings, retention_minute_buckets_days=0) as client:
+        kept_forever = await client.get(f"/api/brands/{a}/trends", params={"since": "2000-01-01T00:00:00"})
+    for response in refused:
+        assert response.status_code == 422, response.text
+        assert "minute buckets are kept for 60 days" in response.json()["detail"]
+    assert hourly.status_code == 200 and kept_forever.status_code == 200
+    assert sum(point["volume"] for point in kept_forever.json()["points"]) == 12
 
 
 async def test_comparison_share_of_voice_and_net_sentiment(settings, brands):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 
 import psycopg
 import pytest
@@ -17,19 +16,6 @@ from tests.integration.cli_helpers import monitor
 pytestmark = pytest.mark.integration
 OBJECTS = {"post_sentiment", "post_thumbnail", "trend_bucket", "tracked_brand", "trend_summary",
            "daily_brand_sentiment", "daily_share_of_voice", "net_sentiment"}
-
-
-@pytest.fixture
-def fresh_database(settings):
-    """An empty database on the test server, dropped afterwards."""
-    name = f"migrate_{uuid.uuid4().hex[:8]}"
-    url = make_url(settings.database_url)
-    admin = f"postgresql://{url.username}@{url.host}:{url.port}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def relations(database_url: str) -> set[str]:
