@@ -51,6 +51,18 @@ class Retention:
         return before(self.posts_days), before(self.minute_buckets_days)
 
 
+def pruned_window(granularity: str, since: datetime | None, minute_buckets_days: int,
+                  now: datetime | None = None) -> str | None:
+    """Why a series read from `since` would show pruned minute buckets as a quiet stretch; None when it would not.
+    Readers refuse such a window rather than answer it."""
+    if granularity != "minute" or not minute_buckets_days or since is None:
+        return None
+    if since >= (now or datetime.now(UTC)) - timedelta(days=minute_buckets_days):
+        return None
+    return (f"minute buckets are kept for {minute_buckets_days} days (RETENTION_MINUTE_BUCKETS_DAYS): ask for "
+            "granularity hour or day, or a later `since`")
+
+
 @dataclass(frozen=True)
 class PruneReport:
     posts: int

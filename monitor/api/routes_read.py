@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
@@ -13,6 +13,7 @@ from monitor.api.auth import require_read
 from monitor.api.models import BrandComparison, BrandInfo, Comparison, ExamplePost, Health, TrendPoint, TrendSeries
 from monitor.api.queries import brands_overview, database_health, example_posts, post_thumbnail_jpeg, redis_health
 from monitor.api.state import ApiState, get_state
+from monitor.retention import pruned_window
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_read)])
 
@@ -33,14 +34,10 @@ def window(since: datetime | None, until: datetime | None) -> tuple[datetime | N
 
 def series_window(granularity: Granularity, since: datetime | None, until: datetime | None,
                   state: ApiState) -> tuple[datetime | None, datetime | None]:
-    """`window`, also refusing minute buckets from before their retention: a pruned stretch would read as a
-    quiet one."""
+    """`window`, also refusing minute buckets from before their retention."""
     since, until = window(since, until)
-    days = state.settings.retention_minute_buckets_days
-    if granularity == "minute" and days and since and since < datetime.now(UTC) - timedelta(days=days):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=f"minute buckets are kept for {days} days (RETENTION_MINUTE_BUCKETS_DAYS): ask "
-                                   "for granularity hour or day, or a later `since`")
+    if reason := pruned_window(granularity, since, state.settings.retention_minute_buckets_days):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=reason)
     return since, until
 
 

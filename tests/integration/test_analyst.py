@@ -112,6 +112,15 @@ def test_monitor_trends_cli_formats(stack, analyst_data):
     assert table[0].split()[:3] == ["brand", "granularity", "bucket_start"] and table[2].startswith("sova")
 
 
+def test_monitor_trends_refuses_minutes_older_than_their_retention(stack, analyst_data):
+    args = ["trends", "--brand", "sova", "--granularity", "minute", "--since", "2025-02-03"]
+    refused = monitor(stack, *args)
+    kept_forever = monitor(stack, *args, env={"RETENTION_MINUTE_BUCKETS_DAYS": "0"})
+    assert refused.returncode == 2 and "minute buckets are kept for 60 days" in refused.stderr
+    assert kept_forever.returncode == 0, kept_forever.stderr
+    assert "sova" in kept_forever.stdout
+
+
 def test_monitor_sql_cli(stack, analyst_data):
     query = "SELECT brand, share_of_voice FROM daily_share_of_voice WHERE day = '2025-02-03' ORDER BY brand"
     done = monitor(stack, "sql", query, "--format", "csv")
