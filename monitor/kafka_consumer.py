@@ -14,7 +14,9 @@ joins the same race as before, resumed where it stopped (`Suspended`).
 Faust also fixes how long a fetch may wait for new messages at 1,500 ms. Apache Kafka answers a waiting fetch
 as soon as a message arrives, so there the wait costs nothing; the embedded broker (Tansu) holds it for a share
 of the wait even when messages arrive, which made most of the end-to-end latency (README, "End to end").
-`FetchWaitConsumerThread` uses `CONSUMER_FETCH_WAIT_S` instead.
+`FetchConfigConsumerThread` uses `CONSUMER_FETCH_WAIT_S` instead, and `CONSUMER_FETCH_MIN_BYTES` (Faust leaves
+aiokafka's 1 byte): near a 2-core host's capacity fewer, larger fetches leave the broker more CPU (README, "End to
+end").
 """
 
 from __future__ import annotations
@@ -56,21 +58,23 @@ class Suspended(Awaitable[Any]):
                 return stop.value
 
 
-class FetchWaitConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose aiokafka consumer waits `App.fetch_wait_s` per fetch (Faust: 1.5 s)."""
+class FetchConfigConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka consumer waits `App.fetch_wait_s` per fetch (Faust: 1.5 s) for at
+    least `App.fetch_min_bytes`."""
 
     def _create_worker_consumer(self, transport: aiokafka_driver.Transport) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # Faust passes a fixed `fetch_max_wait_ms=1500`; aiokafka hands this attribute to its fetcher on `start`.
+        # Faust passes a fixed `fetch_max_wait_ms=1500`; aiokafka hands these attributes to its fetcher on `start`.
         consumer._fetch_max_wait_ms = round(self.app.fetch_wait_s * 1000)
+        consumer._fetch_min_bytes = self.app.fetch_min_bytes
         return consumer
 
 
 class EagerConsumer(aiokafka_driver.Consumer):
     """Faust's aiokafka consumer whose per-message race starts with one eager step of the callback."""
 
-    def _new_consumer_thread(self) -> FetchWaitConsumerThread:
-        return FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
+    def _new_consumer_thread(self) -> FetchConfigConsumerThread:
+        return FetchConfigConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:
         first, *others = coros
@@ -95,11 +99,12 @@ class EagerTransport(aiokafka_driver.Transport):
 
 
 class App(faust.App):
-    """A Faust app whose Kafka consumer is `EagerConsumer`, waiting at most `fetch_wait_s` per fetch."""
+    """A Faust app whose Kafka consumer is `EagerConsumer`, waiting at most `fetch_wait_s` per fetch for
+    `fetch_min_bytes`."""
 
-    def __init__(self, id: str, *, fetch_wait_s: float, **options: Any) -> None:
+    def __init__(self, id: str, *, fetch_wait_s: float, fetch_min_bytes: int = 1, **options: Any) -> None:
         super().__init__(id, **options)
-        self.fetch_wait_s = fetch_wait_s
+        self.fetch_wait_s, self.fetch_min_bytes = fetch_wait_s, fetch_min_bytes
 
     def _new_transport(self) -> EagerTransport:
         return EagerTransport(self.conf.broker_consumer, self)

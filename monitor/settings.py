@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "for a share of it even when messages arrive, so it adds to every hop's latency; Apache Kafka answers at "
         "once, and a shorter wait only costs idle fetches.",
     )
+    consumer_fetch_min_bytes: int = Field(
+        default=1, ge=1, le=1024 * 1024,
+        description="Bytes a worker's or sink's fetch waits for (at most CONSUMER_FETCH_WAIT_S). 1 answers at once, "
+        "the lowest latency at moderate load; near a small host's capacity, 65536 means fewer, larger fetches and "
+        "more CPU for the rest (see README, End to end).",
+    )
 
     metrics_port: int = Field(
         default=9100, ge=0, le=65535,

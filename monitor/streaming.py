@@ -64,14 +64,15 @@ def require_bootstrap(settings: Settings) -> str:
 
 def create_app(app_id: str, settings: Settings) -> faust.App:
     """A Faust app whose id is its consumer group; offsets are committed only for acked events. Its consumer
-    hands each message over without Faust's per-message tasks and waits `CONSUMER_FETCH_WAIT_S` per fetch
-    (`monitor.kafka_consumer`)."""
+    hands each message over without Faust's per-message tasks and waits `CONSUMER_FETCH_WAIT_S` per fetch for
+    `CONSUMER_FETCH_MIN_BYTES` (`monitor.kafka_consumer`)."""
     brokers = ";".join(f"kafka://{host}" for host in require_bootstrap(settings).split(","))
     datadir = settings.data_dir / "faust" / app_id  # Faust's default is a `<app id>-data` folder in the cwd
     datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return kafka_consumer.App(
         app_id,
         fetch_wait_s=settings.consumer_fetch_wait_s,
+        fetch_min_bytes=settings.consumer_fetch_min_bytes,
         broker=brokers,
         store="memory://",
         datadir=str(datadir),

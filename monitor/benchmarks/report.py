@@ -39,10 +39,20 @@ def device_name(device: torch.device | None = None) -> str:
     return f"CPU only: {host['cpu']} x{host['cpu_count']} on {host['hostname']}"
 
 
+def settings_from_environment() -> dict[str, str]:
+    """The monitor's settings this run took from the environment (e.g. `CONSUMER_FETCH_MIN_BYTES=65536 monitor
+    bench e2e`), so a report says what it measured; URLs and tokens are left out, as they may hold secrets."""
+    from monitor.settings import Settings
+
+    return {name: value for name, value in sorted(os.environ.items()) if name.lower() in Settings.model_fields
+            and not name.endswith(("_URL", "_TOKEN", "_BOOTSTRAP"))}
+
+
 def write_report(report: dict, out: Path | None) -> None:
     if out is None:
         return
     out.parent.mkdir(parents=True, exist_ok=True)
+    report = {**report, "settings_from_environment": settings_from_environment()}
     out.write_text(json.dumps(report, indent=2) + "\n")
     log.info("benchmark report written", path=str(out))
 

@@ -14,7 +14,8 @@ from monitor.streaming import create_app
 @pytest.fixture
 async def consumer() -> EagerConsumer:
     """Made in the test's event loop: the consumer's race schedules its tasks on the loop it was made in."""
-    consumer = create_app("eager-test", Settings(kafka_bootstrap="localhost:1", consumer_fetch_wait_s=0.05)).consumer
+    consumer = create_app("eager-test", Settings(kafka_bootstrap="localhost:1", consumer_fetch_wait_s=0.05,
+                                                  consumer_fetch_min_bytes=4096)).consumer
     assert isinstance(consumer, EagerConsumer)
     return consumer
 
@@ -86,8 +87,9 @@ async def test_a_callback_that_raises_raises_out_of_the_race(consumer, waits_fir
         assert inspect.getcoroutinestate(suspended) == inspect.CORO_CLOSED
 
 
-async def test_the_aiokafka_consumer_waits_the_configured_time_per_fetch_not_fausts_fixed_one(consumer):
-    """aiokafka hands `_fetch_max_wait_ms` to its fetcher when the consumer starts; Faust would pass 1,500."""
+async def test_the_aiokafka_consumer_waits_the_configured_time_and_bytes_per_fetch(consumer):
+    """aiokafka hands `_fetch_max_wait_ms` and `_fetch_min_bytes` to its fetcher when the consumer starts; Faust
+    would pass 1,500 and leave aiokafka's 1."""
     thread = consumer._thread
     kafka = thread._create_worker_consumer(thread.transport)
-    assert kafka._fetch_max_wait_ms == 50
+    assert (kafka._fetch_max_wait_ms, kafka._fetch_min_bytes) == (50, 4096)
