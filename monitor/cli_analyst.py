@@ -20,11 +20,11 @@ from monitor.tables import FORMATS, render, render_records
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def trends(brand: str | None, granularity: str, since: datetime | None, until: datetime | None, fmt: str) -> None:
     """Print sentiment trends per brand and bucket from PostgreSQL."""
-    from monitor.retention import pruned_window
+    from monitor.retention import Retention
     from monitor.trends import trend_records
 
     since, until = as_utc(since), as_utc(until)
-    if reason := pruned_window(granularity, since, get_settings().retention_minute_buckets_days):
+    if reason := Retention.from_settings(get_settings()).pruned_window(granularity, since):
         raise click.BadParameter(reason, param_hint="--since")
     records = run_with_engine(lambda engine: trend_records(engine, brand, granularity, since, until))
     click.echo(render_records(records, fmt) if records or fmt != "table" else "no buckets match")

@@ -50,17 +50,14 @@ class Retention:
             return now - timedelta(days=days) if days else None
         return before(self.posts_days), before(self.minute_buckets_days)
 
-
-def pruned_window(granularity: str, since: datetime | None, minute_buckets_days: int,
-                  now: datetime | None = None) -> str | None:
-    """Why a series read from `since` would show pruned minute buckets as a quiet stretch; None when it would not.
-    Readers refuse such a window rather than answer it."""
-    if granularity != "minute" or not minute_buckets_days or since is None:
-        return None
-    if since >= (now or datetime.now(UTC)) - timedelta(days=minute_buckets_days):
-        return None
-    return (f"minute buckets are kept for {minute_buckets_days} days (RETENTION_MINUTE_BUCKETS_DAYS): ask for "
-            "granularity hour or day, or a later `since`")
+    def pruned_window(self, granularity: str, since: datetime | None, now: datetime | None = None) -> str | None:
+        """Why a series read from `since` would show pruned minute buckets as a quiet stretch; None when it would
+        not. Readers refuse such a window rather than answer it."""
+        _, minutes_before = self.cutoffs(now or datetime.now(UTC))
+        if granularity != "minute" or minutes_before is None or since is None or since >= minutes_before:
+            return None
+        return (f"minute buckets are kept for {self.minute_buckets_days} days (RETENTION_MINUTE_BUCKETS_DAYS): ask "
+                "for granularity hour or day, or a later `since`")
 
 
 @dataclass(frozen=True)

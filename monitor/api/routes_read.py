@@ -13,7 +13,7 @@ from monitor.api.auth import require_read
 from monitor.api.models import BrandComparison, BrandInfo, Comparison, ExamplePost, Health, TrendPoint, TrendSeries
 from monitor.api.queries import brands_overview, database_health, example_posts, post_thumbnail_jpeg, redis_health
 from monitor.api.state import ApiState, get_state
-from monitor.retention import pruned_window
+from monitor.retention import Retention
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_read)])
 
@@ -36,7 +36,7 @@ def series_window(granularity: Granularity, since: datetime | None, until: datet
                   state: ApiState) -> tuple[datetime | None, datetime | None]:
     """`window`, also refusing minute buckets from before their retention."""
     since, until = window(since, until)
-    if reason := pruned_window(granularity, since, state.settings.retention_minute_buckets_days):
+    if reason := Retention.from_settings(state.settings).pruned_window(granularity, since):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=reason)
     return since, until
 
