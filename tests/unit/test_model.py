@@ -113,6 +113,39 @@ def test_all_masked_attention_row_outputs_zero_context():
     assert torch.equal(attention.zero_context(queries[1]), attention.output.bias.expand(3, 8))
 
 
+@pytest.mark.parametrize("residual", [True, False])
+def test_a_missing_mask_means_every_token_is_real(residual):
+    """Images pass no mask (None) so that no pass over their score maps applies one; it must give what a mask
+    of ones gives, on both sides, with and without the score gate."""
+    torch.manual_seed(0)
+    attention = ResidualMultiHeadAttention(8, 2, dropout=0.0, residual=residual)
+    queries, keys, previous = torch.randn(2, 3, 8), torch.randn(2, 4, 8), torch.randn(2, 2, 3, 4)
+    query_mask, key_mask = torch.ones(2, 3, dtype=torch.bool), torch.tensor([[True, True, True, False]] * 2)
+    for masks, dense in (((None, None), (query_mask, torch.ones(2, 4, dtype=torch.bool))),
+                         ((None, key_mask), (query_mask, key_mask)),
+                         ((query_mask, None), (query_mask, torch.ones(2, 4, dtype=torch.bool)))):
+        for got, expected in zip(attention(queries, keys, *masks, previous), attention(queries, keys, *dense, previous),
+                                 strict=True):
+            torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
+def test_attention_matches_its_definition():
+    """softmax over real keys of the (gated) scores, as the module docstring writes it, computed the plain way."""
+    torch.manual_seed(0)
+    attention = ResidualMultiHeadAttention(8, 2, dropout=0.0, residual=True)
+    queries, keys, previous = torch.randn(2, 3, 8), torch.randn(2, 4, 8), torch.randn(2, 2, 3, 4)
+    query_mask, key_mask = torch.tensor([[True, True, False]] * 2), torch.tensor([[True, True, True, False]] * 2)
+    out, scores = attention(queries, keys, query_mask, key_mask, previous)
+    split = attention._split
+    current = split(attention.query(queries)) @ split(attention.key(keys)).transpose(-1, -2) / 2.0  # sqrt(4)
+    gate = attention.gate(current, previous, query_mask, key_mask)
+    mixed = (1 - gate / 2) * current + gate / 2 * previous
+    weights = torch.softmax(mixed.masked_fill(~key_mask[:, None, None, :], float("-inf")), dim=-1)
+    expected = attention.output((weights @ split(attention.value(keys))).transpose(1, 2).flatten(2))
+    torch.testing.assert_close(scores, mixed, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
 def test_gate_lies_in_unit_interval_per_head():
     gate = ScoreGate(heads=4)
     current, previous = torch.randn(3, 4, 5, 6) * 50, torch.randn(3, 4, 5, 6) * 50
@@ -170,8 +203,7 @@ def test_residual_scores_flow_from_layer_to_layer_only_through_the_gate(rm_rg, g
 def test_every_attention_path_has_its_own_score_stream():
     layer = InteractionLayer(CONFIG, first=False)
     text, image = torch.randn(2, 5, CONFIG.hidden), torch.randn(2, 4, CONFIG.hidden)
-    text_mask, image_mask = torch.ones(2, 5, dtype=torch.bool), torch.ones(2, 4, dtype=torch.bool)
-    _, _, scores = layer(text, text_mask, image, image_mask, torch.arange(2))
+    _, _, scores = layer(text, torch.ones(2, 5, dtype=torch.bool), image, torch.arange(2))
     shapes = {path: tuple(s.shape) for path, s in scores.items()}
     heads = CONFIG.heads
     assert shapes == {"text_self": (2, heads, 5, 5), "image_self": (2, heads, 4, 4),
@@ -187,10 +219,10 @@ def test_text_only_posts_skip_the_image_paths_and_get_what_masked_image_tokens_g
     text_mask = torch.ones(3, 5, dtype=torch.bool)
     text_mask[1, 3:] = False
     for has_image in (torch.tensor([True, False, True]), torch.tensor([False, False, False])):
-        dense_text, dense_image, _ = layer(text, text_mask, image, has_image[:, None].expand(-1, 4), torch.arange(3))
+        dense_text, dense_image, _ = layer(text, text_mask, image, torch.arange(3),
+                                           image_mask=has_image[:, None].expand(-1, 4))
         rows = has_image.nonzero().squeeze(1)
-        sparse_text, sparse_image, scores = layer(text, text_mask, image[rows],
-                                                  torch.ones(len(rows), 4, dtype=torch.bool), rows)
+        sparse_text, sparse_image, scores = layer(text, text_mask, image[rows], rows)
         torch.testing.assert_close(sparse_text, dense_text, atol=1e-6, rtol=0)
         torch.testing.assert_close(sparse_image, dense_image[rows], atol=1e-6, rtol=0)
         assert {path: len(s) for path, s in scores.items() if path != "text_self"} == (
@@ -237,11 +269,10 @@ def test_rm_c_removes_cross_modal_paths():
     assert count(ablated, ResidualMultiHeadAttention) == 2 * CONFIG.layers + CONFIG.fusion_layers
     # Without cross paths, an interaction layer's text output cannot depend on the image.
     text, text_mask = torch.randn(1, 5, CONFIG.hidden), torch.ones(1, 5, dtype=torch.bool)
-    image_mask = torch.ones(1, 4, dtype=torch.bool)
     for model, depends in ((ablated, False), (full, True)):
         layer = model.interaction[0]
-        a = layer(text, text_mask, torch.randn(1, 4, CONFIG.hidden), image_mask, torch.arange(1))[0]
-        b = layer(text, text_mask, torch.randn(1, 4, CONFIG.hidden), image_mask, torch.arange(1))[0]
+        a = layer(text, text_mask, torch.randn(1, 4, CONFIG.hidden), torch.arange(1))[0]
+        b = layer(text, text_mask, torch.randn(1, 4, CONFIG.hidden), torch.arange(1))[0]
         assert (not torch.allclose(a, b)) == depends
 
 

@@ -47,7 +47,8 @@ class AttentionBlock(nn.Module):
         self.norm = nn.LayerNorm(config.hidden)
 
     def forward(
-        self, queries: Tensor, keys: Tensor, query_mask: Tensor, key_mask: Tensor, previous: Tensor | None
+        self, queries: Tensor, keys: Tensor, query_mask: Tensor | None, key_mask: Tensor | None,
+        previous: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
         update, scores = self.attention(queries, keys, query_mask, key_mask, previous)
         return self.norm(queries + self.dropout(update)), scores
@@ -76,7 +77,9 @@ class InteractionLayer(nn.Module):
 
     Text comes for every post (B, T), images only for the posts that have one (N, P): `image_rows` (N,)
     says which. A text-only post's text gets `without_keys` from the text->image path, which is exactly
-    what attending to masked image tokens gave, without computing them.
+    what attending to masked image tokens gave, without computing them. Every image token is real, so
+    `image_mask` is None (all real, without passes over the score maps to apply a mask); tests give one to
+    compare with the dense form.
     """
 
     def __init__(self, config: RADMConfig, first: bool) -> None:
@@ -89,8 +92,8 @@ class InteractionLayer(nn.Module):
         self.image_ffn = FeedForwardBlock(config)
 
     def forward(
-        self, text: Tensor, text_mask: Tensor, image: Tensor, image_mask: Tensor, image_rows: Tensor,
-        previous: Scores | None = None,
+        self, text: Tensor, text_mask: Tensor, image: Tensor, image_rows: Tensor, previous: Scores | None = None,
+        image_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Scores]:
         previous = previous or {}
         scores: Scores = {}
@@ -105,7 +108,7 @@ class InteractionLayer(nn.Module):
 
     @staticmethod
     def _cross(text_to_image: AttentionBlock, image_to_text: AttentionBlock, text: Tensor, text_mask: Tensor,
-               image: Tensor, image_mask: Tensor, image_rows: Tensor, previous: Scores,
+               image: Tensor, image_mask: Tensor | None, image_rows: Tensor, previous: Scores,
                scores: Scores) -> tuple[Tensor, Tensor]:
         """Both cross paths, on the posts that have an image; fills in their entries of `scores`."""
         if not len(image):

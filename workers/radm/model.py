@@ -129,11 +129,10 @@ class RADM(nn.Module):
             image_rows = has_image.nonzero().squeeze(1)
         text = self.encode_text(input_ids, attention_mask)
         image = self.encode_image(pixel_values, image_rows)
-        image_mask = text_mask.new_ones(image.shape[:2])  # every token of an image is real
 
         scores: Scores | None = None
         for layer in self.interaction:
-            text, image, scores = layer(text, text_mask, image, image_mask, image_rows, scores)
+            text, image, scores = layer(text, text_mask, image, image_rows, scores)
 
         return self.classifier(self.fuse(text, text_mask, image, has_image, image_rows))
 
