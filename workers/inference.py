@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,16 @@ def record_function(name: str) -> contextlib.AbstractContextManager:
 
 Decoded = tuple[str, np.ndarray | None]
 """What `decode` returns per post: its text and its image (uint8 HWC at the model's size) or None."""
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A batch whose work is on the device (`SentimentModel.queue`): its probabilities, in bucket order, are in
+    `probabilities` once `done` has fired (None: already there, on a CPU); `order` maps them back to rows."""
+
+    probabilities: torch.Tensor
+    done: torch.cuda.Event | None
+    order: list[int] | None
 
 
 BOOTSTRAP = "bootstrap"
@@ -98,6 +109,11 @@ class SentimentModel:
     def config(self) -> RADMConfig:
         return self.model.config
 
+    @property
+    def asynchronous(self) -> bool:
+        """Whether `queue` returns before the batch is computed (a GPU), so the host can prepare the next."""
+        return self.device.type == "cuda"
+
     @classmethod
     def load(cls, checkpoint: Path | str | None, device: str = "auto", compile: bool = False,
              dtype: torch.dtype | None = None) -> SentimentModel:
@@ -128,16 +144,19 @@ class SentimentModel:
         return tensor.to(self.device)
 
     @torch.inference_mode()
-    def probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Class probabilities (B, labels) on the CPU. With `min_bucket_rows` (the CPU default) they are computed
-        length bucket by length bucket (see `length_buckets`), so short posts never pay for the longest one in
-        the batch; with 0 (the GPU default) in one forward pass.
+    def queue(self, batch: dict[str, torch.Tensor]) -> Queued:
+        """Put a batch's work on the device without waiting for it: on a GPU the host returns while the forward
+        pass runs, and can prepare the next batch meanwhile (`ModelProcess`'s child does). With
+        `min_bucket_rows` (the CPU default) the batch is computed length bucket by length bucket (see
+        `length_buckets`), so short posts never pay for the longest one in the batch; with 0 (the GPU default)
+        in one forward pass.
 
         `batch` is `encode`'s (normalised pixel_values) or `encode_uint8`'s (uint8 images, normalised here
-        on the model's device). The batch crosses to the device once and the result comes back once. On the
+        on the model's device). The batch crosses to the device once and the result comes back once, into
+        pinned memory behind an event, so that waiting for it never waits for a batch queued after it. On the
         way the rows are put in bucket order, with each bucket's image rows first, so that a bucket is a
         slice and its images a prefix: no index is built from device data, and the host never waits for the
-        GPU until the result comes back.
+        GPU before `collect`.
         """
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         has_image = batch["has_image"].tolist()
@@ -164,19 +183,41 @@ class SentimentModel:
             outputs.append(torch.softmax(logits.float(), dim=-1))
             start += len(rows)
         with record_function("radm.to_host"):
-            in_order = torch.cat(outputs).cpu()
-        if not reordered:
-            return in_order
-        probabilities = torch.empty_like(in_order)
-        probabilities[order] = in_order
-        return probabilities
+            in_order = torch.cat(outputs)
+            if self.device.type != "cuda":
+                return Queued(in_order.cpu(), None, order if reordered else None)
+            host = torch.empty(in_order.shape, dtype=in_order.dtype, pin_memory=True)
+            host.copy_(in_order, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            return Queued(host, done, order if reordered else None)
 
-    def score(self, decoded: Sequence[Decoded]) -> list[list[float]]:
-        """Label probabilities per post: the model's whole job (results are assembled by `sentiment_results`)."""
+    @staticmethod
+    def collect(queued: Queued) -> torch.Tensor:
+        """Class probabilities (B, labels) on the CPU, in the batch's row order: waits for `queue`'s work."""
+        with record_function("radm.collect"):
+            if queued.done is not None:
+                queued.done.synchronize()
+            if queued.order is None:
+                return queued.probabilities
+            probabilities = torch.empty_like(queued.probabilities)
+            probabilities[queued.order] = queued.probabilities
+            return probabilities
+
+    def probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class probabilities (B, labels) on the CPU: `queue`, then `collect`."""
+        return self.collect(self.queue(batch))
+
+    def start(self, decoded: Sequence[Decoded]) -> Queued:
+        """Encode a batch (tokenising, stacking its images) and `queue` it: the host's part of scoring it."""
         with record_function("radm.encode"):
             batch = self.processor.encode_uint8([d[0] for d in decoded], [d[1] for d in decoded],
                                                 pin_memory=self.device.type == "cuda")
-        return self.probabilities(batch).tolist()
+        return self.queue(batch)
+
+    def score(self, decoded: Sequence[Decoded]) -> list[list[float]]:
+        """Label probabilities per post: the model's whole job (results are assembled by `sentiment_results`)."""
+        return self.collect(self.start(decoded)).tolist()
 
     def submit(self, decoded: Sequence[Decoded]) -> Future[list[list[float]]]:
         """`score` behind `ModelProcess.submit`'s interface, so the worker drives either the same way; here the

@@ -44,6 +44,8 @@ from monitor.settings import Settings
 from schemas import Post, SentimentResult
 from workers.inference import (
     Decoded,
+    Queued,
+    SentimentModel,
     decode_post,
     load_worker_model,
     schema_labels,
@@ -61,8 +63,12 @@ class ModelProcessDied(RuntimeError):
     dead-letter the batch."""
 
 
+Outcome = Queued | Exception
+"""A batch in the child: its work queued on the device, or why it could not be."""
+
+
 def _serve(requests: Connection, replies: Connection, settings: Settings) -> None:
-    """The child's main loop: load the model, then answer one batch at a time until the request pipe closes."""
+    """The child: load the model, then `answer` batches until the request pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when this process stops
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(settings.log_level, settings.log_json)
@@ -73,19 +79,52 @@ def _serve(requests: Connection, replies: Connection, settings: Settings) -> Non
         return
     replies.send(("ok", {"config": model.config.to_dict(), "version": model.version, "device": str(model.device),
                       "threads": torch.get_num_threads()}))
+    answer(requests, replies, model)
+
+
+def answer(requests: Connection, replies: Connection, model: SentimentModel) -> None:
+    """Answer the batches in order until the request pipe closes (or the reply pipe breaks).
+
+    On a GPU, while the device computes a batch, the next one, if already in the pipe, is encoded and queued
+    behind it (`SentimentModel.start`) before the first is collected: the GPU does not idle while the host
+    tokenises. With nothing waiting, or on a CPU (where queueing a batch is computing it), a batch is answered
+    at once.
+    """
+    queued: Outcome | None = None
     while True:
+        if queued is not None and not (model.asynchronous and requests.poll()):
+            if not _reply(replies, model, queued):
+                return
+            queued = None
+            continue
         try:
             decoded: list[Decoded] = requests.recv()
         except (EOFError, OSError):  # the worker closed the pipe, or died
+            if queued is not None:
+                _reply(replies, model, queued)
             return
         try:
-            reply: tuple[str, Any] = ("ok", model.score(decoded))
+            started: Outcome = model.start(decoded)
+        except Exception as exc:  # noqa: BLE001 - one batch's failure is the worker's to handle (DLQ)
+            started = exc
+        if queued is not None and not _reply(replies, model, queued):
+            return
+        queued = started
+
+
+def _reply(replies: Connection, model: SentimentModel, outcome: Outcome) -> bool:
+    """Send a batch's probabilities (or its error) to the worker; False when the worker is gone."""
+    reply: tuple[str, Any] = ("error", f"{outcome!r}")
+    if not isinstance(outcome, Exception):
+        try:
+            reply = ("ok", model.collect(outcome).tolist())
         except Exception as exc:  # noqa: BLE001 - one batch's failure is the worker's to handle (DLQ)
             reply = ("error", f"{exc!r}")
-        try:
-            replies.send(reply)
-        except (BrokenPipeError, OSError):
-            return
+    try:
+        replies.send(reply)
+    except (BrokenPipeError, OSError):
+        return False
+    return True
 
 
 class ModelProcess:

@@ -1,7 +1,8 @@
 """`monitor bench model`: RADM posts/s at several batch sizes against batch size 1, in one run.
 
-The model is timed the way the worker calls it (`SentimentModel.predict` on posts whose images are
-already decoded): tokenising, length buckets, forward passes and result objects. FLOPs per post are
+The model is timed the way the worker's model process serves it (`SentimentModel.start`, `collect` and
+`sentiment_results` on posts whose images are already decoded, the next batch started before the last is
+collected on a GPU): tokenising, length buckets, forward passes and result objects. FLOPs per post are
 counted by `torch.utils.flop_counter` on the benchmark's own post mix (text encoder + image encoder for
 the posts that have an image + interaction and fusion layers), so achieved TFLOP/s and, on a GPU with a
 known peak, model FLOPs utilisation (MFU) follow from the measured rate.
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from monitor.benchmarks.report import device_name, host_info, write_report
 from monitor.logging import get_logger
 from schemas import Post
-from workers.inference import Decoded, SentimentModel
+from workers.inference import Decoded, Queued, SentimentModel, sentiment_results
 from workers.radm import RADM, RADMConfig
 
 log = get_logger(__name__)
@@ -84,18 +85,35 @@ def nth_batch(posts: Sequence[Post], decoded: Sequence[Decoded], batch_size: int
 
 def posts_per_s(model: SentimentModel, posts: Sequence[Post], decoded: Sequence[Decoded], batch_size: int,
                 min_seconds: float = 3.0, min_posts: int = 64) -> float:
-    """Predict batch after batch (cycling through the posts) for at least `min_seconds` and `min_posts`."""
+    """Score batch after batch (cycling through the posts), results included, for at least `min_seconds` and
+    `min_posts`, the way a worker's model process drains a backlog (`workers.model_process.answer`): on a GPU
+    each batch is started before the one ahead of it is collected."""
     warm_up = max(1, len(posts) // batch_size)  # one pass over the posts: every length bucket, compiled or not
     for i in range(warm_up):
         model.predict(*nth_batch(posts, decoded, batch_size, i))
     _sync(model)
+
+    def finish(batch: tuple[Sequence[Post], Queued, float]) -> None:
+        batch_posts, queued, begun = batch
+        sentiment_results(batch_posts, model.collect(queued).tolist(), model.labels, model.version, begun)
+
     done, i, started = 0, warm_up, time.perf_counter()
+    ahead: tuple[Sequence[Post], Queued, float] | None = None  # on a GPU, the batch started, not collected
     while True:
-        model.predict(*nth_batch(posts, decoded, batch_size, i))
+        batch_posts, batch_decoded = nth_batch(posts, decoded, batch_size, i)
+        begun = time.perf_counter()
+        current = (batch_posts, model.start(batch_decoded), begun)
+        if ahead is not None:
+            finish(ahead)
+            ahead = None
+        if model.asynchronous:
+            ahead = current
+        else:
+            finish(current)
         done, i = done + batch_size, i + 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds and done >= min_posts:
-            _sync(model)
+        if time.perf_counter() - started >= min_seconds and done >= min_posts:
+            if ahead is not None:
+                finish(ahead)
             return done / (time.perf_counter() - started)
 
 

@@ -1,6 +1,7 @@
 """The model in its own process: the same results as in this one, and every way it can fail is told apart
 (a batch it cannot score, a model it cannot load, a process that died)."""
 
+import multiprocessing
 from datetime import UTC, datetime
 
 import numpy as np
@@ -10,7 +11,9 @@ from monitor.samples import sample_images
 from monitor.settings import Settings
 from schemas import Post
 from workers.inference import SentimentModel
-from workers.model_process import ModelProcess, ModelProcessDied
+from workers.model_process import ModelProcess, ModelProcessDied, answer
+
+from .model_helpers import RecordingModel
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +120,28 @@ def test_every_batch_pending_when_the_process_dies_fails_with_model_process_died
             process.submit([("fine", None)])
     finally:
         process.close()
+
+
+@pytest.mark.parametrize(("overlap", "expected"), [
+    (True, ["start a", "start b", "collect", "start c", "collect"]),  # b fails to start: nothing to collect
+    (False, ["start a", "collect", "start b", "start c", "collect"]),
+])
+def test_batches_are_answered_in_order_and_on_a_gpu_the_next_is_started_first(overlap, expected):
+    """With every batch already in the pipe, a GPU's child starts batch N+1 before it collects batch N; a CPU's
+    answers each batch before starting the next. Either way the replies come in the batches' order, a batch
+    that fails in between included."""
+    model = RecordingModel(overlap)
+    batches = [[("a", None), ("a longer text", None)], [("b", np.zeros((4, 4, 3), dtype=np.float32))],
+               [("c", None)]]
+    requests_out, requests_in = multiprocessing.Pipe(duplex=False)
+    replies_out, replies_in = multiprocessing.Pipe(duplex=False)
+    for batch in batches:
+        requests_in.send(batch)
+    requests_in.close()
+    answer(requests_out, replies_in, model)
+    replies = [replies_out.recv() for _ in batches]
+    assert model.events == expected
+    assert [status for status, _ in replies] == ["ok", "error", "ok"]
+    assert "images must be uint8" in replies[1][1]
+    for (_, got), batch in ((replies[0], batches[0]), (replies[2], batches[2])):
+        np.testing.assert_allclose(got, model.score(batch), atol=1e-6)
