@@ -41,7 +41,7 @@ def plot_results(folder: Path = Path("bench/results"), out: Path | None = None) 
         worker_ax.bar([i * 4 + offset for i in range(len(workers))], [r[key]["posts_per_s"] for r in workers],
                       color=color, label=label)
     worker_ax.set_xticks([i * 4 + 1 for i in range(len(workers))],  # worker-<model>-<cpu|gpu>[-cN]
-                         [r["_file"].removeprefix("worker-") for r in workers], fontsize=7)
+                         [r["_file"].removeprefix("worker-") for r in workers], fontsize=7, rotation=20, ha="right")
     worker_ax.set(yscale="log", ylabel="posts/s", title="worker: Kafka -> sentiment")
     worker_ax.legend(fontsize=7)
 
