@@ -183,14 +183,13 @@ class SentimentModel:
             outputs.append(torch.softmax(logits.float(), dim=-1))
             start += len(rows)
         with record_function("radm.to_host"):
-            in_order = torch.cat(outputs)
-            if self.device.type != "cuda":
-                return Queued(in_order.cpu(), None, order if reordered else None)
-            host = torch.empty(in_order.shape, dtype=in_order.dtype, pin_memory=True)
-            host.copy_(in_order, non_blocking=True)
-            done = torch.cuda.Event()
-            done.record()
-            return Queued(host, done, order if reordered else None)
+            in_order, done = torch.cat(outputs), None
+            if self.device.type == "cuda":
+                in_order = torch.empty(in_order.shape, dtype=in_order.dtype, pin_memory=True).copy_(
+                    in_order, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+            return Queued(in_order.cpu(), done, order if reordered else None)
 
     @staticmethod
     def collect(queued: Queued) -> torch.Tensor:

@@ -10,9 +10,10 @@ back, then assembles the results itself.
 Batches are pipelined: `submit` writes a batch to the pipe and returns a future at once, so the worker
 can hand over batch N+1 while the child still scores batch N, and the child starts on it without
 waiting for the worker between batches (for its reply to be read, the results built and the next batch
-sent, each behind the worker's GIL); on a GPU it encodes and queues N+1 before it collects N (`answer`). One reply thread reads the probabilities
-back in the order the batches went in. On 2 CPU cores this measured no faster, the cores being the
-limit there (README, "Performance"); the idle gaps it removes matter where the model is a GPU's.
+sent, each behind the worker's GIL); on a GPU it encodes and queues N+1 before it collects N (`answer`).
+One reply thread reads the probabilities back in the order the batches went in. On 2 CPU cores this
+measured no faster, the cores being the limit there (README, "Performance"); the idle gaps it removes
+matter where the model is a GPU's.
 A `ProcessPoolExecutor` would hand every batch through two more threads (its queue manager and its
 feeder), each of which must win the GIL first.
 The child ignores SIGINT/SIGTERM: the worker finishes its in-flight batches and then closes the request

@@ -51,16 +51,16 @@ def measure(label: str, call, **extra) -> None:
         row["mfu"] = round(flops / per_call / peak, 4)
     results.append(row)
     print(json.dumps(row), flush=True)
-    json.dump({"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "batch": batch,
-               "torch": torch.__version__, "runs": results}, open(out, "w"), indent=1)
+    with open(out, "w") as file:
+        json.dump({"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "batch": batch,
+                   "torch": torch.__version__, "runs": results}, file, indent=1)
 
 
 with torch.inference_mode():
     tokens = batch * 197
-    a = torch.randn(tokens, 768, device=device, dtype=torch.bfloat16)
-    w = torch.randn(3072, 768, device=device, dtype=torch.bfloat16)
-    measure("gemm 50432x768 @ 768x3072", lambda: torch.nn.functional.linear(a, w))
-    del a, w
+    activations = torch.randn(tokens, 768, device=device, dtype=torch.bfloat16)
+    weight = torch.randn(3072, 768, device=device, dtype=torch.bfloat16)
+    measure("gemm 50432x768 @ 768x3072", lambda: torch.nn.functional.linear(activations, weight))
 
     model = load_model("full-shapes", str(device), dtype=torch.bfloat16)
     model.min_bucket_rows = 0
