@@ -184,7 +184,7 @@ def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int]
     for run in runs:
         run["vs_batch_1"] = round(run["posts_per_s"] / baseline[run["precision"]], 2)
     report = {
-        "benchmark": "RADM posts/s by batch size (SentimentModel.predict on decoded posts)",
+        "benchmark": "RADM posts/s by batch size (SentimentModel.start/collect and results, on decoded posts)",
         "command": f"monitor bench model --model {model_name} --device {device} "
                    f"--batch-sizes {','.join(map(str, batch_sizes))} --image-share {image_share} "
                    f"--seconds {min_seconds:g} --precisions {','.join(precisions)}" + (" --compile" if compile else "")

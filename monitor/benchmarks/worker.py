@@ -7,7 +7,7 @@ produced, between the 10th and the 90th percentile of them, so process start-up,
 group join are not counted. Measured in one run:
 
 - the worker at `WORKER_MAX_BATCH=batch_size` against the same worker at batch size 1 (micro-batching);
-- the model alone (`SentimentModel.predict` on already-decoded posts, same batch size, in this process,
+- the model alone (`monitor.benchmarks.model.posts_per_s` on already-decoded posts, same batch size, in this process,
   while no worker runs) -> pipeline overhead = worker posts/s / model posts/s: what Kafka, JSON parsing
   and image decoding cost.
 
