@@ -113,10 +113,12 @@ def _register_database_commands() -> None:
 
 
 def _register_training_commands() -> None:
-    """RADM training side: train, eval, bootstrap (workers/training/cli.py; heavy imports stay lazy)."""
+    """RADM training side: train, eval-split, bootstrap (workers/training/cli.py) and `eval` (workers/evaluation/);
+    heavy imports stay lazy."""
+    from workers.evaluation.cli import evaluate
     from workers.training.cli import COMMANDS
 
-    for command in COMMANDS:
+    for command in (*COMMANDS, evaluate):
         main.add_command(command)
 
 

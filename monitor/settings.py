@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         default=False, description="Also fetch linked images from loopback, private and link-local addresses. "
         "Off, a post cannot make a worker probe its own network (a cloud metadata endpoint, a local admin port)."
     )
+    worker_ocr: bool = Field(
+        default=True, description="Read the text inside each post's image (memes, screenshots, captioned photos) "
+        "with the bundled OCR models and score it with the post's text. Detection runs on every image; recognition "
+        "only where it found text. Off saves that CPU on hosts whose posts carry no such images."
+    )
     model_process: bool = Field(
         default=True,
         description="Run the model in a child process of the worker (no GIL shared with Kafka and decoding).",

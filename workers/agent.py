@@ -34,6 +34,7 @@ from workers.delivery import BatchSender
 from workers.image_fetch import FetchFailed, ImageFetcher
 from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
 from workers.model_process import ModelProcess, ModelProcessDied
+from workers.ocr import ImageTextReader, read_image_text, with_image_text
 from workers.preprocess import BadInput, parse_post, thumbnail_jpeg, upright_aspect
 
 log = get_logger(__name__)
@@ -116,6 +117,7 @@ class Triage:
         self.fetcher = ImageFetcher(settings.worker_image_timeout_s, settings.max_message_bytes,
                                     settings.worker_image_connections, settings.worker_image_private_hosts,
                                     ) if settings.worker_fetch_images else None
+        self.reader = ImageTextReader() if settings.worker_ocr else None
 
     def one(self, raw: bytes | None) -> Ready | Post | str:
         """Ready, a post whose linked image must be fetched first, or why the message cannot be used."""
@@ -132,6 +134,9 @@ class Triage:
         """The post decoded with its inline image, or with `image` fetched for it; raises BadInput."""
         with_image = post if image is None else post.model_copy(update={"image": image})
         decoded = self.model.decode(with_image, self.settings.max_image_pixels)
+        if self.reader is not None and with_image.image is not None:
+            image_text = read_image_text(self.reader, with_image.image, self.settings.max_image_pixels)
+            decoded = (with_image_text(decoded[0], image_text), decoded[1])
         return post, decoded, self.thumbnail(with_image, decoded[1])
 
     def thumbnail(self, post: Post, pixels: np.ndarray | None) -> bytes | None:

@@ -180,7 +180,7 @@ class SentimentModel:
             images = sum(has_image[row] for row in rows)
             with record_function("radm.forward"):
                 logits = self.forward(**group, image_rows=torch.arange(images, device=self.device))
-            outputs.append(torch.softmax(logits.float(), dim=-1))
+            outputs.append(torch.softmax(logits.float() / self.config.temperature, dim=-1))
             start += len(rows)
         with record_function("radm.to_host"):
             in_order, done = torch.cat(outputs), None

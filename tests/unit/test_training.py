@@ -150,7 +150,7 @@ def test_train_resume_and_eval_commands(mvsa, tmp_path):
         "negative", "neutral", "positive")
 
     eval_out = tmp_path / "eval"
-    result = runner.invoke(main, ["eval", "--checkpoint", str(out / "best.pt"), "--dataset", "mvsa-single",
+    result = runner.invoke(main, ["eval-split", "--checkpoint", str(out / "best.pt"), "--dataset", "mvsa-single",
                                   "--data", str(mvsa), "--split", "test", "--out", str(eval_out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "weighted F1" in result.output
@@ -175,7 +175,8 @@ def test_train_learns_the_fixture(mvsa, tmp_path):
 def test_eval_refuses_other_labels(mvsa, tmp_path):
     model = RADM(RADMConfig.tiny(num_labels=2, labels=("a", "b")))
     model.save(tmp_path / "two.pt")
-    result = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path / "two.pt"), "--dataset", "mvsa-single",
+    result = CliRunner().invoke(main, ["eval-split", "--checkpoint", str(tmp_path / "two.pt"),
+                                       "--dataset", "mvsa-single",
                                        "--data", str(mvsa), "--out", str(tmp_path / "e"), "--device", "cpu"])
     assert result.exit_code != 0 and "labels" in result.output
 

@@ -24,6 +24,11 @@ class RADMConfig:
     text_encoder: str = "bert-base-uncased"
     text_encoder_overrides: dict[str, Any] | None = None
     freeze_text_encoder: bool = False
+    freeze_text_embeddings: bool = False
+    """With a trained text encoder: keep its pretrained word embeddings (about half of MiniLM's weights) as they
+    are, so checkpoints leave them out and the vocabulary keeps the meaning pretraining gave it."""
+    text_normalisation: str | None = None
+    """`workers.radm.social_text` normalisation applied before tokenising (None: text as it is, older checkpoints)."""
     image_encoder: str = "timm:vit_base_patch16_224"
     image_encoder_overrides: dict[str, Any] | None = None
     image_encoder_weights: str | None = None
@@ -43,6 +48,8 @@ class RADMConfig:
     """Classifier dropout (paper: 0.2)."""
     num_labels: int = 3
     labels: tuple[str, ...] = SENTIMENT_LABELS
+    temperature: float = 1.0
+    """Divides the logits before the softmax: fitted on a validation split so probabilities are calibrated."""
     rm_rg: bool = False
     """Ablation: no residual scores and no adaptive gate (plain multi-head attention)."""
     rm_c: bool = False

@@ -78,6 +78,15 @@ class TextEncoder(nn.Module):
             self.model = AutoModel.from_config(model_config, attn_implementation="sdpa")
         self.width: int = self.model.config.hidden_size
 
+    def word_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def word_embeddings_prefix(self, prefix: str = "") -> str:
+        """State-dict key prefix of the word embeddings (e.g. `model.embeddings.word_embeddings.`)."""
+        embeddings = self.word_embeddings()
+        name = next(n for n, m in self.named_modules() if m is embeddings)
+        return f"{prefix}{name}."
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """attention_mask (B, T): True/1 = real token. It goes in as a (B, 1, 1, T) boolean mask, which
         transformers uses as it is: a 2D mask it would first test for padding (`mask.all()`), a wait for the GPU."""

@@ -57,6 +57,8 @@ class RADM(nn.Module):
         self.image_encoder = build_image_encoder(config)
         if config.freeze_text_encoder:
             freeze(self.text_encoder)
+        elif config.freeze_text_embeddings:
+            freeze(self.text_encoder.word_embeddings())
         if config.freeze_image_encoder:
             freeze(self.image_encoder)
         self.text_projection = Projection(self.text_encoder.width, config)
@@ -174,6 +176,8 @@ class RADM(nn.Module):
         prefixes = []
         if self.config.freeze_text_encoder and self.config.text_pretrained:
             prefixes.append("text_encoder.")
+        elif self.config.freeze_text_embeddings and self.config.text_pretrained:
+            prefixes.append(self.text_encoder.word_embeddings_prefix("text_encoder."))
         if self.config.freeze_image_encoder and self.config.image_pretrained:
             prefixes.append("image_encoder.")
         return tuple(prefixes)
@@ -182,12 +186,13 @@ class RADM(nn.Module):
         excluded = self.excluded_prefixes()
         return {k: v for k, v in self.state_dict().items() if not k.startswith(excluded)}
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> None:
         """Config + weights (minus frozen pretrained encoders), loadable with torch.load(weights_only=True).
-        Floating-point weights are saved as float32 whatever the model runs in (bf16 on GPUs)."""
+        Floating-point weights are saved as `dtype` whatever the model runs in (bf16 on GPUs); float16 halves a
+        shipped checkpoint that carries a fine-tuned encoder, and loading casts back to the model's float32."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        weights = {k: (v.float() if v.is_floating_point() else v).detach().cpu()
+        weights = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu()
                    for k, v in self.checkpoint_state().items()}
         torch.save({"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "weights": weights,
                     "excluded": list(self.excluded_prefixes())}, path)

@@ -18,6 +18,7 @@ from torch import Tensor
 from workers.preprocess import decode_image
 from workers.radm.config import RADMConfig
 from workers.radm.encoders import image_normalisation, load_tokenizer
+from workers.radm.social_text import text_normaliser
 
 
 class RADMProcessor:
@@ -25,6 +26,7 @@ class RADMProcessor:
 
     def __init__(self, config: RADMConfig) -> None:
         self.config = config
+        self.normalise_text = text_normaliser(config.text_normalisation)
         self.tokenizer = load_tokenizer(config.text_encoder)
         # The tokenizer's Rust core, truncating, one text at a time: 22 us a text on the 2-core VM against the
         # transformers wrapper's 28-30 in batches of 32, with the same ids (tested). The worker's model process
@@ -76,7 +78,9 @@ class RADMProcessor:
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """Truncate to max_text_tokens, pad to the batch's longest: input_ids and attention_mask (long, 1 = real
         token). A blank text gets the ids of an empty one and an all-zero mask: the model then treats the post
-        as image-only instead of reading [CLS] [SEP] as content."""
+        as image-only instead of reading [CLS] [SEP] as content. Texts pass the checkpoint's normalisation first."""
+        if self.normalise_text is not None:
+            texts = [self.normalise_text(text) for text in texts]
         token_ids = [self.encoder.encode(text).ids if text.strip() else [] for text in texts]
         longest = max(len(ids) or len(self.blank_ids) for ids in token_ids)
         input_ids = np.full((len(texts), longest), self.pad_id, dtype=np.int64)

