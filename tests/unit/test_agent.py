@@ -222,3 +222,21 @@ async def test_linked_images_are_left_alone_when_fetching_is_off(image_server):
         await context.put(post.model_dump_json().encode())
         await wait_for(lambda: len(sent["sentiment"]) == 1)
     assert SentimentResult.model_validate_json(sent["sentiment"][0]).thumbnail is None
+
+
+def test_text_inside_an_image_reaches_the_model_with_the_post_text():
+    from workers.agent import Triage
+    from workers.evaluation.render import render_text_photo
+
+    settings = Settings(kafka_bootstrap="localhost:1")
+    triage = Triage(SentimentModel.load(None, "cpu"), settings)
+    meme = render_text_photo("Worst customer service ever", 2)
+    post = Post(post_id="m1", created_at=datetime.now(UTC), text="look at this", image=meme)
+    ready = triage.one(post.model_dump_json().encode())
+    assert not isinstance(ready, str), ready
+    text, pixels = ready[1]
+    assert text.lower().startswith("look at this worst customer service")
+    assert pixels is not None
+
+    without = Triage(SentimentModel.load(None, "cpu"), Settings(kafka_bootstrap="localhost:1", worker_ocr=False))
+    assert without.one(post.model_dump_json().encode())[1][0] == "look at this"

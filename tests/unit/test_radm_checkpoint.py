@@ -80,3 +80,27 @@ def test_worker_refuses_non_sentiment_checkpoints(tmp_path):
     build(RADMConfig.tiny(num_labels=6, labels=emotions)).save(tmp_path / "msed.pt")
     with pytest.raises(ValueError, match="not sentiment labels"):
         SentimentModel.load(tmp_path / "msed.pt", device="cpu")
+
+
+def test_checkpoint_from_before_normalisation_and_temperature_still_loads(tmp_path):
+    """Checkpoints written before `text_normalisation`, `freeze_text_embeddings` and `temperature` existed carry
+    configs without them: they load with the old behaviour (raw text, T = 1)."""
+    model = build(RADMConfig.tiny())
+    model.save(tmp_path / "old.pt")
+    state = torch.load(tmp_path / "old.pt", weights_only=True)
+    for field in ("text_normalisation", "freeze_text_embeddings", "temperature"):
+        del state["config"][field]
+    torch.save(state, tmp_path / "old.pt")
+    loaded = RADM.load(tmp_path / "old.pt")
+    assert loaded.config.text_normalisation is None and loaded.config.temperature == 1.0
+    assert torch.equal(model(**batch()), loaded(**batch()))
+
+
+def test_temperature_divides_the_logits_the_worker_turns_into_probabilities(tmp_path):
+    model = build(RADMConfig.tiny())
+    sharp = SentimentModel(model, torch.device("cpu"), "t1")
+    soft = SentimentModel(build(RADMConfig.tiny(temperature=4.0)), torch.device("cpu"), "t4")
+    decoded = [("what a day", None), ("fine", None)]
+    hot, cool = torch.tensor(sharp.score(decoded)), torch.tensor(soft.score(decoded))
+    assert torch.equal(hot.argmax(-1), cool.argmax(-1))
+    assert (cool.max(-1).values <= hot.max(-1).values + 1e-6).all()

@@ -73,3 +73,26 @@ def test_bootstrap_model_runs_and_its_checkpoint_holds_only_the_head(tmp_path):
     reloaded = RADM.load(tmp_path / "bootstrap.pt")
     with torch.inference_mode():
         assert torch.allclose(reloaded(**batch), logits, atol=1e-5)
+
+
+def test_fine_tuned_encoder_checkpoint_leaves_out_only_the_pretrained_word_embeddings(tmp_path):
+    config = RADMConfig.bootstrap(hidden=32, heads=2, layers=1, freeze_text_encoder=False,
+                                  freeze_text_embeddings=True, text_normalisation="social-1", temperature=1.7)
+    torch.manual_seed(0)
+    model = RADM(config).eval()
+    embeddings = model.text_encoder.word_embeddings().weight
+    assert not embeddings.requires_grad
+    assert any(p.requires_grad for p in model.text_encoder.parameters())
+    with torch.no_grad():  # as fine-tuning would: the encoder's layers move, its word embeddings do not
+        for parameter in model.text_encoder.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.01)
+    model.save(tmp_path / "tuned.pt", dtype=torch.float16)
+    stored = torch.load(tmp_path / "tuned.pt", weights_only=True)
+    assert stored["excluded"] == ["text_encoder.model.embeddings.word_embeddings.", "image_encoder."]
+    assert all(t.dtype == torch.float16 for t in stored["weights"].values() if t.is_floating_point())
+    reloaded = RADM.load(tmp_path / "tuned.pt")
+    assert reloaded.config.temperature == 1.7 and reloaded.config.text_normalisation == "social-1"
+    batch = RADMProcessor(config).encode(["so happy 😍", "meh"], [None, None])
+    with torch.inference_mode():
+        assert torch.allclose(reloaded(**batch), model(**batch), atol=2e-2)  # float16 storage, float32 compute
