@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     CheckConstraint,
     Column,
     Computed,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    true,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -47,6 +49,8 @@ post_sentiment = Table(
     Column("model_version", String(64), nullable=False),
     Column("text_excerpt", Text, nullable=False),
     Column("image_ref", Text, nullable=True),
+    Column("language", String(2), nullable=True),
+    Column("language_supported", Boolean, nullable=False, server_default=true()),
 )
 
 post_thumbnail = Table(

@@ -3,7 +3,8 @@
 One SQL statement per batch. The batch travels as one JSON parameter, unpacked by
 `jsonb_to_recordset` (a constant statement text whatever the batch size); per-post rows
 are inserted with ON CONFLICT DO NOTHING, and only the rows really inserted (RETURNING)
-feed the minute, hour and day bucket upserts. Redelivered or replayed results therefore
+feed the minute, hour and day bucket upserts; posts in a language the model was not evaluated on
+(`language_supported` false) are stored but left out of the buckets. Redelivered or replayed results therefore
 never double-count, and the Kafka offset is committed only after this transaction (the
 agent acks after the write returns). Thumbnails of posts' images follow in a second statement of the
 same transaction.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Float, String, Text, bindparam, column, func, select, true, values
+from sqlalchemy import Boolean, Float, String, Text, bindparam, column, func, select, true, values
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -49,6 +50,8 @@ def post_row(result: SentimentResult, matcher: BrandMatcher = _NO_RULES) -> dict
         "model_version": result.model_version,
         "text_excerpt": result.text[:EXCERPT_CHARS],
         "image_ref": result.image_ref,
+        "language": result.language,
+        "language_supported": result.language_supported,
     }
 
 
@@ -58,7 +61,8 @@ def _batch_statement():
         column("label", String), column("p_negative", Float), column("p_neutral", Float),
         column("p_positive", Float), column("polarity", Float), column("brands", ARRAY(Text)),
         column("tagged_brands", ARRAY(Text)), column("keywords", ARRAY(Text)), column("model_version", String),
-        column("text_excerpt", Text), column("image_ref", Text),
+        column("text_excerpt", Text), column("image_ref", Text), column("language", String),
+        column("language_supported", Boolean),
     ).render_derived(name="batch", with_types=True)
     names = [c.name for c in rows.c]
     new_posts = (
@@ -66,7 +70,7 @@ def _batch_statement():
         .from_select(names, select(*rows.c))
         .on_conflict_do_nothing(index_elements=["post_id"])
         .returning(post_sentiment.c.created_at, post_sentiment.c.label, post_sentiment.c.polarity,
-                   post_sentiment.c.brands)
+                   post_sentiment.c.brands, post_sentiment.c.language_supported)
         .cte("new_posts")
     )
     sizes = values(column("granularity", String), name="sizes").data([(g,) for g in GRANULARITIES])
@@ -76,7 +80,7 @@ def _batch_statement():
         func.date_trunc(sizes.c.granularity, new_posts.c.created_at, "UTC").label("bucket_start"),
         new_posts.c.label,
         new_posts.c.polarity,
-    ).select_from(new_posts.join(sizes, true())).subquery("per_brand")
+    ).select_from(new_posts.join(sizes, true())).where(new_posts.c.language_supported).subquery("per_brand")
 
     def count(label: Label):
         return func.count().filter(per_brand.c.label == label.value)

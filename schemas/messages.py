@@ -115,6 +115,14 @@ class SentimentResult(_Strict):
         description="A small JPEG of the image the model saw, inline or fetched (WORKER_THUMBNAIL_PX on its longer "
         "side), base64 in JSON.",
     )
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] | None = Field(
+        default=None, description="ISO 639-1 code of the language detected in the post's text (and the text read "
+        "from its image); null when there are too few letters to tell.",
+    )
+    language_supported: bool = Field(
+        default=True, description="False when the detected language is not one the model was evaluated on: "
+        "the label is then a guess, and trend figures leave the post out.",
+    )
 
     @field_validator("created_at")
     @classmethod

@@ -33,6 +33,7 @@ from workers.batching import BatchPipeline
 from workers.delivery import BatchSender
 from workers.image_fetch import FetchFailed, ImageFetcher
 from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
+from workers.language import LanguageDetector
 from workers.model_process import ModelProcess, ModelProcessDied
 from workers.ocr import ImageTextReader, read_image_text, with_image_text
 from workers.preprocess import BadInput, parse_post, thumbnail_jpeg, upright_aspect
@@ -44,8 +45,8 @@ LAG_INTERVAL_S = 5.0
 T = TypeVar("T")
 
 
-Ready = tuple[Post, Decoded, bytes | None]
-"""A post ready for the model: the post, its text and pixels, and its image's thumbnail (if any)."""
+Ready = tuple[Post, Decoded, bytes | None, str | None]
+"""A post ready for the model: the post, its text and pixels, its image's thumbnail (if any), its language."""
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Prepared:
     posts: list[Post] = field(default_factory=list)
     decoded: list[Decoded] = field(default_factory=list)
     thumbnails: list[bytes | None] = field(default_factory=list)
+    languages: list[str | None] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     linked: list[tuple[faust.EventT, Post]] = field(default_factory=list)
     fetching: asyncio.Future[list[bytes | FetchFailed]] | None = None
@@ -71,6 +73,7 @@ class Prepared:
         self.posts.append(outcome[0])
         self.decoded.append(outcome[1])
         self.thumbnails.append(outcome[2])
+        self.languages.append(outcome[3])
 
 
 @dataclass
@@ -118,6 +121,7 @@ class Triage:
                                     settings.worker_image_connections, settings.worker_image_private_hosts,
                                     ) if settings.worker_fetch_images else None
         self.reader = ImageTextReader() if settings.worker_ocr else None
+        self.languages = LanguageDetector()
 
     def one(self, raw: bytes | None) -> Ready | Post | str:
         """Ready, a post whose linked image must be fetched first, or why the message cannot be used."""
@@ -137,7 +141,7 @@ class Triage:
         if self.reader is not None and with_image.image is not None:
             image_text = read_image_text(self.reader, with_image.image, self.settings.max_image_pixels)
             decoded = (with_image_text(decoded[0], image_text), decoded[1])
-        return post, decoded, self.thumbnail(with_image, decoded[1])
+        return post, decoded, self.thumbnail(with_image, decoded[1]), self.languages.detect(decoded[0])
 
     def thumbnail(self, post: Post, pixels: np.ndarray | None) -> bytes | None:
         """The dashboard's JPEG of the image the model sees; a post is scored without one rather than lost."""
@@ -235,7 +239,7 @@ def register_inference_agent(app: faust.App, topics: Topics, model: SentimentMod
             return [], prepared.dead + [dead_letter(e, f"inference failed: {exc!r}") for e in prepared.usable]
         metrics.MODEL_SECONDS.observe(time.perf_counter() - submitted.started)
         return sentiment_results(prepared.posts, probabilities, model.labels, model.version, submitted.started,
-                                 prepared.thumbnails), prepared.dead
+                                 prepared.thumbnails, prepared.languages, model.config.languages), prepared.dead
 
     async def produce(events: Sequence[faust.EventT], submitted: Submitted) -> Produced:
         """Await the batch's probabilities, then hand its results and dead letters to the producer; the next

@@ -17,6 +17,7 @@ from torch.profiler import record_function as _record_function
 from monitor.logging import get_logger
 from monitor.settings import Settings
 from schemas import Label, Post, SentimentResult
+from workers.language import is_supported
 from workers.preprocess import decode_image
 from workers.radm import RADM, RADMConfig
 from workers.radm.processor import RADMProcessor
@@ -266,10 +267,13 @@ def decode_post(post: Post, image_size: int, max_pixels: int) -> Decoded:
 
 def sentiment_results(posts: Sequence[Post], probabilities: Sequence[Sequence[float]], labels: Sequence[Label],
                       version: str, started: float,
-                      thumbnails: Sequence[bytes | None] | None = None) -> list[SentimentResult]:
+                      thumbnails: Sequence[bytes | None] | None = None,
+                      languages: Sequence[str | None] | None = None,
+                      supported_languages: tuple[str, ...] = ("en",)) -> list[SentimentResult]:
     """One `SentimentResult` per post; `latency_ms` is the batch's time since `started`, per post."""
     per_post_ms = (time.perf_counter() - started) * 1000 / max(1, len(posts))
     thumbnails = thumbnails if thumbnails is not None else [None] * len(posts)
+    languages = languages if languages is not None else [None] * len(posts)
     return [
         SentimentResult(
             post_id=post.post_id,
@@ -283,8 +287,10 @@ def sentiment_results(posts: Sequence[Post], probabilities: Sequence[Sequence[fl
             text=post.text,
             image_ref=post.image_ref,
             thumbnail=thumbnail,
+            language=language,
+            language_supported=is_supported(language, supported_languages),
         )
-        for post, probs, thumbnail in zip(posts, probabilities, thumbnails, strict=True)
+        for post, probs, thumbnail, language in zip(posts, probabilities, thumbnails, languages, strict=True)
     ]
 
 

@@ -100,3 +100,19 @@ async def test_a_thumbnail_is_stored_once_beside_its_post(engine):
         left = await conn.scalar(select(post_thumbnail.c.jpeg).where(post_thumbnail.c.post_id == "thumb-1"))
     assert rows == [("thumb-1", b"\xff\xd8first")]  # the first delivery's, as for the post's own row
     assert left is None  # it goes with its post
+
+
+async def test_posts_in_unsupported_languages_are_stored_but_not_counted(engine):
+    english = result("lang-1", ["langbrand"], T0, "positive").model_copy(update={"language": "en"})
+    german = result("lang-2", ["langbrand"], T0, "negative").model_copy(
+        update={"language": "de", "language_supported": False})
+    unknown = result("lang-3", ["langbrand"], T0, "neutral")  # too short to tell: counted as before
+    await write_results(engine, [english, german, unknown])
+    buckets = await read_trends(engine, "langbrand", "minute")
+    assert [(b.negative, b.neutral, b.positive) for b in buckets] == [(0, 1, 1)]
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(post_sentiment.c.post_id, post_sentiment.c.language,
+                                          post_sentiment.c.language_supported)
+                                   .where(post_sentiment.c.post_id.like("lang-%"))
+                                   .order_by(post_sentiment.c.post_id))).all()
+    assert [tuple(r) for r in rows] == [("lang-1", "en", True), ("lang-2", "de", False), ("lang-3", None, True)]

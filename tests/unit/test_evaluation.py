@@ -92,6 +92,7 @@ def test_report_scores_model_and_lexicons_on_the_same_items(tmp_path, fixture_se
     assert conditions["image only, no OCR"]["VADER"]["accuracy"] == 0.0
     assert conditions["image only"]["VADER"]["accuracy"] == 1.0
     assert (tmp_path / "accuracy_by_set.png").stat().st_size > 0
+    assert "| tiny-image | image only | 2 |" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "confusion_tiny-image_image-only.png").is_file()
     assert "model - best lexicon" in printed[0] and report["ocr"] is True
 
@@ -120,3 +121,11 @@ def test_eval_command_refuses_unknown_sets():
 
     result = CliRunner().invoke(main, ["eval", "--sets", "nope"])
     assert result.exit_code != 0 and "unknown evaluation set" in result.output
+
+
+def test_overlap_with_training_texts_ignores_case_and_spacing():
+    from workers.evaluation.report import comparable, training_overlap
+
+    seen = {comparable("I LOVE   this phone")}
+    items = [EvalItem("i love this phone", POSITIVE), EvalItem("I love that phone", POSITIVE), EvalItem("", NEUTRAL)]
+    assert training_overlap(EvalSet("s", "out-of-domain", "", items), seen) == 1

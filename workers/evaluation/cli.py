@@ -10,6 +10,18 @@ import click
 DEFAULT_OUT = Path(".monitor/eval")
 
 
+def bootstrap_training_texts(tweet_data: Path | None) -> set[str] | None:
+    """Every text the shipped bootstrap was trained or validated on, for the leakage check (None: not loadable)."""
+    from workers.evaluation.report import comparable
+    from workers.training.bootstrap import BOOTSTRAP_SETTINGS, training_data
+
+    try:
+        mixture, _ = training_data(tweet_data, seed=BOOTSTRAP_SETTINGS.seed)
+    except FileNotFoundError:
+        return None
+    return {comparable(e.text) for e in (*mixture.train, *mixture.val)}
+
+
 @click.command(name="eval")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="RADM checkpoint (default: the shipped bootstrap.pt).")
@@ -63,5 +75,6 @@ def evaluate(checkpoint: Path | None, set_names: str, list_sets: bool, tweet_dat
             if limit and limit < len(eval_set.items):  # a seeded sample keeps every class in a quick look
                 eval_set.items = random.Random(0).sample(eval_set.items, limit)
             sets.append(eval_set)
-    run_eval(model, sets, out, reader, str(path), batch_size, echo=click.echo)
+    run_eval(model, sets, out, reader, str(path), batch_size, echo=click.echo,
+             training_texts=bootstrap_training_texts(tweet_data or default_tweet_data()))
     click.echo(f"wrote {out / 'report.json'}, {out / 'accuracy_by_set.png'} and confusion matrices")

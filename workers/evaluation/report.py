@@ -137,6 +137,24 @@ def format_table(eval_set: EvalSet, results: dict[str, list[Scored]]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown tables (for the model card): accuracy / macro-F1 / macro recall / ECE per scorer."""
+    scorers = ["model", *lexicons.LEXICONS]
+    lines = [f"Checkpoint `{report['checkpoint_name']}` ({report['model_version']}), OCR "
+             f"{'on' if report['ocr'] else 'off'}, {report['date']}. Cells: accuracy / macro-F1 / macro recall "
+             "(%); ECE for the model.", "",
+             "| set | condition | n | " + " | ".join(scorers) + " | model - best lexicon | model ECE |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in scorers) + " | --- | --- |"]
+    for name, entry in report["sets"].items():
+        for condition, rows in entry["results"].items():
+            cells = [f"{rows[s]['accuracy'] * 100:.1f} / {rows[s]['macro_f1'] * 100:.1f} / "
+                     f"{rows[s]['macro_recall'] * 100:.1f}" for s in scorers]
+            best = max(rows[s]["accuracy"] for s in scorers[1:])
+            lines.append(f"| {name} | {condition} | {rows['model']['examples']} | " + " | ".join(cells)
+                         + f" | {(rows['model']['accuracy'] - best) * 100:+.1f} | {rows['model']['ece'] * 100:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def save_plots(report: dict[str, Any], out: Path) -> list[Path]:
     """One confusion matrix per set and condition for the model, and an accuracy overview of every set."""
     import matplotlib
@@ -178,9 +196,21 @@ def save_plots(report: dict[str, Any], out: Path) -> list[Path]:
     return [overview, *paths]
 
 
+def comparable(text: str) -> str:
+    """Case- and space-insensitive form for finding the same text in two corpora."""
+    return " ".join(text.lower().split())
+
+
+def training_overlap(eval_set: EvalSet, training_texts: set[str]) -> int:
+    """How many of the set's texts also occur, exactly, in the training data (leakage check)."""
+    return sum(1 for item in eval_set.items if item.text and comparable(item.text) in training_texts)
+
+
 def run_eval(model: SentimentModel, eval_sets: Sequence[EvalSet], out: Path, reader: ImageTextReader | None,
-             checkpoint: str, batch_size: int = 64, echo=print) -> dict[str, Any]:
-    """Score every set, print its table as soon as it is done, write report.json and the plots."""
+             checkpoint: str, batch_size: int = 64, echo=print,
+             training_texts: set[str] | None = None) -> dict[str, Any]:
+    """Score every set, print its table as soon as it is done, write report.json, report.md and the plots.
+    With `training_texts` (see `comparable`), each set also reports how many of its texts training saw."""
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"checkpoint": checkpoint, "checkpoint_name": Path(checkpoint).name,
                               "model_version": model.version, "ocr": reader is not None,
@@ -188,13 +218,16 @@ def run_eval(model: SentimentModel, eval_sets: Sequence[EvalSet], out: Path, rea
     for eval_set in eval_sets:
         started = time.perf_counter()
         results = evaluate_set(model, eval_set, reader, batch_size)
-        echo(format_table(eval_set, results) + "\n")
+        overlap = training_overlap(eval_set, training_texts) if training_texts is not None else None
+        echo(format_table(eval_set, results)
+             + (f"\n  texts also in the training data: {overlap}" if overlap is not None else "") + "\n")
         report["sets"][eval_set.name] = {
             "kind": eval_set.kind, "description": eval_set.description, "notes": eval_set.notes,
             "label_counts": eval_set.label_counts, "sources": eval_set.sources,
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(time.perf_counter() - started, 1), "overlap_with_training": overlap,
             "results": {condition: {row.scorer: row.metrics for row in rows} for condition, rows in results.items()},
         }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(format_markdown(report))
     save_plots(report, out)
     return report

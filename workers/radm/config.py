@@ -48,6 +48,8 @@ class RADMConfig:
     """Classifier dropout (paper: 0.2)."""
     num_labels: int = 3
     labels: tuple[str, ...] = SENTIMENT_LABELS
+    languages: tuple[str, ...] = ("en",)
+    """ISO 639-1 codes of the languages the model was evaluated on; results in others are marked unsupported."""
     temperature: float = 1.0
     """Divides the logits before the softmax: fitted on a validation split so probabilities are calibrated."""
     rm_rg: bool = False
@@ -78,8 +80,9 @@ class RADMConfig:
         if unknown:
             raise ValueError(f"unknown RADMConfig fields: {sorted(unknown)}")
         values = dict(data)
-        if "labels" in values:
-            values["labels"] = tuple(values["labels"])
+        for name in ("labels", "languages"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def replace(self, **changes: Any) -> RADMConfig:
