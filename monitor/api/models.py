@@ -73,6 +73,10 @@ class ExamplePost(BaseModel):
     model_version: str
     text_excerpt: str
     image_ref: str | None
+    language: str | None
+    """ISO 639-1 code the worker detected; null when the text was too short to tell."""
+    language_supported: bool
+    """False: the model was not evaluated on this language; the post is left out of trend counts."""
     thumbnail_url: str | None
     """Where the JPEG thumbnail of the post's image is (`GET`, same token), when the worker made one."""
 

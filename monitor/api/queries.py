@@ -36,16 +36,18 @@ async def brands_overview(engine: AsyncEngine) -> list[dict]:
 
 
 async def example_posts(engine: AsyncEngine, brand: str, label: str | None, since: datetime | None,
-                        until: datetime | None, limit: int) -> list[dict]:
-    """The newest posts about `brand` (GIN index on brands), optionally one label and a time window."""
+                        until: datetime | None, limit: int, language: str | None = None) -> list[dict]:
+    """The newest posts about `brand` (GIN index on brands), optionally one label, language and a time window."""
     ps = post_sentiment.c
     query = select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
-                   ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref,
+                   ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref, ps.language, ps.language_supported,
                    post_thumbnail.c.post_id.is_not(None).label("has_thumbnail")).select_from(
         post_sentiment.outerjoin(post_thumbnail)).where(
         ps.brands.op("@>")(literal([brand], ARRAY(Text))))  # the GIN index serves @>
     if label:
         query = query.where(ps.label == label)
+    if language:
+        query = query.where(ps.language == language)
     if since:
         query = query.where(ps.created_at >= since)
     if until:

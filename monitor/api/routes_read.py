@@ -94,10 +94,13 @@ async def compare(brands: Annotated[list[str], Query(min_length=1, description="
 @router.get("/brands/{brand}/posts", response_model=list[ExamplePost], summary="Example posts (drill-down)")
 async def posts(brand: BrandPath, label: Literal["negative", "neutral", "positive"] | None = None,
                 since: Since = None, until: Until = None, limit: Annotated[int, Query(ge=1, le=200)] = 20,
+                language: Annotated[str | None, Query(pattern=r"^[a-z]{2}$",
+                                                      description="ISO 639-1 code, e.g. `de`")] = None,
                 state: ApiState = Depends(get_state)) -> list[dict]:
-    """Newest first; `confidence` is the winning label's probability."""
+    """Newest first; `confidence` is the winning label's probability. Posts in a language the model does not
+    support (`language_supported` false) are listed here but not counted in trends."""
     since, until = window(since, until)
-    return await example_posts(state.engine, brand_name(brand), label, since, until, limit)
+    return await example_posts(state.engine, brand_name(brand), label, since, until, limit, language)
 
 
 @router.get("/posts/{post_id:path}/thumbnail", summary="A post's image thumbnail (JPEG)",

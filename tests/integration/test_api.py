@@ -186,3 +186,17 @@ async def test_cors_only_for_configured_origins(settings):
         other = await client.get("/api/brands", headers={"Origin": "https://evil.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://dash.example.com"
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_posts_in_other_languages_are_listed_by_language_and_marked(settings, engine):
+    brand = unique_brand()
+    english, german = labelled(brand, {"positive": 1, "negative": 1})
+    await seed(engine, [english.model_copy(update={"language": "en"}),
+                        german.model_copy(update={"language": "de", "language_supported": False})])
+    async with api_client(settings) as client:
+        listed = (await client.get(f"/api/brands/{brand}/posts", params={"language": "de"})).json()
+        bad = await client.get(f"/api/brands/{brand}/posts", params={"language": "german"})
+        trend = (await client.get(f"/api/brands/{brand}/trends")).json()
+    assert [(p["language"], p["language_supported"]) for p in listed] == [("de", False)]
+    assert bad.status_code == 422
+    assert sum(p["volume"] for p in trend["points"]) == 1  # the German post is not counted

@@ -72,3 +72,15 @@ def test_json_schemas_exported_for_wire_messages():
     assert set(schemas) == {"Post", "SentimentResult", "DeadLetter"}
     assert "post_id" in schemas["Post"]["required"]
     assert schemas["Post"]["additionalProperties"] is False
+
+
+def test_exported_json_schemas_match_the_models():
+    """schemas/json is what non-Python producers read: `make schemas` must have been run after a change."""
+    import json
+    from pathlib import Path
+
+    from schemas import json_schemas
+
+    folder = Path(__file__).resolve().parents[2] / "schemas" / "json"
+    for name, body in json_schemas().items():
+        assert json.loads((folder / f"{name}.schema.json").read_text()) == body, f"{name}: run `make schemas`"
