@@ -240,3 +240,20 @@ def test_text_inside_an_image_reaches_the_model_with_the_post_text():
 
     without = Triage(SentimentModel.load(None, "cpu"), Settings(kafka_bootstrap="localhost:1", worker_ocr=False))
     assert without.one(post.model_dump_json().encode())[1][0] == "look at this"
+
+
+async def test_emoji_only_url_only_and_foreign_posts_are_scored_with_their_language(harness):
+    agent, sent = harness
+    now = datetime.now(UTC)
+    posts = [Post(post_id="emoji", created_at=now, text="😍😍😍"),
+             Post(post_id="url", created_at=now, text="https://t.co/abc @user"),
+             Post(post_id="en", created_at=now, text="This is the worst customer service I have ever had"),
+             Post(post_id="de", created_at=now, text="Das ist wirklich das beste Handy, das ich je hatte")]
+    async with agent.test_context() as context:
+        for post in posts:
+            await context.put(post.model_dump_json().encode())
+        await wait_for(lambda: len(sent["sentiment"]) == 4)
+    results = {r.post_id: r for r in (SentimentResult.model_validate_json(raw) for raw in sent["sentiment"])}
+    assert {k: (r.language, r.language_supported) for k, r in results.items()} == {
+        "emoji": (None, True), "url": (None, True), "en": ("en", True), "de": ("de", False)}
+    assert sent["dlq"] == []

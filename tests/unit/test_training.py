@@ -130,7 +130,7 @@ def test_early_stopping_on_validation_f1(tmp_path):
     examples = tiny_examples(9)
     settings = TrainSettings(epochs=6, batch_size=9, lr=0.0, warmup_ratio=0.0, patience=2)  # lr 0: never improves
     trainer = _fit(tmp_path / "run", examples, settings)
-    assert len(trainer.history) == 3 and trainer.best_epoch == 0
+    assert len(trainer.history) == 3 and trainer.best_epoch == 1  # epochs count from 1 (fractions: mid-epoch)
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "last.pt").is_file()
 
 

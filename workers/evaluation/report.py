@@ -152,6 +152,15 @@ def format_markdown(report: dict[str, Any]) -> str:
             best = max(rows[s]["accuracy"] for s in scorers[1:])
             lines.append(f"| {name} | {condition} | {rows['model']['examples']} | " + " | ".join(cells)
                          + f" | {(rows['model']['accuracy'] - best) * 100:+.1f} | {rows['model']['ece'] * 100:.1f} |")
+    lines += ["", "Evaluation sources (none is used for training or model selection):", "",
+              "| set | package | version | file | items | sha256 | licence | texts also in training |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, entry in report["sets"].items():
+        for source in entry["sources"]:
+            overlap = entry.get("overlap_with_training")
+            lines.append(f"| {name} | {source.get('package')} | {source.get('version')} | `{source.get('file')}` | "
+                         f"{source.get('items')} | {(source.get('sha256') or '-')[:16]} | {source.get('licence')} | "
+                         f"{'-' if overlap is None else overlap} |")
     return "\n".join(lines) + "\n"
 
 

@@ -263,7 +263,8 @@ class Trainer:
                                      "val_macro_recall": metrics["macro_recall"], "improved": improved})
 
             with train.attach(self.model):
-                loss = self._train_epoch(train, epoch, validate_inside if self.settings.evals_per_epoch > 1 else None)
+                inside = (validate_inside,) if self.settings.evals_per_epoch > 1 else ()
+                loss = self._train_epoch(train, epoch, *inside)
             metrics, improved = self._validate(val, float(epoch + 1))
             improved = improved or improved_inside
             self.bad_epochs = 0 if improved else self.bad_epochs + 1
