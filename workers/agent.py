@@ -141,7 +141,12 @@ class Triage:
         if self.reader is not None and with_image.image is not None:
             image_text = read_image_text(self.reader, with_image.image, self.settings.max_image_pixels)
             decoded = (with_image_text(decoded[0], image_text), decoded[1])
-        return post, decoded, self.thumbnail(with_image, decoded[1]), self.languages.detect(decoded[0])
+        return post, decoded, self.thumbnail(with_image, decoded[1]), self.language(post, decoded[0])
+
+    def language(self, post: Post, text: str) -> str | None:
+        """The producer's `lang` (e.g. a Mastodon status's language) when it gives one, else detected."""
+        declared = (post.lang or "").split("-")[0].strip().lower()
+        return declared if len(declared) == 2 and declared.isalpha() else self.languages.detect(text)
 
     def thumbnail(self, post: Post, pixels: np.ndarray | None) -> bytes | None:
         """The dashboard's JPEG of the image the model sees; a post is scored without one rather than lost."""

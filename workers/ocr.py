@@ -9,8 +9,10 @@ English unigram model.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +45,9 @@ class OcrSettings:
     min_confidence: float = 0.6
     """Recognised lines below this confidence are dropped (noise on textures and faces)."""
     max_chars: int = 500
+    cache_entries: int = 4096
+    """Texts remembered by image sha256: a meme reposted a thousand times, or a batch redelivered after a
+    crash, is read once."""
 
 
 class ImageTextReader:
@@ -56,6 +61,7 @@ class ImageTextReader:
         self.engine = RapidOCR(det_limit_side_len=settings.max_side, det_limit_type="max", use_cls=False,
                                print_verbose=False)
         self.lock = threading.Lock()
+        self.cache: OrderedDict[bytes, str] = OrderedDict()
 
     def read(self, image: np.ndarray) -> str:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -76,11 +82,22 @@ def with_image_text(text: str, image_text: str) -> str:
 
 
 def read_image_text(reader: ImageTextReader, data: bytes, max_pixels: int) -> str:
-    """The text in an encoded image, '' when none is found or it cannot be read: OCR never costs a post."""
+    """The text in an encoded image, '' when none is found or it cannot be read: OCR never costs a post.
+    Identical image bytes are read once (`OcrSettings.cache_entries`)."""
     from workers.preprocess import decode_image
 
+    key = hashlib.sha256(data).digest()
+    with reader.lock:
+        if key in reader.cache:
+            reader.cache.move_to_end(key)
+            return reader.cache[key]
     try:
-        return reader.read(decode_image(data, reader.settings.max_side, max_pixels))
+        text = reader.read(decode_image(data, reader.settings.max_side, max_pixels))
     except Exception as exc:  # noqa: BLE001 - the post is still scored on its own text and image
         log.warning("image text not read", error=str(exc)[:200])
         return ""
+    with reader.lock:
+        reader.cache[key] = text
+        while len(reader.cache) > reader.settings.cache_entries:
+            reader.cache.popitem(last=False)
+    return text

@@ -38,3 +38,16 @@ def test_results_say_whether_the_model_supports_their_language():
                                 0.0, languages=["en", "de", None], supported_languages=("en",))
     assert [(r.language, r.language_supported) for r in results] == [("en", True), ("de", False), (None, True)]
     assert is_supported("de", ("en", "de"))
+
+
+def test_a_producers_language_tag_wins_over_detection():
+    from monitor.settings import Settings
+    from workers.agent import Triage
+    from workers.inference import SentimentModel
+
+    triage = Triage(SentimentModel.load(None, "cpu"), Settings(kafka_bootstrap="localhost:1", worker_ocr=False))
+    text = "This is the worst customer service I have ever had"
+    now = datetime.now(UTC)
+    assert triage.language(Post(post_id="a", created_at=now, text=text, lang="de-AT"), text) == "de"
+    assert triage.language(Post(post_id="b", created_at=now, text=text, lang="und"), text) == "en"
+    assert triage.language(Post(post_id="c", created_at=now, text=text), text) == "en"

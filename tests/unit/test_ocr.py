@@ -43,3 +43,13 @@ def test_image_text_follows_the_post_text():
     assert with_image_text("look", "worst day ever") == "look worst day ever"
     assert with_image_text("look", "") == "look"
     assert with_image_text("", "so happy") == "so happy"
+
+
+def test_the_same_image_is_read_once(reader, monkeypatch):
+    meme = render_text_photo("Never buying this again", 4)
+    calls = []
+    original = reader.read
+    monkeypatch.setattr(reader, "read", lambda image: calls.append(1) or original(image))
+    first = read_image_text(reader, meme, max_pixels=10_000_000)
+    assert read_image_text(reader, meme, max_pixels=10_000_000) == first and "never" in first.lower()
+    assert len(calls) == 1
