@@ -152,6 +152,24 @@ def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, 
     click.echo(f"wrote {out}")
 
 
+@bench.command("ocr")
+@click.option("--images", default=40, show_default=True, help="Distinct images of each kind (with, without text).")
+@click.option("--model", "model_name", default="bootstrap", show_default=True, help=MODEL_HELP)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/results/ocr-cpu.json"),
+              show_default=True)
+def bench_ocr(images: int, model_name: str, out: Path) -> None:
+    """OCR's CPU time per image (WORKER_OCR), photos with and without text, against the model's time per post."""
+    from monitor.benchmarks.ocr import run_ocr_benchmark
+
+    report = run_ocr_benchmark(images, model_name, out)
+    click.echo(f"OCR, photo without text: {report['ms_per_image_without_text']:>7.1f} ms/image "
+               f"({report['ocr_without_text_vs_model']}x the model's time per post)")
+    click.echo(f"OCR, captioned photo:    {report['ms_per_image_with_text']:>7.1f} ms/image "
+               f"({report['ocr_with_text_vs_model']}x)")
+    click.echo(f"model ({model_name}), batch 32: {report['model_ms_per_post']:>7.1f} ms/post")
+    click.echo(f"wrote {out}")
+
+
 @bench.command("e2e")
 @click.option("--model", "model_name", default="untrained", show_default=True,
               help="MODEL_CHECKPOINT of the worker (bootstrap, untrained, a path).")
