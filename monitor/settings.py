@@ -71,9 +71,9 @@ class Settings(BaseSettings):
     worker_ocr: bool = Field(
         default=True, description="Read the text inside each post's image (memes, screenshots, captioned photos) "
         "with the bundled OCR models and score it with the post's text. Detection runs on every image; recognition "
-        "only where it found text. On a CPU host a distinct image costs 1.7x (no text) to 3.4x (a caption) the "
-        "model's time per post (`monitor bench ocr`); identical images are read once. Off saves that CPU where "
-        "posts carry no such images."
+        "only where it found text. On a CPU host reading a distinct image costs more than scoring its post "
+        "(`monitor bench ocr` measures both); identical images are read once. Off saves that CPU where posts "
+        "carry no such images."
     )
     model_process: bool = Field(
         default=True,
