@@ -35,7 +35,7 @@ from workers.image_fetch import FetchFailed, ImageFetcher
 from workers.inference import Decoded, SentimentModel, load_worker_model, sentiment_results
 from workers.language import LanguageDetector
 from workers.model_process import ModelProcess, ModelProcessDied
-from workers.ocr import ImageTextReader, read_image_text, with_image_text
+from workers.ocr import ImageTextReader, add_image_text
 from workers.preprocess import BadInput, parse_post, thumbnail_jpeg, upright_aspect
 
 log = get_logger(__name__)
@@ -137,10 +137,8 @@ class Triage:
     def ready(self, post: Post, image: bytes | None = None) -> Ready:
         """The post decoded with its inline image, or with `image` fetched for it; raises BadInput."""
         with_image = post if image is None else post.model_copy(update={"image": image})
-        decoded = self.model.decode(with_image, self.settings.max_image_pixels)
-        if self.reader is not None and with_image.image is not None:
-            image_text = read_image_text(self.reader, with_image.image, self.settings.max_image_pixels)
-            decoded = (with_image_text(decoded[0], image_text), decoded[1])
+        decoded = add_image_text(self.model.decode(with_image, self.settings.max_image_pixels), with_image.image,
+                                 self.reader, self.settings.max_image_pixels)
         return post, decoded, self.thumbnail(with_image, decoded[1]), self.language(post, decoded[0])
 
     def language(self, post: Post, text: str) -> str | None:

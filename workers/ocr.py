@@ -81,6 +81,15 @@ def with_image_text(text: str, image_text: str) -> str:
     return f"{text} {image_text}".strip() if image_text else text
 
 
+def add_image_text(decoded: tuple[str, np.ndarray | None], image: bytes | None, reader: ImageTextReader | None,
+                   max_pixels: int) -> tuple[str, np.ndarray | None]:
+    """A decoded post (text, pixels) with the text read from its image appended; unchanged without an image
+    or a reader. The worker's triage and `monitor eval` both go through here."""
+    if reader is None or image is None:
+        return decoded
+    return with_image_text(decoded[0], read_image_text(reader, image, max_pixels)), decoded[1]
+
+
 def read_image_text(reader: ImageTextReader, data: bytes, max_pixels: int) -> str:
     """The text in an encoded image, '' when none is found or it cannot be read: OCR never costs a post.
     Identical image bytes are read once (`OcrSettings.cache_entries`)."""

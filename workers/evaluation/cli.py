@@ -44,7 +44,8 @@ def evaluate(checkpoint: Path | None, set_names: str, list_sets: bool, tweet_dat
     from workers.evaluation.sets import DEFAULT_SETS, MULTILINGUAL_SETS, loaders
     from workers.training.tweet_corpora import default_tweet_data
 
-    table = loaders(tweet_data or default_tweet_data())
+    tweet_data = tweet_data or default_tweet_data()
+    table = loaders(tweet_data)
     if list_sets:
         for name in [*DEFAULT_SETS, *MULTILINGUAL_SETS]:
             click.echo(f"{name:<18}{'' if name in table else '(needs --tweet-data)'}")
@@ -76,5 +77,5 @@ def evaluate(checkpoint: Path | None, set_names: str, list_sets: bool, tweet_dat
                 eval_set.items = random.Random(0).sample(eval_set.items, limit)
             sets.append(eval_set)
     run_eval(model, sets, out, reader, str(path), batch_size, echo=click.echo,
-             training_texts=bootstrap_training_texts(tweet_data or default_tweet_data()))
+             training_texts=bootstrap_training_texts(tweet_data))
     click.echo(f"wrote {out / 'report.json'}, {out / 'accuracy_by_set.png'} and confusion matrices")

@@ -11,8 +11,6 @@ from functools import lru_cache
 
 from workers.evaluation.sets import NEGATIVE, NEUTRAL, POSITIVE
 
-Scorer = Callable[[str], float]
-
 
 def three_way(score: float, threshold: float = 0.0) -> int:
     if score > threshold:

@@ -1,7 +1,7 @@
 """Score every evaluation set with the model (as the worker scores posts) and the lexicons; tables and plots.
 
-The model sees each item through the worker's own path: `decode_post` (the image at the model's size),
-the text read from the image by OCR when enabled, then `SentimentModel.score`. Lexicons score the same
+The model sees each item through the worker's own path: `SentimentModel.decode` (the image at the model's
+size), `add_image_text` (OCR, when enabled), then `SentimentModel.score`. Lexicons score the same
 text, including the OCR'd text for image-only posts, so every row of a table is computed on the same
 items.
 """
@@ -22,8 +22,8 @@ from monitor.logging import get_logger
 from schemas import Post
 from workers.evaluation import lexicons
 from workers.evaluation.sets import EvalItem, EvalSet
-from workers.inference import SentimentModel, decode_post
-from workers.ocr import ImageTextReader, read_image_text, with_image_text
+from workers.inference import SentimentModel
+from workers.ocr import ImageTextReader, add_image_text
 from workers.radm.config import SENTIMENT_LABELS
 from workers.training.metrics import classification_metrics, save_confusion_png
 
@@ -33,8 +33,9 @@ MAX_PIXELS = 40_000_000
 PUBLISHED_TWEETEVAL = {"TimeLMs-2021": 73.7, "BERTweet": 73.4, "RoBERTa-Base": 71.3, "FastText": 62.9,
                        "SVM": 62.9, "LSTM": 58.3}
 """TweetEval sentiment test, macro-averaged recall (Barbieri et al. 2020; Loureiro et al. 2022)."""
-PUBLISHED_UMSAB_MACRO_F1 = {"FastText (monolingual)": 51.0, "XLM-R": 66.8, "XLM-T": 69.4}
-IMAGE_CONDITIONS = ("text only", "image only, no OCR", "image only", "text + image")
+IMAGE_CONDITIONS = {"text only": (True, False, True), "image only, no OCR": (False, True, False),
+                    "image only": (False, True, True), "text + image": (True, True, True)}
+"""How the image set is posted: (with its text, with its image, OCR as configured: else never)."""
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,8 @@ def _posts(items: Sequence[EvalItem], with_text: bool, with_image: bool) -> list
 def model_inputs(model: SentimentModel, posts: Sequence[Post], reader: ImageTextReader | None,
                  desc: str) -> list[tuple[str, Any]]:
     """Each post as the worker's triage hands it to the model: (text incl. OCR'd image text, pixels)."""
-    decoded = []
-    for post in tqdm(posts, desc=f"{desc}: decode", unit="post", disable=None, leave=False):
-        text, pixels = decode_post(post, model.config.image_size, MAX_PIXELS)
-        if reader is not None and post.image is not None:
-            text = with_image_text(text, read_image_text(reader, post.image, MAX_PIXELS))
-        decoded.append((text, pixels))
-    return decoded
+    return [add_image_text(model.decode(post, MAX_PIXELS), post.image, reader, MAX_PIXELS)
+            for post in tqdm(posts, desc=f"{desc}: decode", unit="post", disable=None, leave=False)]
 
 
 def model_probabilities(model: SentimentModel, decoded: Sequence[tuple[str, Any]], batch_size: int,
@@ -95,14 +91,12 @@ def evaluate_set(model: SentimentModel, eval_set: EvalSet, reader: ImageTextRead
     """Condition name -> rows; one condition ('as posted') except for the image set."""
     if eval_set.kind != "image":
         return {"as posted": score_condition(model, eval_set.items, reader, True, True, batch_size, eval_set.name)}
-    plans = {"text only": (True, False, reader), "image only, no OCR": (False, True, None),
-             "image only": (False, True, reader), "text + image": (True, True, reader)}
     results = {}
-    for condition, (with_text, with_image, condition_reader) in plans.items():
-        if condition_reader is None and reader is None and condition == "image only":
+    for condition, (with_text, with_image, uses_ocr) in IMAGE_CONDITIONS.items():
+        if condition == "image only" and reader is None:
             continue  # OCR switched off: the no-OCR row already says what the image alone gives
-        results[condition] = score_condition(model, eval_set.items, condition_reader, with_text, with_image,
-                                             batch_size, f"{eval_set.name} [{condition}]")
+        results[condition] = score_condition(model, eval_set.items, reader if uses_ocr else None, with_text,
+                                             with_image, batch_size, f"{eval_set.name} [{condition}]")
     return results
 
 
