@@ -150,15 +150,16 @@ def run_bootstrap(work: Path, checkpoint_dir: Path = CHECKPOINT_DIR, settings: T
     val_source = make_source(model, processor, data.val, target, desc="val")
     result = Trainer(model, settings, work / "run", target).fit(train_source, val_source)
 
+    # The sources' cached image features come from the frozen pretrained image encoder, the same in every model
+    # below, so the validation source built for training serves calibration and the final figures too.
     best = RADM.load(work / "run" / "best.pt").to(target)
-    val_source = make_source(best, processor, data.val, target, desc="val")
     temperature = fit_temperature(predict_logits(best, val_source, target, desc="calibrate"), val_source.labels)
     best.config = best.config.replace(temperature=temperature)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     best.save(checkpoint_dir / "bootstrap.pt", dtype=torch.float16)
     shipped = RADM.load(checkpoint_dir / "bootstrap.pt").to(target)  # numbers below are the shipped file's own
 
-    val_metrics = evaluate(shipped, make_source(shipped, processor, data.val, target, desc="val"), target)
+    val_metrics = evaluate(shipped, val_source, target)
     test_text = evaluate(shipped, make_source(shipped, processor, mixture.test, target, desc="test"), target)
     test_image = evaluate(shipped, make_source(shipped, processor, test_with_photos, target, desc="test+photo"),
                           target)
