@@ -24,7 +24,8 @@ demo: $(STAMP)
 	$(BIN)/monitor demo
 
 test: $(STAMP) chromium
-	$(BIN)/ruff check monitor workers schemas tests bench
+	$(BIN)/ruff check schemas core workers monitor benchmarks tests bench
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -ra
 
 # The dashboard's browser tests drive Debian's chromium through Playwright (Playwright cannot download browsers

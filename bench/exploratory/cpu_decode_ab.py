@@ -1,5 +1,5 @@
 # Ran on the 2-core VM, 2026-11-26: python bench/exploratory/cpu_decode_ab.py (medians of 7 interleaved rounds)
-"""CPU time per image of the two JPEG decoders `workers.preprocess.decode_image` chooses between, on the
+"""CPU time per image of the two JPEG decoders `workers.media.images.decode_image` chooses between, on the
 benchmarks' 224 px sample photos, at the tiny model's 32 px and the full model's 224 px; then images/s
 with one and with two threads (a decoder that holds the GIL cannot use the second core)."""
 import itertools
@@ -8,8 +8,8 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from monitor.samples import sample_images
-from workers.preprocess import _decode_jpeg, _decode_with_pil
+from monitor.devstack.samples import sample_images
+from workers.media.images import _decode_jpeg, _decode_with_pil
 
 REPEATS = 1000
 ROUNDS = 7

@@ -2,7 +2,7 @@
 #   PYTHONPATH=$PWD python bench/exploratory/cpu_flops.py bootstrap
 import sys
 
-from monitor.benchmarks.model import bench_posts, flops_per_post, load_model
+from benchmarks.model import bench_posts, flops_per_post, load_model
 
 m = load_model(sys.argv[1], "cpu")
 for share in (0.0, 0.5):

@@ -5,7 +5,7 @@ import time
 
 from torch.utils.flop_counter import FlopCounterMode
 
-from monitor.benchmarks.model import bench_posts, load_model
+from benchmarks.model import bench_posts, load_model
 
 m = load_model("full-shapes", "cpu")
 for share in (0.0, 0.5, 1.0):

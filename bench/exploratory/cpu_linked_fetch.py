@@ -7,10 +7,10 @@ import json
 import statistics
 import time
 
-from monitor.benchmarks.image_server import image_server
-from monitor.samples import sample_images
-from workers.image_fetch import ImageFetcher
-from workers.preprocess import decode_image
+from benchmarks.image_server import image_server
+from monitor.devstack.samples import sample_images
+from workers.agent.image_fetch import ImageFetcher
+from workers.media.images import decode_image
 
 BATCH = 32
 BATCHES = 60

@@ -4,7 +4,7 @@
 import json
 import sys
 
-from monitor.benchmarks.model import bench_posts, load_model, posts_per_s
+from benchmarks.model import bench_posts, load_model, posts_per_s
 
 name, share, batch, seconds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 model = load_model(name, "cpu")

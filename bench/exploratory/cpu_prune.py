@@ -16,11 +16,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from monitor.db import create_engine
-from monitor.embedded.postgres import database_url, postgres_server
-from monitor.migrate import upgrade_head
-from monitor.retention import Retention, prune
-from monitor.sink import write_results
+from monitor.devstack.embedded.postgres import database_url, postgres_server
+from monitor.sink.writer import write_results
+from monitor.store.db import create_engine
+from monitor.store.migrate import upgrade_head
+from monitor.store.retention import Retention, prune
 from tests.integration.trend_helpers import result
 
 OLD = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000

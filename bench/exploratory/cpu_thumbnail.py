@@ -7,8 +7,8 @@ import json
 import statistics
 import time
 
-from monitor.samples import sample_images
-from workers.preprocess import decode_image, thumbnail_jpeg, upright_aspect
+from monitor.devstack.samples import sample_images
+from workers.media.images import decode_image, thumbnail_jpeg, upright_aspect
 
 REPEATS = 1000
 ROUNDS = 7

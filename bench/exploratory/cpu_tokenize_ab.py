@@ -6,7 +6,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from monitor.samples import sample_posts
+from monitor.devstack.samples import sample_posts
 from workers.radm import RADMConfig
 from workers.radm.processor import RADMProcessor
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from monitor.benchmarks.model import bench_posts, flops_per_post, load_model, posts_per_s
+from benchmarks.model import bench_posts, flops_per_post, load_model, posts_per_s
 
 name, batch, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 deadline = time.monotonic() + float(os.environ.get("AB_SECONDS", "200"))

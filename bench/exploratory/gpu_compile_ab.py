@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from monitor.benchmarks.model import bench_posts, load_model, posts_per_s
+from benchmarks.model import bench_posts, load_model, posts_per_s
 
 out, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
 results = []

@@ -6,7 +6,7 @@
 #   attention backends, with cuDNN attention off (flash attention instead), then torch.compile'd;
 # - radm: SentimentModel.probabilities on a pre-tokenised batch (the forward pass and its copies, no tokenising),
 #   half and all posts with a photo, default backends and cuDNN attention off.
-# TFLOP/s from FlopCounterMode on the same call; MFU against the device's datasheet peak (monitor.benchmarks.model).
+# TFLOP/s from FlopCounterMode on the same call; MFU against the device's datasheet peak (benchmarks.model).
 import json
 import sys
 import time
@@ -14,7 +14,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from monitor.benchmarks.model import bench_posts, load_model, peak_flops
+from benchmarks.model import bench_posts, load_model, peak_flops
 
 out, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.alerts.rules import AlertEvent, AlertKind, AlertRule
 from monitor.alerts.tables import alert_event, alert_rule
-from monitor.db import trend_bucket
+from monitor.store.db import trend_bucket
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,13 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.logging import get_logger
+from core.settings import LOOKBACK_DAYS, MAX_BASELINE_MINUTES, MAX_WINDOW_MINUTES  # noqa: F401 - part of the rules' API
 from monitor.alerts.tables import alert_event, alert_rule
-from monitor.brand_rules import brand_name, normalise_term
-from monitor.logging import get_logger
+from monitor.store.brand_rules import brand_name, normalise_term
 
 log = get_logger(__name__)
 
-MAX_WINDOW_MINUTES = 7 * 24 * 60
-MAX_BASELINE_MINUTES = 30 * 24 * 60
-LOOKBACK_DAYS = (MAX_WINDOW_MINUTES + MAX_BASELINE_MINUTES) // (24 * 60)
-"""The furthest back a rule reads minute buckets: the longest baseline before the longest window."""
 
 
 class AlertKind(StrEnum):

@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.logging import get_logger
 from monitor.alerts.evaluate import evaluate_rules
 from monitor.alerts.rules import AlertEvent
-from monitor.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -13,12 +13,12 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from core.logging import get_logger
+from core.settings import Settings
 from monitor.alerts.runner import run_alert_loop
 from monitor.api import live, routes_admin, routes_read
 from monitor.api.security import SecurityHeaders
 from monitor.api.state import ApiState
-from monitor.logging import get_logger
-from monitor.settings import Settings
 
 log = get_logger(__name__)
 

@@ -19,11 +19,11 @@ from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.logging import get_logger
 from monitor.api.auth import require_read_or_query_token
 from monitor.api.routes_read import brand_name
 from monitor.api.state import ApiState, get_state
-from monitor.cache import updates_channel
-from monitor.logging import get_logger
+from monitor.store.cache import updates_channel
 
 log = get_logger(__name__)
 

@@ -13,9 +13,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Text
 
-from monitor.brands import list_brands
-from monitor.db import post_sentiment, post_thumbnail, trend_bucket
-from monitor.logging import error_summary, get_logger
+from core.logging import error_summary, get_logger
+from monitor.store.brands import list_brands
+from monitor.store.db import post_sentiment, post_thumbnail, trend_bucket
 
 log = get_logger(__name__)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from monitor.alerts.rules import AlertRule, AlertRuleIn, AlertRulePatch, create_rule, delete_rule, update_rule
 from monitor.api.auth import require_admin
 from monitor.api.state import ApiState, get_state
-from monitor.brands import TrackedBrand, add_brand, remove_brand
+from monitor.store.brands import TrackedBrand, add_brand, remove_brand
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 

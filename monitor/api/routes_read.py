@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 
-from monitor import brand_rules
 from monitor.alerts.rules import AlertEvent, AlertRule, list_rules, recent_events
 from monitor.api.auth import require_read
 from monitor.api.models import BrandComparison, BrandInfo, Comparison, ExamplePost, Health, TrendPoint, TrendSeries
 from monitor.api.queries import brands_overview, database_health, example_posts, post_thumbnail_jpeg, redis_health
 from monitor.api.state import ApiState, get_state
-from monitor.retention import Retention
+from monitor.store import brand_rules
+from monitor.store.retention import Retention
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_read)])
 

@@ -8,9 +8,9 @@ from fastapi import Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from monitor.db import create_engine
-from monitor.settings import Settings
-from monitor.trend_reader import TrendReader
+from core.settings import Settings
+from monitor.store.db import create_engine
+from monitor.store.trend_reader import TrendReader
 
 REDIS_TIMEOUT_S = 2.0
 """Short socket timeouts: a Redis outage must cost a request two seconds at most, then PostgreSQL answers."""

@@ -20,15 +20,14 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
 
-from monitor.api.launch import start_api
-from monitor.db import post_sentiment
-from monitor.embedded.process import free_port
-from monitor.embedded.stack import EmbeddedStack
-from monitor.migrate import upgrade_head
-from monitor.pipeline import ChildProcess
+from core.process import ChildProcess, free_port
+from monitor.devstack.api_launch import start_api
+from monitor.devstack.embedded.stack import EmbeddedStack
+from monitor.store.db import post_sentiment
+from monitor.store.migrate import upgrade_head
 from schemas import SentimentResult
 from tests.integration.trend_helpers import result
-from workers.preprocess import thumbnail_jpeg
+from workers.media.images import thumbnail_jpeg
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -98,12 +97,12 @@ def pipeline(browser_stack: EmbeddedStack, tmp_path_factory):
     env = {**browser_stack.env(), "METRICS_PORT": "0", "TOPIC_PARTITIONS": "2", "SINK_MAX_WAIT_S": "0.1",
            "API_READ_TOKEN": READ_TOKEN, "ALERT_INTERVAL_S": "2", "LOG_LEVEL": "INFO"}
     upgrade_head(env["DATABASE_URL"])
-    from monitor.settings import Settings
-    from monitor.streaming import ensure_topics
+    from core.settings import Settings
+    from core.streaming.topics import ensure_topics
 
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, ensure_topics(Settings(**{k.lower(): v for k, v in env.items()}))).result()
-    sink = ChildProcess("sink", env, logs / "sink.log").start()
+    sink = ChildProcess.monitor("sink", env, logs / "sink.log").start()
     api, base_url = start_api(env, logs / "api.log", free_port())
     try:
         yield Pipeline(browser_stack, base_url)

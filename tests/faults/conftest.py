@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from monitor.db import create_engine
-from monitor.embedded.stack import EmbeddedStack
-from monitor.migrate import upgrade_head
-from monitor.settings import Settings
-from monitor.streaming import ensure_topics
+from core.settings import Settings
+from core.streaming.topics import ensure_topics
+from monitor.devstack.embedded.stack import EmbeddedStack
+from monitor.store.db import create_engine
+from monitor.store.migrate import upgrade_head
 from tests.faults.helpers import Pipeline
 from tests.faults.report import FaultReport
 

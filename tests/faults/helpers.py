@@ -12,9 +12,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from monitor.db import GRANULARITIES, post_sentiment, trend_bucket
-from monitor.pipeline import ChildProcess
-from monitor.settings import Settings
+from core.process import ChildProcess
+from core.settings import Settings
+from monitor.store.db import GRANULARITIES, post_sentiment, trend_bucket
 from schemas import Post, SentimentResult
 from tests.faults.report import FaultReport
 from tests.integration.kafka_helpers import read_topic
@@ -27,7 +27,7 @@ class Pipeline:
     """`monitor worker` and `monitor sink` as OS processes, each killable and restartable on its own."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.children = {role: ChildProcess(role, env, log_dir / f"{role}.log") for role in ("worker", "sink")}
+        self.children = {role: ChildProcess.monitor(role, env, log_dir / f"{role}.log") for role in ("worker", "sink")}
         self.expected: set[str] = set()
         """Roles that should be running: any of them exiting is a failure, however it exits."""
 

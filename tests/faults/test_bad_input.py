@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from monitor.samples import sample_posts
-from monitor.streaming import DEAD_LETTER_PAYLOAD_BYTES
+from core.streaming.dead_letters import DEAD_LETTER_PAYLOAD_BYTES
+from monitor.devstack.samples import sample_posts
 from schemas import DeadLetter
 from tests.faults.bad_inputs import jpeg, png_bomb, post_json
 from tests.faults.helpers import assert_counted_once, drain, post_messages, produce, read_all, wait_stored

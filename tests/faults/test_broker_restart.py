@@ -13,8 +13,8 @@ import asyncio
 
 import pytest
 
-from monitor.samples import sample_posts
-from monitor.streaming import ensure_topics
+from core.streaming.topics import ensure_topics
+from monitor.devstack.samples import sample_posts
 from tests.faults.helpers import assert_counted_once, drain, post_messages, produce, wait_stored
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from monitor.samples import sample_posts
+from monitor.devstack.samples import sample_posts
 from tests.faults.helpers import assert_counted_once, drain, post_messages, produce, stored_ids, wait_stored
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]

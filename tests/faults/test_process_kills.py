@@ -14,7 +14,7 @@ import psutil
 import pytest
 from sqlalchemy import text
 
-from monitor.samples import sample_posts
+from monitor.devstack.samples import sample_posts
 from schemas import DeadLetter
 from tests.faults.helpers import (
     WARM_UP,
@@ -64,7 +64,7 @@ async def test_worker_sigkill_mid_batch_then_restart(fault_settings, fault_engin
 
 
 def model_process(worker_pid: int) -> psutil.Process:
-    """The worker's model process: the child multiprocessing spawned (workers.model_process)."""
+    """The worker's model process: the child multiprocessing spawned (workers.inference.child)."""
     children = [c for c in psutil.Process(worker_pid).children() if "multiprocessing.spawn" in " ".join(c.cmdline())]
     assert len(children) == 1, f"expected one model process, found {children}"
     return children[0]

@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
-from monitor.samples import sample_posts
+from monitor.devstack.samples import sample_posts
 from schemas import SentimentResult
 from tests.faults.helpers import (
     assert_counted_once,

@@ -12,10 +12,10 @@ import asyncio
 
 import pytest
 
-from monitor.cache import cached_series, hot_since
-from monitor.samples import BRANDS, sample_posts
-from monitor.trend_reader import TrendReader
-from monitor.trends import read_trends
+from monitor.devstack.samples import BRANDS, sample_posts
+from monitor.store.cache import cached_series, hot_since
+from monitor.store.trend_reader import TrendReader
+from monitor.store.trends import read_trends
 from tests.faults.helpers import (
     WARM_UP,
     assert_counted_once,

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from core.settings import Settings
 from monitor.api.app import create_app
-from monitor.settings import Settings
-from monitor.sink import write_results
+from monitor.sink.writer import write_results
 from schemas import SentimentResult
 from tests.integration.trend_helpers import result
 

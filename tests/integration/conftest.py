@@ -9,11 +9,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
-from monitor.db import create_engine
-from monitor.embedded.stack import EmbeddedStack
-from monitor.migrate import upgrade_head
-from monitor.settings import Settings
-from monitor.streaming import ensure_topics
+from core.settings import Settings
+from core.streaming.topics import ensure_topics
+from monitor.devstack.embedded.stack import EmbeddedStack
+from monitor.store.db import create_engine
+from monitor.store.migrate import upgrade_head
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from monitor.analytics import (
+from monitor.sink.writer import write_results
+from monitor.store.analytics import (
     QueryError,
     analyst_url,
     daily_sentiment,
@@ -19,8 +20,7 @@ from monitor.analytics import (
     share_of_voice,
     trend_records,
 )
-from monitor.db import create_engine
-from monitor.sink import write_results
+from monitor.store.db import create_engine
 from tests.integration.cli_helpers import monitor
 from tests.integration.trend_helpers import result
 

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from monitor.api.launch import start_api
+from core.process import free_port
 from monitor.api.live import feed
-from monitor.cache import cache_buckets, updates_channel
-from monitor.embedded.process import free_port
-from monitor.sink import write_results
+from monitor.devstack.api_launch import start_api
+from monitor.sink.writer import write_results
+from monitor.store.cache import cache_buckets, updates_channel
 from tests.integration.api_helpers import labelled, unique_brand
 
 pytestmark = pytest.mark.integration

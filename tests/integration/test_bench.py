@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from monitor.benchmarks.sink import SCHEMA
+from benchmarks.sink import SCHEMA
 from tests.integration.cli_helpers import monitor
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from monitor.brands import BrandRuleCache, TrackedBrand, add_brand, get_brand, list_brands, remove_brand
-from monitor.db import post_sentiment
-from monitor.sink import write_results
-from monitor.trends import read_trends
+from monitor.sink.writer import write_results
+from monitor.store.brands import BrandRuleCache, TrackedBrand, add_brand, get_brand, list_brands, remove_brand
+from monitor.store.db import post_sentiment
+from monitor.store.trends import read_trends
 from tests.integration.cli_helpers import monitor
 from tests.integration.trend_helpers import result
 

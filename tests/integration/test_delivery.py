@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 from aiokafka import AIOKafkaProducer
 
-from monitor.streaming import DEAD_LETTER_PAYLOAD_BYTES, capped, dead_letter, ensure_topics
+from core.streaming.dead_letters import DEAD_LETTER_PAYLOAD_BYTES, capped, dead_letter
+from core.streaming.topics import ensure_topics
 from schemas import DeadLetter
 from tests.integration.kafka_helpers import read_topic
-from workers.delivery import MAX_BATCH_BYTES, BatchSender
+from workers.agent.delivery import MAX_BATCH_BYTES, BatchSender
 
 
 def topics_for(settings, name: str):

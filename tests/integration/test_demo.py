@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from monitor.embedded.process import free_port
+from core.process import free_port
 
 pytestmark = pytest.mark.integration
 

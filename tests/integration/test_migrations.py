@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from monitor.migrate import current_revision, downgrade, head_revision, upgrade_head
+from monitor.store.migrate import current_revision, downgrade, head_revision, upgrade_head
 from tests.integration.cli_helpers import monitor
 
 pytestmark = pytest.mark.integration

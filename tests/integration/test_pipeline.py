@@ -10,11 +10,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
-from monitor.cache import cached_series
-from monitor.db import post_sentiment
-from monitor.pipeline import ChildProcess
-from monitor.samples import BRANDS, sample_posts
-from monitor.trends import read_trends
+from core.process import ChildProcess
+from monitor.devstack.samples import BRANDS, sample_posts
+from monitor.store.cache import cached_series
+from monitor.store.db import post_sentiment
+from monitor.store.trends import read_trends
 from schemas import DeadLetter, SentimentResult
 from tests.integration.kafka_helpers import read_topic
 
@@ -47,7 +47,7 @@ async def wait_until(predicate, timeout_s: float = 90.0, children=()):
 @pytest.fixture
 def pipeline(stack, settings, tmp_path):
     env = {**stack.env(), "TOPIC_PARTITIONS": "4", "WORKER_MAX_BATCH": "16", "SINK_MAX_BATCH": "64"}
-    children = [ChildProcess(role, env, tmp_path / f"{role}.log").start() for role in ("worker", "sink")]
+    children = [ChildProcess.monitor(role, env, tmp_path / f"{role}.log").start() for role in ("worker", "sink")]
     yield children
     for child in children:
         child.stop()

@@ -15,12 +15,12 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from monitor import retention
-from monitor.db import create_engine, post_sentiment, post_thumbnail, trend_bucket
-from monitor.migrate import upgrade_head
-from monitor.retention import PRUNE_LOCK_KEY, Retention, prune, run_prune_loop
-from monitor.sink import write_results
-from monitor.trends import read_trends
+from monitor.sink.writer import write_results
+from monitor.store import retention
+from monitor.store.db import create_engine, post_sentiment, post_thumbnail, trend_bucket
+from monitor.store.migrate import upgrade_head
+from monitor.store.retention import PRUNE_LOCK_KEY, Retention, prune, run_prune_loop
+from monitor.store.trends import read_trends
 from tests.integration.cli_helpers import monitor
 from tests.integration.trend_helpers import result
 

@@ -21,11 +21,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from monitor.benchmarks.report import device_name
-from monitor.embedded.process import free_port
-from monitor.pipeline import ChildProcess
-from monitor.samples import sample_posts
-from monitor.settings import Settings
+from benchmarks.report import device_name
+from core.process import ChildProcess, free_port
+from core.settings import Settings
+from monitor.devstack.samples import sample_posts
 from schemas import SentimentResult
 from tests.integration.kafka_helpers import read_topic
 
@@ -60,7 +59,7 @@ async def assigned_partitions(port: int) -> set[int]:
 async def test_worker_processes_split_partitions_and_score_every_post(stack, settings, engine, tmp_path):
     env = {**stack.env(), "TOPIC_PARTITIONS": str(settings.topic_partitions)}
     ports = [free_port() for _ in range(WORKERS)]
-    workers = [ChildProcess("worker", {**env, "METRICS_PORT": str(port)}, tmp_path / f"worker-{i}.log").start()
+    workers = [ChildProcess.monitor("worker", {**env, "METRICS_PORT": str(port)}, tmp_path / f"worker-{i}.log").start()
                for i, port in enumerate(ports)]
     try:
         deadline = asyncio.get_running_loop().time() + 120

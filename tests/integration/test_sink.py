@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import delete, select
 
-from monitor.db import GRANULARITIES, post_sentiment, post_thumbnail
-from monitor.sink import EXCERPT_CHARS, write_results
-from monitor.trends import read_trends
+from monitor.sink.writer import EXCERPT_CHARS, write_results
+from monitor.store.db import GRANULARITIES, post_sentiment, post_thumbnail
+from monitor.store.trends import read_trends
 from schemas import LABELS
 from tests.integration.trend_helpers import bucket_counts, expected_counts, result
 

@@ -14,12 +14,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
-from monitor.brand_rules import BrandMatcher, BrandRule
-from monitor.brands import TrackedBrand, add_brand, remove_brand
-from monitor.cache import cached_series, hot_since
-from monitor.db import GRANULARITIES, post_sentiment
-from monitor.pipeline import ChildProcess
-from monitor.trends import read_trends
+from core.process import ChildProcess
+from monitor.store.brand_rules import BrandMatcher, BrandRule
+from monitor.store.brands import TrackedBrand, add_brand, remove_brand
+from monitor.store.cache import cached_series, hot_since
+from monitor.store.db import GRANULARITIES, post_sentiment
+from monitor.store.trends import read_trends
 from schemas import LABELS, SentimentResult
 from tests.integration.trend_helpers import bucket_counts, expected_counts, result
 
@@ -77,8 +77,8 @@ async def test_sink_process_counts_every_post_once_across_duplicates_and_restart
     phase1 = make_results(rng, 0, 300, now)
     phase2 = make_results(rng, 300, 300, now)
 
-    first = ChildProcess("sink", env, tmp_path / "sink-1.log").start()
-    second = ChildProcess("sink", env, tmp_path / "sink-2.log")
+    first = ChildProcess.monitor("sink", env, tmp_path / "sink-1.log").start()
+    second = ChildProcess.monitor("sink", env, tmp_path / "sink-2.log")
     try:
         await publish(settings, phase1[:150] + rng.sample(phase1[:150], 40))
         await wait_for(lambda: _at_least(engine, 50), first)

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.cache import cache_buckets, cached_series, is_warm, series_key, updates_channel, warm_key
-from monitor.sink import write_results
-from monitor.sink_agent import CacheWriter
-from monitor.trend_reader import TrendReader
-from monitor.trends import read_trends
+from monitor.sink.agent import CacheWriter
+from monitor.sink.writer import write_results
+from monitor.store.cache import cache_buckets, cached_series, is_warm, series_key, updates_channel, warm_key
+from monitor.store.trend_reader import TrendReader
+from monitor.store.trends import read_trends
 from schemas import TrendBucket
 from tests.integration.trend_helpers import result
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from monitor.samples import sample_posts
+from monitor.devstack.samples import sample_posts
 from schemas import DeadLetter, Post, SentimentResult
 from tests.integration.kafka_helpers import read_topic
 

@@ -1,6 +1,6 @@
 """A model that records how it is driven: when each batch is started and collected."""
 
-from workers.inference import SentimentModel
+from workers.inference.model import SentimentModel
 
 
 class RecordingModel(SentimentModel):

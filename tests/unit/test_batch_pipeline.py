@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from workers.batching import BatchPipeline
+from workers.agent.batching import BatchPipeline
 
 
 async def source(items, hold_open=False):

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from workers.inference import SentimentModel, length_buckets
+from workers.inference.model import SentimentModel, length_buckets
 
 
 def test_rows_go_to_power_of_two_buckets_and_pad_to_their_longest():
@@ -73,7 +73,7 @@ def test_a_bf16_model_saves_a_float32_checkpoint(tmp_path):
 def test_large_models_get_every_core_small_ones_leave_one_for_the_pipeline(monkeypatch):
     import os
 
-    from workers.inference import model_threads
+    from workers.inference.model import model_threads
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert model_threads(torch.nn.Linear(10, 10)) == 7

@@ -3,7 +3,7 @@ embedded broker brought the 10th and the 90th percentile result together."""
 
 import os
 
-from monitor.benchmarks.worker import CpuMeter
+from benchmarks.worker import CpuMeter
 
 
 def meter_with(marks: list[tuple[int, float]]) -> CpuMeter:

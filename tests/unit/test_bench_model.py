@@ -1,6 +1,6 @@
 """`monitor bench model` times the model the way the model process drives it."""
 
-from monitor.benchmarks.model import bench_posts, posts_per_s
+from benchmarks.model import bench_posts, posts_per_s
 
 from .model_helpers import RecordingModel
 

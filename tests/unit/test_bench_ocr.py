@@ -2,7 +2,7 @@
 
 import json
 
-from monitor.benchmarks.ocr import distinct_photos, run_ocr_benchmark
+from benchmarks.ocr import distinct_photos, run_ocr_benchmark
 
 
 def test_photos_are_distinct():

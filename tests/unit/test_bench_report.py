@@ -3,8 +3,8 @@
 import json
 import os
 
-from monitor.benchmarks.report import write_report
-from monitor.settings import Settings
+from benchmarks.report import write_report
+from core.settings import Settings
 
 
 def test_a_report_names_the_settings_it_ran_with_but_no_url_or_token(tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ def photo(name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def model():
-    from workers.inference import SentimentModel
+    from workers.inference.model import SentimentModel
 
     return SentimentModel.load(CHECKPOINTS / "bootstrap.pt", device="cpu")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from monitor.brand_rules import BrandMatcher, BrandRule, normalise_term
-from monitor.brands import TrackedBrand
+from monitor.store.brand_rules import BrandMatcher, BrandRule, normalise_term
+from monitor.store.brands import TrackedBrand
 
 ACME = BrandRule("acme", keywords=("road runner",), aliases=("acme corp",), hashtags=("acmelove",),
                  handles=("acme_help",))

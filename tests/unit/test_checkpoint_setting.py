@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from monitor.settings import Settings
-from workers.inference import resolve_checkpoint
+from core.settings import Settings
+from workers.inference.model import resolve_checkpoint
 
 
 def test_default_is_the_shipped_bootstrap_file():

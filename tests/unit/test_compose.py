@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.settings import Settings
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_PATH = ROOT / "docker-compose.yml"
@@ -249,7 +249,7 @@ def test_dockerfile_passes_hadolint():
 
 
 def test_every_service_command_is_a_monitor_subcommand(services):
-    from monitor.cli import main
+    from monitor.cli.main import main
 
     for name, service in services.items():
         if "command" in service and service.get("build"):
@@ -268,7 +268,7 @@ def test_prometheus_scrapes_every_worker_replica_and_the_sink():
 def test_grafana_dashboard_queries_metrics_the_code_exports(services):
     from prometheus_client import REGISTRY
 
-    import monitor.metrics  # noqa: F401 - registers the worker metrics
+    import core.metrics  # noqa: F401 - registers the worker metrics
 
     exported = set(REGISTRY._names_to_collectors)  # every series name, suffixes included (_total, _bucket, ...)
     exported |= {"up"}  # Prometheus' own

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from monitor.settings import Settings
+from core.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

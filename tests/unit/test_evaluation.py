@@ -7,6 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from workers.enrich.ocr import ImageTextReader
 from workers.evaluation import lexicons
 from workers.evaluation.archives import Archive, fetch, sha256_of
 from workers.evaluation.render import render_text_photo
@@ -20,8 +21,7 @@ from workers.evaluation.sets import (
     emoji_polarities,
     parse_vader_ground_truth,
 )
-from workers.inference import SentimentModel
-from workers.ocr import ImageTextReader
+from workers.inference.model import SentimentModel
 
 
 def test_vader_ground_truth_maps_mean_ratings_to_three_classes():
@@ -108,7 +108,7 @@ def test_table_names_tweeteval_anchors():
 
 
 def test_eval_command_lists_its_sets():
-    from monitor.cli import main
+    from monitor.cli.main import main
 
     result = CliRunner().invoke(main, ["eval", "--list"])
     assert result.exit_code == 0, result.output
@@ -117,7 +117,7 @@ def test_eval_command_lists_its_sets():
 
 
 def test_eval_command_refuses_unknown_sets():
-    from monitor.cli import main
+    from monitor.cli.main import main
 
     result = CliRunner().invoke(main, ["eval", "--sets", "nope"])
     assert result.exit_code != 0 and "unknown evaluation set" in result.output

@@ -11,8 +11,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from schemas.reasons import BadInput
 from tests.faults.bad_inputs import jpeg, png_bomb, post_json
-from workers.preprocess import BadInput, decode_image, parse_post
+from workers.agent.posts import parse_post
+from workers.media.images import decode_image
 
 SIZE = 32
 MAX_PIXELS = 1_000_000

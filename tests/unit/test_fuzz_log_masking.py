@@ -7,7 +7,7 @@ import logging
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.logging import configure_logging, get_logger, mask_secrets
+from core.logging import configure_logging, get_logger, mask_secrets
 
 secrets = st.text(  # passwords in URLs are %-encoded: no raw whitespace, '@' or '/'
     alphabet=st.characters(blacklist_characters="@/'", blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from schemas import Post, SentimentResult
 from schemas.messages import MAX_TEXT_CHARS
+from schemas.reasons import BadInput
 from tests.faults.bad_inputs import post_json
-from workers.preprocess import BadInput, parse_post
+from workers.agent.posts import parse_post
 
 LIMIT = 64 * 1024
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

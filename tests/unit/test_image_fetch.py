@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from tests.http_helpers import serving
-from workers.image_fetch import FetchFailed, ImageFetcher, PublicResolver, is_public
+from workers.agent.image_fetch import FetchFailed, ImageFetcher, PublicResolver, is_public
 
 IMAGE = b"\xff\xd8\xff" + bytes(range(256)) * 40  # 10 KiB standing in for a JPEG
 

@@ -6,9 +6,9 @@ import inspect
 
 import pytest
 
-from monitor.kafka_consumer import EagerConsumer
-from monitor.settings import Settings
-from monitor.streaming import create_app
+from core.settings import Settings
+from core.streaming.app import create_app
+from core.streaming.faust_overrides import EagerConsumer
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas import Label, Post
-from workers.inference import sentiment_results
-from workers.language import LanguageDetector, is_supported, letters
+from workers.enrich.language import LanguageDetector, is_supported, letters
+from workers.inference.model import sentiment_results
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,9 @@ def test_results_say_whether_the_model_supports_their_language():
 
 
 def test_a_producers_language_tag_wins_over_detection():
-    from monitor.settings import Settings
-    from workers.agent import Triage
-    from workers.inference import SentimentModel
+    from core.settings import Settings
+    from workers.agent.app import Triage
+    from workers.inference.model import SentimentModel
 
     triage = Triage(SentimentModel.load(None, "cpu"), Settings(kafka_bootstrap="localhost:1", worker_ocr=False))
     text = "This is the worst customer service I have ever had"

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from monitor.samples import sample_images
-from monitor.settings import Settings
+from core.settings import Settings
+from monitor.devstack.samples import sample_images
 from schemas import Post
-from workers.inference import SentimentModel
-from workers.model_process import ModelProcess, ModelProcessDied, answer
+from workers.inference.child import ModelProcess, ModelProcessDied, answer
+from workers.inference.model import SentimentModel
 
 from .model_helpers import RecordingModel
 
@@ -74,8 +74,8 @@ def test_the_model_process_exits_when_its_worker_is_killed(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(
         "import os, sys, time\n"
-        "from monitor.settings import Settings\n"
-        "from workers.model_process import ModelProcess\n"
+        "from core.settings import Settings\n"
+        "from workers.inference.child import ModelProcess\n"
         "if __name__ == '__main__':\n"
         "    process = ModelProcess(Settings(model_checkpoint='untrained', device='cpu'))\n"
         "    print('child', process.process.pid, flush=True)\n"

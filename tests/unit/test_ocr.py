@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from workers.enrich.ocr import ImageTextReader, read_image_text, respace, with_image_text
 from workers.evaluation.render import render_text_photo
-from workers.ocr import ImageTextReader, read_image_text, respace, with_image_text
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from schemas import Post
-from workers import preprocess
-from workers.preprocess import BadInput, decode_image, parse_post
+from schemas.reasons import BadInput
+from workers.agent.posts import parse_post
+from workers.media import images as preprocess
+from workers.media.images import decode_image
 
 SIZE = 32
 

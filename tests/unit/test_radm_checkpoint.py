@@ -7,7 +7,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from workers.inference import SentimentModel  # noqa: E402
+from workers.inference.model import SentimentModel  # noqa: E402
 from workers.radm import RADM, RADMConfig  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from workers.preprocess import BadInput  # noqa: E402
+from schemas.reasons import BadInput  # noqa: E402
 from workers.radm import RADM, RADMConfig  # noqa: E402
 from workers.radm.encoders import image_normalisation  # noqa: E402
 from workers.radm.processor import RADMProcessor  # noqa: E402

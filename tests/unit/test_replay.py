@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor.replay import as_payloads, posts_from_jsonl
+from monitor.devstack.replay import as_payloads, posts_from_jsonl
 from schemas import Post
 
 

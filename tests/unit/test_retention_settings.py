@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from core.settings import Settings
 from monitor.alerts.rules import LOOKBACK_DAYS, MAX_BASELINE_MINUTES, MAX_WINDOW_MINUTES
-from monitor.retention import Retention
-from monitor.settings import Settings
+from monitor.store.retention import Retention
 
 
 def test_lookback_is_the_longest_baseline_before_the_longest_window():

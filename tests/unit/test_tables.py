@@ -5,7 +5,7 @@ import io
 import json
 from datetime import UTC, date, datetime
 
-from monitor.tables import render
+from monitor.cli.tables import render
 
 COLUMNS = ["brand", "day", "volume", "net_sentiment", "bucket_start"]
 ROWS = [("acme", date(2026, 1, 2), 10, 0.25, datetime(2026, 1, 2, tzinfo=UTC)), ("globex", date(2026, 1, 2), 3, None,

@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from monitor.cli import main
+from monitor.cli.main import main
 from workers.radm import RADM, RADMConfig
 from workers.radm.processor import RADMProcessor
 from workers.training.examples import Example

@@ -5,7 +5,7 @@ from datetime import UTC, datetime  # noqa: E402 - grouped with the test below
 
 from prometheus_client import REGISTRY
 
-from monitor.metrics import reason_label, serve_metrics
+from core.metrics import reason_label, serve_metrics
 from schemas import Post  # noqa: E402
 from tests.unit.test_agent import harness, wait_for  # noqa: F401 - pytest fixture reused
 

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.logging import get_logger
+from core.logging import get_logger
 
 log = get_logger(__name__)
 

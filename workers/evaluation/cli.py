@@ -59,9 +59,9 @@ def evaluate(checkpoint: Path | None, set_names: str, list_sets: bool, tweet_dat
     if skipped:
         click.echo(f"skipped (no --tweet-data folder): {', '.join(skipped)}", err=True)
 
+    from workers.enrich.ocr import ImageTextReader
     from workers.evaluation.report import run_eval
-    from workers.inference import SentimentModel, resolve_checkpoint
-    from workers.ocr import ImageTextReader
+    from workers.inference.model import SentimentModel, resolve_checkpoint
 
     path = checkpoint or resolve_checkpoint("bootstrap")
     model = SentimentModel.load(path, device=device)

@@ -18,12 +18,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from monitor.logging import get_logger
+from core.logging import get_logger
 from schemas import Post
+from workers.enrich.ocr import ImageTextReader, add_image_text
 from workers.evaluation import lexicons
 from workers.evaluation.sets import EvalItem, EvalSet
-from workers.inference import SentimentModel
-from workers.ocr import ImageTextReader, add_image_text
+from workers.inference.model import SentimentModel
 from workers.radm.config import SENTIMENT_LABELS
 from workers.training.metrics import classification_metrics, save_confusion_png
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor, nn
 
-from monitor.logging import get_logger
+from core.logging import get_logger
 from workers.radm.config import RADMConfig
 
 log = get_logger(__name__)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from monitor.logging import get_logger
+from core.logging import get_logger
 from workers.radm.config import RADMConfig
 from workers.radm.encoders import TextEncoder, build_image_encoder, freeze, image_token_count
 from workers.radm.layers import FusionLayer, InteractionLayer, Scores, image_posts

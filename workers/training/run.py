@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,10 +10,11 @@ from typing import Any
 
 import torch
 
-from monitor.logging import get_logger
-from workers.inference import resolve_device
+from core.logging import get_logger
+from workers.inference.model import resolve_device
 from workers.radm import RADM, RADMConfig
 from workers.radm.processor import RADMProcessor
+from workers.training.artifacts import command_line, write_json
 from workers.training.datasets import load_dataset
 from workers.training.examples import DatasetSplits
 from workers.training.metrics import save_confusion_png
@@ -34,16 +32,6 @@ def build_config(preset: str, labels: tuple[str, ...], **overrides: Any) -> RADM
         raise ValueError(f"unknown config {preset!r}: use one of {PRESETS}")
     changes = {k: v for k, v in overrides.items() if v is not None}
     return getattr(RADMConfig, preset)(num_labels=len(labels), labels=labels, **changes)
-
-
-def command_line() -> str:
-    return " ".join(["monitor", *sys.argv[1:]]) if sys.argv else "monitor"
-
-
-def write_json(path: Path, data: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
 
 
 @dataclass
@@ -124,10 +112,3 @@ def eval_run(checkpoint: Path, dataset: str, data_path: Path | None, split: str,
               "seconds": round(time.perf_counter() - started, 1), **metrics}
     write_json(out / f"metrics_{split}.json", report)
     return report
-
-
-def copy_best(source_dir: Path, out: Path) -> None:
-    """Put a trial's best checkpoint and history where a plain run would have them."""
-    for name in ("best.pt", "history.json"):
-        if (source_dir / name).is_file():
-            shutil.copy2(source_dir / name, out / name)

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from monitor.logging import get_logger
+from core.logging import get_logger
 from workers.radm import RADM, RADMConfig
-from workers.training.run import copy_best
+from workers.training.artifacts import copy_best
 from workers.training.sources import BatchSource
 from workers.training.trainer import Trainer, TrainSettings
 

@@ -24,8 +24,8 @@ from PIL import Image
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from monitor.logging import get_logger
-from workers.preprocess import upright
+from core.logging import get_logger
+from workers.media.images import upright
 from workers.radm import RADM
 from workers.radm.encoders import image_token_count
 from workers.radm.processor import RADMProcessor

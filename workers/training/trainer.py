@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from monitor.logging import get_logger
+from core.logging import get_logger
 from workers.radm import RADM
 from workers.training.metrics import classification_metrics
 from workers.training.sources import BatchSource

@@ -1,0 +1,197 @@
+"""`monitor bench sink`: rows/s of the sink's batched write path against a row-at-a-time baseline.
+
+Both paths run in the same process, on the same PostgreSQL, over the same deliveries (with
+redeliveries mixed in, and tracked-brand rules matched per post). Everything happens in a
+private schema (`bench_sink`) that is dropped afterwards, so pointing DATABASE_URL at a
+real database never touches its tables. Without DATABASE_URL an embedded PostgreSQL is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import func, literal, pool, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from benchmarks.report import device_name, host_info, write_report
+from core.logging import get_logger
+from monitor.sink.writer import post_row, write_results
+from monitor.store.brand_rules import BrandMatcher
+from monitor.store.brands import BrandRuleCache, TrackedBrand, add_brand
+from monitor.store.db import GRANULARITIES, bucket_columns, create_engine, post_sentiment, trend_bucket
+from monitor.store.migrate import upgrade_head
+from schemas import LABELS, SentimentResult
+
+log = get_logger(__name__)
+
+SCHEMA = "bench_sink"
+TRACKED = [TrackedBrand(name=f"brand{i}", aliases=[f"brand {i} corp"], hashtags=[f"brand{i}love"]) for i in range(10)]
+
+
+def sample_deliveries(rows: int, redelivered_share: float = 0.1, seed: int = 5) -> list[SentimentResult]:
+    """`rows` deliveries: unique results spread over 3 days, plus redeliveries of some of them, shuffled."""
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    unique_count = max(1, int(rows / (1 + redelivered_share)))
+    unique = []
+    for i in range(unique_count):
+        label = rng.choice(LABELS)
+        probs = {lab: (0.7 if lab == label else 0.15) for lab in LABELS}
+        mention = rng.randrange(len(TRACKED))
+        unique.append(SentimentResult(
+            post_id=f"bench-{seed}-{i}", created_at=start + timedelta(seconds=rng.uniform(0, 3 * 86400)),
+            label=label, probabilities=probs, brands=[f"tag{rng.randrange(20)}"], keywords=["bench"],
+            model_version="bench", latency_ms=1.0, image_ref=None,
+            text=f"Thoughts on #brand{mention}love and Brand {mention} Corp today: post {i}, not brandville",
+        ))
+    deliveries = unique + rng.choices(unique, k=rows - unique_count)
+    rng.shuffle(deliveries)
+    return deliveries
+
+
+async def write_row_at_a_time(engine: AsyncEngine, results: Sequence[SentimentResult],
+                              rules: BrandRuleCache) -> None:
+    """The baseline: one transaction per result, one statement per post row and per bucket."""
+    for result in results:
+        async with engine.begin() as conn:
+            row = post_row(result, await rules.refresh(conn))
+            inserted = (await conn.execute(
+                insert(post_sentiment).values({**row, "created_at": result.created_at})
+                .on_conflict_do_nothing(index_elements=["post_id"]).returning(post_sentiment.c.post_id)
+            )).first()
+            if inserted is None:
+                continue
+            label = result.label.value
+            for brand in row["brands"]:
+                for granularity in GRANULARITIES:
+                    start = func.date_trunc(granularity, literal(result.created_at), "UTC")
+                    stmt = insert(trend_bucket).values(
+                        brand=brand, granularity=granularity, bucket_start=start,
+                        negative=int(label == "negative"), neutral=int(label == "neutral"),
+                        positive=int(label == "positive"), polarity_sum=result.polarity)
+                    ex, tb = stmt.excluded, trend_bucket.c
+                    await conn.execute(stmt.on_conflict_do_update(
+                        index_elements=["brand", "granularity", "bucket_start"],
+                        set_={"negative": tb.negative + ex.negative, "neutral": tb.neutral + ex.neutral,
+                              "positive": tb.positive + ex.positive,
+                              "polarity_sum": tb.polarity_sum + ex.polarity_sum}))
+
+
+async def write_batched(engine: AsyncEngine, results: Sequence[SentimentResult], rules: BrandRuleCache,
+                        batch_size: int) -> None:
+    for start in range(0, len(results), batch_size):
+        await write_results(engine, results[start : start + batch_size], rules)
+
+
+async def _reset(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE post_thumbnail, post_sentiment, trend_bucket"))
+
+
+async def _bucket_totals(engine: AsyncEngine) -> dict:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(*bucket_columns()))
+        return {(r.brand, r.granularity, r.bucket_start): (r.negative, r.neutral, r.positive, round(r.polarity_sum, 6))
+                for r in rows}
+
+
+async def _timed(coro) -> float:
+    began = time.perf_counter()
+    await coro
+    return time.perf_counter() - began
+
+
+async def _measure(url: str, rows: int, baseline_rows: int, batch_size: int) -> dict:
+    engine = create_engine(url)
+    try:
+        for brand in TRACKED:
+            await add_brand(engine, brand, replace=True)
+        deliveries = sample_deliveries(rows)
+        subset = deliveries[:baseline_rows]
+        rules = BrandRuleCache()
+        await write_batched(engine, sample_deliveries(200, seed=99), rules, batch_size)  # warm-up: connections, plans
+        await _reset(engine)
+        batched_subset_s = await _timed(write_batched(engine, subset, rules, batch_size))
+        batched_totals = await _bucket_totals(engine)
+        await _reset(engine)
+        baseline_s = await _timed(write_row_at_a_time(engine, subset, rules))
+        same = batched_totals == await _bucket_totals(engine)
+        await _reset(engine)
+        batched_s = await _timed(write_batched(engine, deliveries, rules, batch_size))
+        async with engine.connect() as conn:
+            version = (await conn.execute(text("SHOW server_version"))).scalar_one()
+            fsync = (await conn.execute(text("SHOW fsync"))).scalar_one()
+            posts = (await conn.execute(select(func.count()).select_from(post_sentiment))).scalar_one()
+        matcher: BrandMatcher = rules.matcher
+    finally:
+        await engine.dispose()
+    return {
+        "batched": {"rows": rows, "seconds": round(batched_s, 3), "rows_per_s": round(rows / batched_s, 1),
+                    "batch_size": batch_size, "unique_posts": posts},
+        "batched_same_rows_as_baseline": {"rows": baseline_rows, "seconds": round(batched_subset_s, 3),
+                                          "rows_per_s": round(baseline_rows / batched_subset_s, 1)},
+        "row_at_a_time": {"rows": baseline_rows, "seconds": round(baseline_s, 3),
+                          "rows_per_s": round(baseline_rows / baseline_s, 1)},
+        "ratio": round((rows / batched_s) / (baseline_rows / baseline_s), 1),
+        "bucket_totals_match": same,
+        "tracked_brands": len(matcher),
+        "postgres": {"version": version, "fsync": fsync},
+    }
+
+
+@contextmanager
+def _private_schema(database_url: str | None):
+    """A database URL whose search_path is the benchmark's own schema, on DATABASE_URL or an embedded server."""
+    server = None
+    if database_url is None:
+        from monitor.devstack.embedded.postgres import database_url as embedded_url
+        from monitor.devstack.embedded.postgres import postgres_server
+
+        server = postgres_server(Path(tempfile.mkdtemp(prefix="bench-sink-")))
+        server.start()
+        database_url = embedded_url(server.port)
+    admin = create_sync_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+        url = make_url(database_url).update_query_dict({"options": f"-csearch_path={SCHEMA}"})
+        yield url.render_as_string(hide_password=False), server is not None
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        admin.dispose()
+        if server is not None:
+            server.stop()
+
+
+def run_sink_benchmark(database_url: str | None, rows: int = 20_000, baseline_rows: int = 2_000,
+                       batch_size: int = 500, out: Path | None = None) -> dict:
+    """Measure both write paths; write the JSON report to `out` when given."""
+    host = host_info()
+    with _private_schema(database_url) as (url, embedded):
+        upgrade_head(url)
+        measured = asyncio.run(_measure(url, rows, baseline_rows, batch_size))
+    report = {
+        "benchmark": "sink write path (batched one-statement transaction vs row-at-a-time)",
+        "command": f"monitor bench sink --rows {rows} --baseline-rows {baseline_rows} --batch-size {batch_size}",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": device_name(),
+        "host": host,
+        "embedded_postgres": embedded,
+        **measured,
+    }
+    write_report(report, out)
+    log.info("sink benchmark done", batched_rows_per_s=report["batched"]["rows_per_s"],
+             baseline_rows_per_s=report["row_at_a_time"]["rows_per_s"], ratio=report["ratio"])
+    return report

@@ -1,0 +1,50 @@
+"""The pipeline's three topics (posts, sentiment, dead letters): declared once for the worker, sink and tests."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from core.logging import get_logger
+from core.settings import Settings
+from core.streaming.connection import require_bootstrap
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Topics:
+    posts: faust.TopicT
+    sentiment: faust.TopicT
+    dlq: faust.TopicT
+
+
+def create_topics(app: faust.App, settings: Settings) -> Topics:
+    """Topics carry raw bytes: agents parse them, so a bad message can reach the DLQ instead of crashing."""
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.topic_partitions)
+
+    return Topics(posts=topic(settings.posts_topic), sentiment=topic(settings.sentiment_topic),
+                  dlq=topic(settings.dlq_topic))
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the pipeline's topics with the configured partition count (existing ones are kept)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=require_bootstrap(settings))
+    await admin.start()
+    try:
+        names = [settings.posts_topic, settings.sentiment_topic, settings.dlq_topic]
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, settings.topic_partitions, 1) for n in names if n not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+            log.info("topics created", topics=[t.name for t in missing], partitions=settings.topic_partitions)
+    finally:
+        await admin.close()

@@ -1,0 +1,58 @@
+"""Publish posts to the `posts` topic with a plain Kafka producer, as any external producer would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from tqdm import tqdm
+
+from core.settings import Settings
+from core.streaming.connection import require_bootstrap
+from schemas import Post
+
+
+def posts_from_jsonl(path: Path) -> Iterator[Post]:
+    """One JSON `Post` per line; blank lines are skipped, a bad line stops the replay with its line number."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield Post.model_validate_json(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: {exc}") from None
+
+
+def as_payloads(posts: Iterable[Post]) -> Iterator[tuple[bytes, bytes]]:
+    """Key each post by its id, so redeliveries of one post land on one partition."""
+    for post in posts:
+        yield post.post_id.encode(), post.model_dump_json().encode()
+
+
+async def publish(settings: Settings, payloads: Iterable[tuple[bytes, bytes]], total: int | None = None,
+                  progress: bool = True, rate: float | None = None) -> int:
+    """Send (key, value) pairs, at most `rate` per second if given, and wait until the broker acked every one."""
+    producer = AIOKafkaProducer(bootstrap_servers=require_bootstrap(settings), acks="all",
+                                max_request_size=settings.max_message_bytes + 65536, linger_ms=5)
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        futures = []
+        for key, value in tqdm(payloads, total=total, desc="publishing posts", unit="post", disable=not progress):
+            futures.append(await producer.send(settings.posts_topic, key=key, value=value))
+            sent += 1
+            if rate:
+                ahead_s = sent / rate - (time.monotonic() - started)
+                if ahead_s > 0:
+                    await asyncio.sleep(ahead_s)
+        await producer.flush()
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+    return sent

@@ -1,0 +1,123 @@
+"""The sink agent: sentiment results in batches -> PostgreSQL (effectively-once) -> Redis cache; and retention."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import faust
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core import metrics
+from core.logging import error_summary, get_logger
+from core.settings import Settings
+from core.streaming.app import create_app
+from core.streaming.dead_letters import dead_letter
+from core.streaming.topics import Topics, create_topics
+from monitor.sink.writer import write_results
+from monitor.store.brands import BrandRuleCache
+from monitor.store.cache import cache_buckets
+from monitor.store.db import create_engine
+from monitor.store.migrate import upgrade_head
+from monitor.store.retention import Retention, run_prune_loop
+from monitor.store.trends import buckets_updated_since
+from schemas import SentimentResult, TrendBucket
+
+log = get_logger(__name__)
+
+MAX_BACKOFF_S = 10.0
+RESYNC_ON_START_S = 900
+"""At start-up, re-write buckets PostgreSQL changed this recently: a crashed predecessor may have
+committed a batch and died before writing it to Redis."""
+RESYNC_MARGIN_S = 60
+
+
+async def write_with_retry(write, what: str):
+    """Retry transient database errors with capped exponential backoff: the batch is never skipped."""
+    delay = 0.2
+    while True:
+        try:
+            return await write()
+        except (OperationalError, DBAPIError, OSError) as exc:
+            log.warning("write failed, retrying", target=what, error=error_summary(exc), retry_in_s=delay)
+            metrics.SINK_RETRIES.labels(what).inc()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+class CacheWriter:
+    """Best-effort write-through: PostgreSQL holds the truth, so a Redis outage must not stall the sink.
+
+    A write that may have been lost (Redis down, or this process starting after a crash between
+    a commit and its cache write) is repaired by re-reading from PostgreSQL every bucket updated
+    since then and writing those totals too; the max-volume write makes that harmless.
+    """
+
+    def __init__(self, engine: AsyncEngine, redis: Redis, ttl_s: int) -> None:
+        self.engine, self.redis, self.ttl_s = engine, redis, ttl_s
+        self.stale_since: datetime | None = datetime.now(UTC) - timedelta(seconds=RESYNC_ON_START_S)
+
+    async def write(self, buckets: list[TrendBucket]) -> None:
+        try:
+            if self.stale_since is not None:
+                await self._resync(self.stale_since)
+                self.stale_since = None
+            await cache_buckets(self.redis, buckets, self.ttl_s)
+        except (RedisError, OSError, SQLAlchemyError) as exc:  # the re-sync reads PostgreSQL, which may be gone again
+            self.stale_since = self.stale_since or datetime.now(UTC) - timedelta(seconds=RESYNC_MARGIN_S)
+            metrics.SINK_CACHE_FAILURES.inc()
+            log.warning("redis cache update skipped", error=str(exc), buckets=len(buckets))
+
+    async def _resync(self, since: datetime) -> None:
+        changed = await buckets_updated_since(self.engine, since)
+        written = await cache_buckets(self.redis, changed, self.ttl_s, announce=False)
+        log.info("redis re-synced from postgres", since=since.isoformat(), buckets=written)
+
+
+def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
+    engine = create_engine(settings.database_url or "")
+    cache = CacheWriter(engine, Redis.from_url(settings.redis_url or "", socket_timeout=2), settings.redis_series_ttl_s)
+    rules = BrandRuleCache()
+
+    async def migrate() -> None:
+        await asyncio.to_thread(upgrade_head, settings.database_url or "")
+
+    @app.agent(topics.sentiment, name="sink")
+    async def sink(stream: faust.StreamT) -> None:
+        await write_with_retry(migrate, "schema")
+        async for events in stream.take_events(settings.sink_max_batch, within=settings.sink_max_wait_s):
+            metrics.observe_queue_wait(metrics.SINK_QUEUE_WAIT, events, time.time())
+            results, dead = [], []
+            for event in events:
+                try:
+                    results.append(SentimentResult.model_validate_json(event.message.value or b""))
+                except ValidationError as exc:
+                    dead.append(dead_letter(event, f"invalid sentiment result: {exc.errors()[0]['msg']}"))
+            for letter in dead:
+                await topics.dlq.send(key=letter.topic.encode(), value=letter.model_dump_json().encode())
+            with metrics.SINK_BATCH_SECONDS.time():
+                buckets = await write_with_retry(partial(write_results, engine, results, rules), "postgres")
+            metrics.SINK_RESULTS.inc(len(results))
+            metrics.SINK_DEAD_LETTERS.inc(len(dead))
+            await cache.write(buckets)
+
+    @app.task
+    async def prune_expired() -> None:
+        """Retention: every sink runs the loop, one at a time prunes (see monitor/retention.py)."""
+        await run_prune_loop(engine, Retention.from_settings(settings), settings.retention_interval_s)
+
+    return sink
+
+
+def build_sink_app(settings: Settings) -> faust.App:
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (or use `monitor demo` for the embedded stack)")
+    app = create_app(settings.sink_group, settings)
+    register_sink_agent(app, create_topics(app, settings), settings)
+    return app

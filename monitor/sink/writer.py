@@ -1,0 +1,136 @@
+"""Effectively-once trend writes: a post counts in its buckets only the first time it is seen.
+
+One SQL statement per batch. The batch travels as one JSON parameter, unpacked by
+`jsonb_to_recordset` (a constant statement text whatever the batch size); per-post rows
+are inserted with ON CONFLICT DO NOTHING, and only the rows really inserted (RETURNING)
+feed the minute, hour and day bucket upserts; posts in a language the model was not evaluated on
+(`language_supported` false) are stored but left out of the buckets. Redelivered or replayed results therefore
+never double-count, and the Kafka offset is committed only after this transaction (the
+agent acks after the write returns). Thumbnails of posts' images follow in a second statement of the
+same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Boolean, Float, String, Text, bindparam, column, func, select, true, values
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.logging import get_logger
+from monitor.store.brand_rules import BrandMatcher
+from monitor.store.brands import BrandRuleCache
+from monitor.store.db import GRANULARITIES, bucket_columns, post_sentiment, post_thumbnail, trend_bucket
+from schemas import Label, SentimentResult, TrendBucket
+
+log = get_logger(__name__)
+
+EXCERPT_CHARS = 280
+MAX_BRAND_CHARS = 64
+
+_NO_RULES = BrandMatcher()
+
+
+def post_row(result: SentimentResult, matcher: BrandMatcher = _NO_RULES) -> dict:
+    """The `post_sentiment` row of a result, JSON-ready; brands = producer tags + rule matches."""
+    p = result.probabilities
+    brands = [b for b in matcher.brands_for(result.text, result.keywords, result.brands) if len(b) <= MAX_BRAND_CHARS]
+    return {
+        "post_id": result.post_id,
+        "created_at": result.created_at.isoformat(),
+        "label": result.label.value,
+        "p_negative": p.get(Label.NEGATIVE, 0.0),
+        "p_neutral": p.get(Label.NEUTRAL, 0.0),
+        "p_positive": p.get(Label.POSITIVE, 0.0),
+        "polarity": result.polarity,
+        "brands": brands,
+        "tagged_brands": sorted(set(result.brands)),
+        "keywords": list(result.keywords),
+        "model_version": result.model_version,
+        "text_excerpt": result.text[:EXCERPT_CHARS],
+        "image_ref": result.image_ref,
+        "language": result.language,
+        "language_supported": result.language_supported,
+    }
+
+
+def _batch_statement():
+    rows = func.jsonb_to_recordset(bindparam("rows", type_=JSONB)).table_valued(
+        column("post_id", String), column("created_at", post_sentiment.c.created_at.type),
+        column("label", String), column("p_negative", Float), column("p_neutral", Float),
+        column("p_positive", Float), column("polarity", Float), column("brands", ARRAY(Text)),
+        column("tagged_brands", ARRAY(Text)), column("keywords", ARRAY(Text)), column("model_version", String),
+        column("text_excerpt", Text), column("image_ref", Text), column("language", String),
+        column("language_supported", Boolean),
+    ).render_derived(name="batch", with_types=True)
+    names = [c.name for c in rows.c]
+    new_posts = (
+        insert(post_sentiment)
+        .from_select(names, select(*rows.c))
+        .on_conflict_do_nothing(index_elements=["post_id"])
+        .returning(post_sentiment.c.created_at, post_sentiment.c.label, post_sentiment.c.polarity,
+                   post_sentiment.c.brands, post_sentiment.c.language_supported)
+        .cte("new_posts")
+    )
+    sizes = values(column("granularity", String), name="sizes").data([(g,) for g in GRANULARITIES])
+    per_brand = select(
+        func.unnest(new_posts.c.brands).label("brand"),
+        sizes.c.granularity,
+        func.date_trunc(sizes.c.granularity, new_posts.c.created_at, "UTC").label("bucket_start"),
+        new_posts.c.label,
+        new_posts.c.polarity,
+    ).select_from(new_posts.join(sizes, true())).where(new_posts.c.language_supported).subquery("per_brand")
+
+    def count(label: Label):
+        return func.count().filter(per_brand.c.label == label.value)
+
+    keys = (per_brand.c.brand, per_brand.c.granularity, per_brand.c.bucket_start)
+    totals = (
+        select(*keys, count(Label.NEGATIVE), count(Label.NEUTRAL), count(Label.POSITIVE),
+               func.sum(per_brand.c.polarity))
+        .group_by(*keys)
+        .order_by(*keys)  # concurrent sinks lock shared buckets in one order: no deadlocks
+    )
+    upsert = insert(trend_bucket).from_select(
+        ["brand", "granularity", "bucket_start", "negative", "neutral", "positive", "polarity_sum"], totals
+    )
+    ex, tb = upsert.excluded, trend_bucket.c
+    return upsert.on_conflict_do_update(
+        index_elements=["brand", "granularity", "bucket_start"],
+        set_={"negative": tb.negative + ex.negative, "neutral": tb.neutral + ex.neutral,
+              "positive": tb.positive + ex.positive, "polarity_sum": tb.polarity_sum + ex.polarity_sum,
+              "updated_at": func.now()},
+    ).returning(*bucket_columns())
+
+
+BATCH_STATEMENT = _batch_statement()
+
+THUMBNAIL_STATEMENT = insert(post_thumbnail).on_conflict_do_nothing(index_elements=["post_id"])
+"""After the batch's statement, in its transaction: the posts' rows exist, so the foreign key holds."""
+
+
+async def write_batch(conn: AsyncConnection, results: Sequence[SentimentResult],
+                      matcher: BrandMatcher = _NO_RULES) -> list[TrendBucket]:
+    """The batch's one statement, on a connection whose transaction the caller owns."""
+    unique = list({r.post_id: r for r in reversed(results)}.values())  # first delivery wins inside a batch
+    unique.sort(key=lambda r: r.post_id)  # a stable lock order on post_sentiment too
+    rows = [post_row(r, matcher) for r in unique]
+    changed = (await conn.execute(BATCH_STATEMENT, {"rows": rows})).mappings().all()
+    thumbnails = [{"post_id": r.post_id, "jpeg": r.thumbnail} for r in unique if r.thumbnail]
+    if thumbnails:
+        await conn.execute(THUMBNAIL_STATEMENT, thumbnails)
+    return [TrendBucket(**row) for row in changed]
+
+
+async def write_results(engine: AsyncEngine, results: Sequence[SentimentResult],
+                        rules: BrandRuleCache | None = None) -> list[TrendBucket]:
+    """Store a batch in one transaction; return the buckets it changed, with their new totals.
+
+    With `rules`, tracked-brand rules are re-read (when changed) inside the same transaction.
+    """
+    if not results:
+        return []
+    async with engine.begin() as conn:
+        matcher = await rules.refresh(conn) if rules is not None else _NO_RULES
+        return await write_batch(conn, results, matcher)

@@ -1,0 +1,156 @@
+"""Data retention: per-post rows and minute buckets age out; hour and day buckets are kept.
+
+Per-post rows (`post_sentiment`, with their `post_thumbnail`) serve two readers: the sink's effectively-once
+check, which a redelivered result needs only while Kafka can still redeliver it, and the dashboard's example
+posts. They age by `processed_at`, the time the sink first wrote them, not by `created_at`: a backfill of old
+posts stays deduplicated for the whole retention after it ran. Minute buckets are 1,440 rows per brand and
+day; alert rules read them at most `LOOKBACK_DAYS` (37) back. Hour and day buckets are small and kept.
+
+Rows go in chunks of `CHUNK_ROWS`, one short transaction each, so the sink's writes never wait long behind a
+pass. A session advisory lock lets one process prune at a time (every sink replica runs the loop, and an
+operator may run `monitor prune` besides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, delete, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core import metrics
+from core.logging import error_summary, get_logger
+from core.settings import Settings
+from monitor.store.db import post_sentiment, trend_bucket
+
+log = get_logger(__name__)
+
+PRUNE_LOCK_KEY = 0x5E_A1_E8  # any constant, distinct from the migration and alert locks
+CHUNK_ROWS = 5_000
+FIRST_PASS_DELAY_S = 60.0
+"""The sink's first pass waits this long after start-up, so a restart loop does not prune on every start."""
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Days to keep each kind of row; 0 keeps it forever."""
+
+    posts_days: int
+    minute_buckets_days: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Retention:
+        return cls(settings.retention_posts_days, settings.retention_minute_buckets_days)
+
+    def cutoffs(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """(posts processed before, minute buckets starting before) which go; None = nothing goes."""
+        def before(days: int) -> datetime | None:
+            return now - timedelta(days=days) if days else None
+        return before(self.posts_days), before(self.minute_buckets_days)
+
+    def pruned_window(self, granularity: str, since: datetime | None, now: datetime | None = None) -> str | None:
+        """Why a series read from `since` would show pruned minute buckets as a quiet stretch; None when it would
+        not. Readers refuse such a window rather than answer it."""
+        _, minutes_before = self.cutoffs(now or datetime.now(UTC))
+        if granularity != "minute" or minutes_before is None or since is None or since >= minutes_before:
+            return None
+        return (f"minute buckets are kept for {self.minute_buckets_days} days (RETENTION_MINUTE_BUCKETS_DAYS): ask "
+                "for granularity hour or day, or a later `since`")
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    posts: int
+    minute_buckets: int
+    posts_before: datetime | None
+    minute_buckets_before: datetime | None
+
+
+def _expired_posts(before: datetime):
+    return select(post_sentiment.c.post_id).where(post_sentiment.c.processed_at < before)
+
+
+def _expired_minute_buckets(before: datetime):
+    tb = trend_bucket.c
+    return select(tb.brand, tb.granularity, tb.bucket_start).where(
+        and_(tb.granularity == "minute", tb.bucket_start < before))
+
+
+def _delete_posts_chunk(before: datetime):
+    chunk = _expired_posts(before).limit(CHUNK_ROWS).with_for_update(skip_locked=True).scalar_subquery()
+    return delete(post_sentiment).where(post_sentiment.c.post_id.in_(chunk))  # thumbnails: ON DELETE CASCADE
+
+
+def _delete_minute_buckets_chunk(before: datetime):
+    tb = trend_bucket.c
+    chunk = _expired_minute_buckets(before).limit(CHUNK_ROWS).with_for_update(skip_locked=True)
+    return delete(trend_bucket).where(tuple_(tb.brand, tb.granularity, tb.bucket_start).in_(chunk))
+
+
+async def _count(conn: AsyncConnection, query) -> int:
+    return (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+
+
+async def _delete_in_chunks(conn: AsyncConnection, statement, table: str) -> int:
+    """Run `statement` (one chunk) in its own transaction until a chunk comes back short."""
+    total = 0
+    while True:
+        deleted = (await conn.execute(statement)).rowcount
+        await conn.commit()
+        total += deleted
+        metrics.PRUNED_ROWS.labels(table).inc(deleted)
+        if deleted < CHUNK_ROWS:
+            return total
+
+
+async def prune(engine: AsyncEngine, retention: Retention, now: datetime | None = None,
+                dry_run: bool = False) -> PruneReport | None:
+    """Delete (or, with `dry_run`, count) what `retention` no longer keeps; None when another process holds the
+    pruning lock."""
+    posts_before, minutes_before = retention.cutoffs(now or datetime.now(UTC))
+    async with engine.connect() as conn:
+        if not (await conn.execute(select(func.pg_try_advisory_lock(PRUNE_LOCK_KEY)))).scalar_one():
+            await conn.rollback()
+            return None
+        try:
+            await conn.commit()
+            if dry_run:
+                posts = await _count(conn, _expired_posts(posts_before)) if posts_before else 0
+                minutes = await _count(conn, _expired_minute_buckets(minutes_before)) if minutes_before else 0
+                await conn.rollback()
+            else:
+                posts = await _delete_in_chunks(conn, _delete_posts_chunk(posts_before),
+                                                "post_sentiment") if posts_before else 0
+                minutes = await _delete_in_chunks(conn, _delete_minute_buckets_chunk(minutes_before),
+                                                  "trend_bucket") if minutes_before else 0
+        except BaseException:
+            # A session lock outlives the pass on a pooled connection; closing the session is what surely frees it.
+            await conn.invalidate()
+            raise
+        await conn.execute(select(func.pg_advisory_unlock(PRUNE_LOCK_KEY)))
+        await conn.commit()
+    return PruneReport(posts, minutes, posts_before, minutes_before)
+
+
+async def run_prune_loop(engine: AsyncEngine, retention: Retention, interval_s: float,
+                         first_delay_s: float = FIRST_PASS_DELAY_S) -> None:
+    """Prune every `interval_s` until cancelled; a failed pass (database down) is logged and tried again later."""
+    if not (retention.posts_days or retention.minute_buckets_days):
+        log.info("retention off: every post and bucket is kept")
+        return
+    log.info("retention loop started", posts_days=retention.posts_days,
+             minute_buckets_days=retention.minute_buckets_days, interval_s=interval_s)
+    await asyncio.sleep(first_delay_s)
+    while True:
+        try:
+            report = await prune(engine, retention)
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
+            log.warning("retention pass failed, retrying next interval", error=error_summary(exc))
+        else:
+            if report is None:
+                log.debug("retention pass skipped: another process is pruning")
+            else:
+                log.info("retention pass", posts=report.posts, minute_buckets=report.minute_buckets)
+        await asyncio.sleep(interval_s)
