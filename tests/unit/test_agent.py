@@ -12,7 +12,7 @@ from core.settings import Settings
 from core.streaming.topics import create_topics
 from schemas import DeadLetter, Post, SentimentResult
 from tests.http_helpers import serving
-from workers.agent.app import register_inference_agent
+from workers.agent.agent import register_inference_agent
 from workers.inference.model import SentimentModel
 
 
@@ -98,7 +98,7 @@ async def test_image_posts_are_scored_with_a_thumbnail_and_bad_images_dead_lette
 
 
 async def test_a_failing_thumbnail_leaves_the_post_scored_without_one(harness, monkeypatch):
-    from workers.agent import app as agent_module
+    from workers.agent import triage as agent_module
 
     def broken(*args):
         raise RuntimeError("encoder bug")
@@ -134,7 +134,7 @@ async def test_an_unexpected_decoder_error_dead_letters_the_post_and_the_worker_
 
 
 async def test_an_unexpected_parser_error_dead_letters_the_message_and_the_worker_goes_on(harness, monkeypatch):
-    from workers.agent import app as agent_module
+    from workers.agent import triage as agent_module
 
     original = agent_module.parse_post
 
@@ -225,7 +225,7 @@ async def test_linked_images_are_left_alone_when_fetching_is_off(image_server):
 
 
 def test_text_inside_an_image_reaches_the_model_with_the_post_text():
-    from workers.agent.app import Triage
+    from workers.agent.triage import Triage
     from workers.evaluation.render import render_text_photo
 
     settings = Settings(kafka_bootstrap="localhost:1")

@@ -42,7 +42,7 @@ def test_results_say_whether_the_model_supports_their_language():
 
 def test_a_producers_language_tag_wins_over_detection():
     from core.settings import Settings
-    from workers.agent.app import Triage
+    from workers.agent.triage import Triage
     from workers.inference.model import SentimentModel
 
     triage = Triage(SentimentModel.load(None, "cpu"), Settings(kafka_bootstrap="localhost:1", worker_ocr=False))

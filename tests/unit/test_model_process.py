@@ -12,6 +12,7 @@ from monitor.devstack.samples import sample_images
 from schemas import Post
 from workers.inference.child import ModelProcess, ModelProcessDied, answer
 from workers.inference.model import SentimentModel
+from workers.inference.predictor import Predictor
 
 from .model_helpers import RecordingModel
 
@@ -21,6 +22,13 @@ def model_process():
     process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"))
     yield process
     process.close()
+
+
+def test_both_models_are_predictors(model_process):
+    """The worker takes either through one protocol: neither may lose a member it uses."""
+    assert isinstance(model_process, Predictor)
+    assert isinstance(SentimentModel.load("untrained", "cpu"), Predictor)
+    assert not isinstance(object(), Predictor)
 
 
 def test_same_results_as_the_model_in_this_process(model_process):
