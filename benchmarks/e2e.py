@@ -40,10 +40,10 @@ def percentile(values: list[float], share: float) -> float:
 
 async def measure(settings: Settings, rate: float, seconds: float, image_share: float, settle_s: float,
                   children: list[ChildProcess]) -> dict:
-    redis = Redis.from_url(settings.redis_url or "")
+    redis = Redis.from_url(settings.store.redis_url or "")
     pubsub = redis.pubsub()
     await pubsub.psubscribe(updates_channel(f"{PREFIX}*"))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", linger_ms=0)
     await producer.start()
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
@@ -68,7 +68,7 @@ async def measure(settings: Settings, rate: float, seconds: float, image_share: 
             payload = post.model_copy(update={"post_id": f"e2e-{i}", "created_at": datetime.now(UTC),
                                               "brands": [brand]}).model_dump_json().encode()
             sent[brand] = time.time()
-            await producer.send(settings.posts_topic, payload)
+            await producer.send(settings.kafka.posts_topic, payload)
         offered = count / (time.monotonic() - started)
         deadline = time.monotonic() + settle_s
         while len(seen) < count and time.monotonic() < deadline:
@@ -94,7 +94,7 @@ async def warm_up(producer: AIOKafkaProducer, settings: Settings, sent: dict, se
     """One post through the whole pipeline: the worker has its model, both consumer groups have joined."""
     (post,) = sample_posts(1, seed=1)
     brand = f"{PREFIX}warmup"
-    await producer.send_and_wait(settings.posts_topic, post.model_copy(update={
+    await producer.send_and_wait(settings.kafka.posts_topic, post.model_copy(update={
         "post_id": "e2e-warmup", "created_at": datetime.now(UTC), "brands": [brand]}).model_dump_json().encode())
     deadline = time.monotonic() + timeout_s
     while brand not in seen:
@@ -125,7 +125,7 @@ def run_e2e_benchmark(checkpoint: str, rate: float, seconds: float, image_share:
         "command": f"monitor bench e2e --model {checkpoint} --rate {rate:g} --seconds {seconds:g} "
                    f"--image-share {image_share} --worker-batch {worker_batch}",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": device_name(resolve_device(Settings().device)),
+        "device": device_name(resolve_device(Settings().model.device)),
         "host": host_info(),
         "stack": "embedded Tansu broker, PostgreSQL (fsync=off), Redis; one worker and one sink process",
         "model": checkpoint,

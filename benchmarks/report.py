@@ -42,9 +42,9 @@ def device_name(device: torch.device | None = None) -> str:
 def settings_from_environment() -> dict[str, str]:
     """The monitor's settings this run took from the environment (e.g. `CONSUMER_FETCH_MIN_BYTES=65536 monitor
     bench e2e`), so a report says what it measured; URLs and tokens are left out, as they may hold secrets."""
-    from core.settings import Settings
+    from core.settings import FLAT_NAMES
 
-    return {name: value for name, value in sorted(os.environ.items()) if name.lower() in Settings.model_fields
+    return {name: value for name, value in sorted(os.environ.items()) if name.lower() in FLAT_NAMES
             and not name.endswith(("_URL", "_TOKEN", "_BOOTSTRAP"))}
 
 

@@ -115,12 +115,12 @@ class CpuMeter:
 
 
 async def produce(settings: Settings, payloads: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", linger_ms=5,
                                 max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:
         for i, payload in enumerate(payloads):
-            await producer.send(settings.posts_topic, payload, partition=i % PARTITIONS)
+            await producer.send(settings.kafka.posts_topic, payload, partition=i % PARTITIONS)
         await producer.flush()
     finally:
         await producer.stop()
@@ -130,16 +130,16 @@ async def result_timestamps(settings: Settings, expected: int, worker: subproces
                             timeout_s: float, meter: CpuMeter) -> list[float]:
     """Broker timestamps (s) of the first `expected` results, read outside any consumer group; `meter` is
     marked when the first results, the 10th and the 90th percentile result arrive (see `CpuMeter.ms_per_post`)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
     await consumer.start()
     stamps: list[float] = []
     try:
-        partitions = [TopicPartition(settings.sentiment_topic, p) for p in range(PARTITIONS)]
+        partitions = [TopicPartition(settings.kafka.sentiment_topic, p) for p in range(PARTITIONS)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout_s
         edges = [0.0, 0.1, 0.9]  # shares of the results still to be marked when first passed
-        with tqdm(total=expected, desc=f"worker batch {settings.worker_max_batch}", unit="post") as progress:
+        with tqdm(total=expected, desc=f"worker batch {settings.worker.max_batch}", unit="post") as progress:
             while len(stamps) < expected:
                 if worker.poll() is not None:
                     raise RuntimeError(f"worker exited with {worker.returncode}")
@@ -159,7 +159,7 @@ async def result_timestamps(settings: Settings, expected: int, worker: subproces
 
 async def message_count(settings: Settings, topic: str) -> int:
     """Messages in `topic` (end offsets: the benchmark's topics are fresh and never compacted)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(PARTITIONS)])
@@ -192,11 +192,11 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
     """Drain `payloads` with `monitor worker --concurrency <concurrency>` at WORKER_MAX_BATCH=batch_size."""
     topics = {"posts_topic": f"bench-posts-{run_id}", "sentiment_topic": f"bench-sentiment-{run_id}",
               "dlq_topic": f"bench-dlq-{run_id}"}
-    settings = base.model_copy(update={**topics, "topic_partitions": PARTITIONS, "worker_max_batch": batch_size})
+    settings = base.replace(**{**topics, "topic_partitions": PARTITIONS, "worker_max_batch": batch_size})
     asyncio.run(ensure_topics(settings))
     asyncio.run(produce(settings, payloads))
     metrics_port = free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "", "WORKER_MAX_BATCH": str(batch_size),
+    env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka.bootstrap or "", "WORKER_MAX_BATCH": str(batch_size),
            "MODEL_CHECKPOINT": checkpoint, "DEVICE": device, "METRICS_PORT": str(metrics_port),
            "TOPIC_PARTITIONS": str(PARTITIONS),
            # its own group: run against a production broker, the benchmark never joins the real workers' group
@@ -216,7 +216,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
         pipeline = pipeline_stage_ms(scraped, len(payloads))
         linked_images = counts(scraped, "monitor_worker_linked_images", "outcome")
     except (RuntimeError, TimeoutError) as exc:
-        dead = asyncio.run(message_count(settings, settings.dlq_topic))
+        dead = asyncio.run(message_count(settings, settings.kafka.dlq_topic))
         raise RuntimeError(f"{exc}; {dead} dead-lettered; the worker's log ends:\n"
                            f"{log_path.read_text(errors='replace')[-3000:]}") from None
     finally:

@@ -19,7 +19,9 @@ SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 POSTS = Counter("monitor_worker_posts", "Posts consumed by the worker, by outcome (scored or dead_letter).",
                 ["outcome"])
-DEAD_LETTERS = Counter("monitor_worker_dead_letters", "Posts sent to the dead-letter topic, by reason.", ["reason"])
+DEAD_LETTERS = Counter("monitor_worker_dead_letters",
+                       "Posts sent to the dead-letter topic, by reason code (`schemas.reasons.ReasonCode`).",
+                       ["reason"])
 BATCH_SIZE = Histogram("monitor_worker_batch_size", "Posts per micro-batch.", buckets=BATCH_BUCKETS)
 QUEUE_WAIT = Histogram("monitor_worker_queue_wait_seconds",
                        "From a post's Kafka timestamp to the start of its batch (broker queue + batching).",
@@ -70,23 +72,6 @@ def observe_queue_wait(histogram: Histogram, events, now_s: float) -> None:
     for event in events:
         if event.message.timestamp:
             histogram.observe(max(0.0, now_s - event.message.timestamp))
-
-
-REASONS = (
-    ("empty message", "empty"),
-    ("message of", "message_too_large"),
-    ("invalid post", "invalid_post"),
-    ("image of", "image_too_large"),
-    ("undecodable image", "undecodable_image"),
-    ("linked image", "linked_image"),
-    ("inference failed", "inference_failed"),
-    ("internal error", "internal_error"),
-)
-
-
-def reason_label(reason: str) -> str:
-    """A dead letter's reason -> a bounded label value (the full reason is in the dead letter itself)."""
-    return next((label for prefix, label in REASONS if reason.startswith(prefix)), "other")
 
 
 def serve_metrics(port: int) -> bool:

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.reasons import ReasonCode
+
 MAX_TEXT_CHARS = 4_000
 """Longer posts are rejected, not truncated: a truncated post silently changes meaning."""
 
@@ -158,7 +160,8 @@ class TrendBucket(_Strict):
 class DeadLetter(_Strict):
     """A message a worker could not process, kept with the reason so nothing is lost silently."""
 
-    reason: str
+    code: ReasonCode = Field(description="Why, as a stable machine-readable code (`schemas.reasons.ReasonCode`).")
+    reason: str = Field(description="Why, for people: the code's details (which limit, which field, which error).")
     topic: str
     partition: int | None = None
     offset: int | None = None

@@ -18,21 +18,21 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
     hands each message over without Faust's per-message tasks and waits `CONSUMER_FETCH_WAIT_S` per fetch for
     `CONSUMER_FETCH_MIN_BYTES` (`core.streaming.faust_overrides`)."""
     brokers = ";".join(f"kafka://{host}" for host in require_bootstrap(settings).split(","))
-    datadir = settings.data_dir / "faust" / app_id  # Faust's default is a `<app id>-data` folder in the cwd
+    datadir = settings.runtime.data_dir / "faust" / app_id  # Faust's default is a `<app id>-data` folder in the cwd
     datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return faust_overrides.App(
         app_id,
-        fetch_wait_s=settings.consumer_fetch_wait_s,
-        fetch_min_bytes=settings.consumer_fetch_min_bytes,
+        fetch_wait_s=settings.kafka.fetch_wait_s,
+        fetch_min_bytes=settings.kafka.fetch_min_bytes,
         broker=brokers,
         store="memory://",
         datadir=str(datadir),
-        topic_partitions=settings.topic_partitions,
+        topic_partitions=settings.kafka.topic_partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.consumer_session_timeout_s,
-        broker_heartbeat_interval=settings.consumer_heartbeat_s,
-        broker_rebalance_timeout=settings.consumer_rebalance_timeout_s,
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        broker_heartbeat_interval=settings.kafka.heartbeat_s,
+        broker_rebalance_timeout=settings.kafka.rebalance_timeout_s,
         broker_commit_interval=1.0,
         web_enabled=False,
         producer_acks=-1,
@@ -45,5 +45,5 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
 def run_app(app: faust.App, settings: Settings) -> None:
     """Run a Faust worker in this process until SIGTERM/SIGINT (graceful: in-flight batch finishes)."""
     asyncio.run(ensure_topics(settings))
-    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
+    worker = faust.Worker(app, loglevel=settings.runtime.log_level, override_logging=False)
     worker.execute_from_commandline()

@@ -6,8 +6,8 @@ from core.settings import Settings
 
 
 def require_bootstrap(settings: Settings) -> str:
-    if not settings.kafka_bootstrap:
+    if not settings.kafka.bootstrap:
         raise RuntimeError(
             "KAFKA_BOOTSTRAP is not set: point it at a broker, or run `monitor demo` for the embedded stack"
         )
-    return settings.kafka_bootstrap
+    return settings.kafka.bootstrap

@@ -5,16 +5,17 @@ from __future__ import annotations
 import faust
 
 from schemas import DeadLetter
+from schemas.reasons import ReasonCode
 
 DEAD_LETTER_PAYLOAD_BYTES = 256 * 1024
 """A dead letter's payload is cut here (base64 in JSON: about 350 KiB a letter, well under the broker's 1 MB)."""
 
 
-def dead_letter(event: faust.EventT, reason: str) -> DeadLetter:
+def dead_letter(event: faust.EventT, code: ReasonCode, reason: str) -> DeadLetter:
     """The letter for a message that cannot be used: where it is, why, and its payload (`capped`)."""
     message = event.message
-    return capped(DeadLetter(reason=reason, topic=message.topic, partition=message.partition, offset=message.offset,
-                             payload=message.value or b""))
+    return capped(DeadLetter(code=code, reason=reason, topic=message.topic, partition=message.partition,
+                             offset=message.offset, payload=message.value or b""))
 
 
 def capped(letter: DeadLetter) -> DeadLetter:

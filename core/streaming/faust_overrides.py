@@ -4,19 +4,18 @@ Faust hands every fetched message to its app with `await consumer.wait_first(cal
 consumer.suspend_flow.wait())`: a race, so that a callback blocked on a full stream buffer lets go when a
 rebalance suspends the flow. `wait_first` makes a task of each contender and of the consumer's stopped and
 crashed flags (four per message), then runs an `asyncio.wait`. Almost every callback finishes in its first
-step, because the buffer has room, and then the race only costs: without it, the tiny model's worker spent
-0.21-0.22 ms of its own CPU per post instead of 0.28-0.31 (README, "What profiling changed").
+step, because the buffer has room, and then the race only costs CPU per message (docs/performance.md, "What
+profiling changed").
 
 `EagerConsumer.wait_first` steps the first contender once, at once. A callback that finishes there returns
 without any task: nothing else ran meanwhile, so no other contender could have won. A callback that has to wait
 joins the same race as before, resumed where it stopped (`Suspended`).
 
-Faust also fixes how long a fetch may wait for new messages at 1,500 ms. Apache Kafka answers a waiting fetch
-as soon as a message arrives, so there the wait costs nothing; the embedded broker (Tansu) holds it for a share
-of the wait even when messages arrive, which made most of the end-to-end latency (README, "End to end").
+Faust also fixes how long a fetch may wait for new messages. Apache Kafka answers a waiting fetch as soon as a
+message arrives, so there the wait costs nothing; the embedded broker (Tansu) holds it for a share of the wait
+even when messages arrive, which adds to every hop's latency (docs/performance.md, "End to end").
 `FetchConfigConsumerThread` uses `CONSUMER_FETCH_WAIT_S` instead, and `CONSUMER_FETCH_MIN_BYTES` (Faust leaves
-aiokafka's 1 byte): near a 2-core host's capacity fewer, larger fetches leave the broker more CPU (README, "End to
-end").
+aiokafka's 1 byte): near a small host's capacity fewer, larger fetches leave the broker more CPU.
 """
 
 from __future__ import annotations

@@ -28,10 +28,10 @@ def create_topics(app: faust.App, settings: Settings) -> Topics:
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                         partitions=settings.topic_partitions)
+                         partitions=settings.kafka.topic_partitions)
 
-    return Topics(posts=topic(settings.posts_topic), sentiment=topic(settings.sentiment_topic),
-                  dlq=topic(settings.dlq_topic))
+    return Topics(posts=topic(settings.kafka.posts_topic), sentiment=topic(settings.kafka.sentiment_topic),
+                  dlq=topic(settings.kafka.dlq_topic))
 
 
 async def ensure_topics(settings: Settings) -> None:
@@ -39,12 +39,12 @@ async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=require_bootstrap(settings))
     await admin.start()
     try:
-        names = [settings.posts_topic, settings.sentiment_topic, settings.dlq_topic]
+        names = [settings.kafka.posts_topic, settings.kafka.sentiment_topic, settings.kafka.dlq_topic]
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, settings.topic_partitions, 1) for n in names if n not in existing]
+        missing = [NewTopic(n, settings.kafka.topic_partitions, 1) for n in names if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            log.info("topics created", topics=[t.name for t in missing], partitions=settings.topic_partitions)
+            log.info("topics created", topics=[t.name for t in missing], partitions=settings.kafka.topic_partitions)
     finally:
         await admin.close()

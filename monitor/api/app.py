@@ -33,8 +33,8 @@ def create_app(settings: Settings, run_alerts: bool = True) -> FastAPI:
         app.state.api = ApiState.open(settings)
         loop = None
         if run_alerts:
-            loop = asyncio.create_task(run_alert_loop(app.state.api.engine, settings.alert_interval_s,
-                                                      settings.alert_webhook_url))
+            loop = asyncio.create_task(run_alert_loop(app.state.api.engine, settings.alerts.interval_s,
+                                                      settings.alerts.webhook_url))
         try:
             yield
         finally:
@@ -49,7 +49,7 @@ def create_app(settings: Settings, run_alerts: bool = True) -> FastAPI:
                               "Send `Authorization: Bearer <API_READ_TOKEN>` when a read token is configured; "
                               "writes need API_ADMIN_TOKEN.")
     app.add_middleware(SecurityHeaders)
-    origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+    origins = [o.strip() for o in settings.api.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "PATCH",
                            "DELETE"], allow_headers=["Authorization", "Content-Type"], max_age=600)

@@ -28,11 +28,11 @@ def _unauthorized(detail: str) -> HTTPException:
 
 def check_read(token: str | None, state: ApiState) -> None:
     settings = state.settings
-    if not settings.api_read_token:
+    if not settings.api.read_token:
         return
     if token is None:
         raise _unauthorized("a bearer token is required (API_READ_TOKEN)")
-    if not (_matches(token, settings.api_read_token) or _matches(token, settings.api_admin_token)):
+    if not (_matches(token, settings.api.read_token) or _matches(token, settings.api.admin_token)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid token")
 
 
@@ -45,7 +45,7 @@ def require_read_or_query_token(request: Request, state: ApiState = Depends(get_
 
 
 def require_admin(request: Request, state: ApiState = Depends(get_state)) -> None:
-    expected = state.settings.api_admin_token
+    expected = state.settings.api.admin_token
     if not expected:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="writes are disabled: API_ADMIN_TOKEN is not set")
     token = bearer(request)

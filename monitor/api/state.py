@@ -27,13 +27,14 @@ class ApiState:
 
     @classmethod
     def open(cls, settings: Settings) -> ApiState:
-        if not settings.database_url or not settings.redis_url:
+        if not settings.store.database_url or not settings.store.redis_url:
             raise RuntimeError("DATABASE_URL and REDIS_URL must be set for the API (`monitor demo` sets them)")
-        engine = create_engine(settings.database_url)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+        engine = create_engine(settings.store.database_url)
+        redis = Redis.from_url(settings.store.redis_url, socket_timeout=REDIS_TIMEOUT_S,
                                socket_connect_timeout=REDIS_TIMEOUT_S, health_check_interval=30)
-        live_redis = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_keepalive=True)
-        return cls(settings, engine, redis, live_redis, TrendReader(engine, redis, settings.redis_series_ttl_s))
+        live_redis = Redis.from_url(settings.store.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S,
+                                    socket_keepalive=True)
+        return cls(settings, engine, redis, live_redis, TrendReader(engine, redis, settings.store.redis_series_ttl_s))
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -41,7 +41,7 @@ def sql(query: str, fmt: str, limit: int | None) -> None:
 
     from monitor.store.analytics import QueryError, analyst_url, readonly_query
 
-    url = analyst_url(database_url(), get_settings().analyst_database_url)
+    url = analyst_url(database_url(), get_settings().store.analyst_database_url)
     try:
         columns, rows = run_with_engine(lambda engine: readonly_query(engine, query, limit), url)
     except QueryError as exc:

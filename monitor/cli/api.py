@@ -20,6 +20,6 @@ def api(host: str | None, port: int | None, alerts: bool | None) -> None:
     from monitor.api.app import create_app
 
     settings = get_settings()
-    app = create_app(settings, run_alerts=settings.api_alerts if alerts is None else alerts)
-    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_config=None,
+    app = create_app(settings, run_alerts=settings.api.alerts if alerts is None else alerts)
+    uvicorn.run(app, host=host or settings.api.host, port=port or settings.api.port, log_config=None,
                 proxy_headers=False, access_log=False)

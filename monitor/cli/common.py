@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 def database_url() -> str:
-    url = get_settings().database_url
+    url = get_settings().store.database_url
     if not url:
         raise click.UsageError("DATABASE_URL is not set")
     return url

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
-from tqdm import tqdm
 
 from core.logging import get_logger
 from core.process import ChildProcess, free_port
@@ -24,7 +23,8 @@ from core.streaming.topics import ensure_topics
 from monitor.alerts.rules import AlertKind, AlertRuleIn, create_rule, list_rules
 from monitor.devstack.api_launch import start_api
 from monitor.devstack.embedded.stack import EmbeddedStack
-from monitor.devstack.pipeline import wait_for_posts
+from monitor.devstack.pipeline import wait_for_model, wait_for_posts
+from monitor.devstack.progress import progress_bar
 from monitor.devstack.replay import as_payloads, publish
 from monitor.devstack.samples import BRANDS, sample_posts
 from monitor.store.cache import cached_series
@@ -39,7 +39,7 @@ DEMO_ALERT_INTERVAL_S = "10"
 
 def run_demo(settings: Settings, posts: int, timeout_s: float, echo=print, serve: bool = False,
              rate: float = 2.0) -> None:
-    data_dir = settings.data_dir / "demo"
+    data_dir = settings.runtime.data_dir / "demo"
     if serve and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` or `docker stop` shut the long-running demo down cleanly
     echo(f"Starting the embedded stack (Tansu broker, PostgreSQL, Redis) under {data_dir} ...")
@@ -47,11 +47,12 @@ def run_demo(settings: Settings, posts: int, timeout_s: float, echo=print, serve
         env = stack.env()
         for name, value in env.items():
             echo(f"  {name}={value}")
-        settings = settings.model_copy(update={k.lower(): v for k, v in env.items()})
+        settings = settings.replace(**{k.lower(): v for k, v in env.items()})
         asyncio.run(ensure_topics(settings))
         children = [ChildProcess.monitor(role, {**env, "METRICS_PORT": str(port)},
                                          data_dir / "logs" / f"{role}.log").start()
-                    for role, port in (("worker", settings.metrics_port), ("sink", metrics_port_after(settings)))]
+                    for role, port in (("worker", settings.runtime.metrics_port),
+                                       ("sink", metrics_port_after(settings)))]
         echo(f"Started worker and sink processes (logs in {data_dir / 'logs'}).")
         try:
             asyncio.run(_publish_and_report(settings, children, posts, timeout_s, echo))
@@ -66,17 +67,21 @@ def run_demo(settings: Settings, posts: int, timeout_s: float, echo=print, serve
 
 def metrics_port_after(settings: Settings) -> int:
     """The sink's metrics port beside the worker's (0 stays off)."""
-    return settings.metrics_port + 1 if settings.metrics_port else 0
+    return settings.runtime.metrics_port + 1 if settings.runtime.metrics_port else 0
 
 
 async def _publish_and_report(settings: Settings, children: list[ChildProcess], count: int, timeout_s: float,
                               echo) -> None:
+    echo("The worker is loading the sentiment model (its first start also reads the model files from disk) ...")
+    loaded_s = await wait_for_model(settings.runtime.metrics_port, children[0], timeout_s)
+    if loaded_s is not None:
+        echo(f"Model loaded in {loaded_s:.1f} s.")
     echo(f"Publishing {count} SAMPLE posts (templated texts about {', '.join(BRANDS)}; "
          "photos from scikit-image), not real social data.")
     await publish(settings, as_payloads(sample_posts(count)), total=count)
-    engine = create_engine(settings.database_url or "")
+    engine = create_engine(settings.store.database_url or "")
     try:
-        with tqdm(total=count, desc="posts scored and stored", unit="post") as bar:
+        with progress_bar(total=count, desc="posts scored and stored", unit="post") as bar:
             def progress(stored: int) -> None:
                 bar.update(stored - bar.n)
 
@@ -86,11 +91,11 @@ async def _publish_and_report(settings: Settings, children: list[ChildProcess], 
         await engine.dispose()
     echo("\nSentiment trends per brand and minute, read back from PostgreSQL:\n")
     echo(format_table(buckets))
-    redis = Redis.from_url(settings.redis_url or "")
+    redis = Redis.from_url(settings.store.redis_url or "")
     cached = sum([len(await cached_series(redis, brand)) for brand in BRANDS])
     await redis.aclose()
     echo(f"\nRedis holds {cached} cached minute buckets for the dashboards.")
-    if settings.model_checkpoint == "untrained":
+    if settings.model.checkpoint == "untrained":
         echo("Note: MODEL_CHECKPOINT=untrained, so the worker ran a seeded, untrained tiny RADM: "
              "labels are not meaningful yet.")
 
@@ -98,12 +103,12 @@ async def _publish_and_report(settings: Settings, children: list[ChildProcess], 
 def _serve(settings: Settings, env: dict[str, str], children: list[ChildProcess], rate: float, echo) -> None:
     """Start the API (dashboard), add demo alert rules, then trickle live sample posts until Ctrl-C."""
     asyncio.run(_demo_alert_rules(settings))
-    port = settings.api_port if _port_free(settings.api_host, settings.api_port) else free_port(settings.api_host)
+    port = settings.api.port if _port_free(settings.api.host, settings.api.port) else free_port(settings.api.host)
     api_env = {**env, "ALERT_INTERVAL_S": DEMO_ALERT_INTERVAL_S}
-    api, base_url = start_api(api_env, settings.data_dir / "demo" / "logs" / "api.log", port, settings.api_host)
+    api, base_url = start_api(api_env, settings.runtime.data_dir / "demo" / "logs" / "api.log", port, settings.api.host)
     children.append(api)
     shown = base_url.replace("://0.0.0.0", "://127.0.0.1")
-    token = f"?token={settings.api_read_token}" if settings.api_read_token else ""
+    token = f"?token={settings.api.read_token}" if settings.api.read_token else ""
     echo(f"\nDashboard: {shown}/{token}   (API docs: {shown}/docs)")
     echo(f"Publishing {rate:g} SAMPLE posts per second so the dashboard updates live; Ctrl-C stops the demo.")
     asyncio.run(_trickle(settings, children, rate))
@@ -134,7 +139,7 @@ def live_posts(seed: int = 10_000) -> Iterator[Post]:
 
 async def _demo_alert_rules(settings: Settings) -> None:
     """A negative-share and a volume-spike rule per sample brand, so the dashboard's alert list has content."""
-    engine = create_engine(settings.database_url or "")
+    engine = create_engine(settings.store.database_url or "")
     try:
         if await list_rules(engine):
             return

@@ -8,10 +8,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from tqdm import tqdm
 
 from core.settings import Settings
 from core.streaming.connection import require_bootstrap
+from monitor.devstack.progress import progress_bar
 from schemas import Post
 
 
@@ -37,14 +37,15 @@ async def publish(settings: Settings, payloads: Iterable[tuple[bytes, bytes]], t
                   progress: bool = True, rate: float | None = None) -> int:
     """Send (key, value) pairs, at most `rate` per second if given, and wait until the broker acked every one."""
     producer = AIOKafkaProducer(bootstrap_servers=require_bootstrap(settings), acks="all",
-                                max_request_size=settings.max_message_bytes + 65536, linger_ms=5)
+                                max_request_size=settings.worker.max_message_bytes + 65536, linger_ms=5)
     await producer.start()
     sent = 0
     started = time.monotonic()
     try:
         futures = []
-        for key, value in tqdm(payloads, total=total, desc="publishing posts", unit="post", disable=not progress):
-            futures.append(await producer.send(settings.posts_topic, key=key, value=value))
+        for key, value in progress_bar(payloads, total=total, desc="publishing posts", unit="post",
+                                       disable=not progress):
+            futures.append(await producer.send(settings.kafka.posts_topic, key=key, value=value))
             sent += 1
             if rate:
                 ahead_s = sent / rate - (time.monotonic() - started)

@@ -28,6 +28,7 @@ from monitor.store.migrate import upgrade_head
 from monitor.store.retention import Retention, run_prune_loop
 from monitor.store.trends import buckets_updated_since
 from schemas import SentimentResult, TrendBucket
+from schemas.reasons import ReasonCode
 
 log = get_logger(__name__)
 
@@ -81,24 +82,26 @@ class CacheWriter:
 
 
 def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
-    engine = create_engine(settings.database_url or "")
-    cache = CacheWriter(engine, Redis.from_url(settings.redis_url or "", socket_timeout=2), settings.redis_series_ttl_s)
+    engine = create_engine(settings.store.database_url or "")
+    cache = CacheWriter(engine, Redis.from_url(settings.store.redis_url or "", socket_timeout=2),
+                        settings.store.redis_series_ttl_s)
     rules = BrandRuleCache()
 
     async def migrate() -> None:
-        await asyncio.to_thread(upgrade_head, settings.database_url or "")
+        await asyncio.to_thread(upgrade_head, settings.store.database_url or "")
 
     @app.agent(topics.sentiment, name="sink")
     async def sink(stream: faust.StreamT) -> None:
         await write_with_retry(migrate, "schema")
-        async for events in stream.take_events(settings.sink_max_batch, within=settings.sink_max_wait_s):
+        async for events in stream.take_events(settings.sink.max_batch, within=settings.sink.max_wait_s):
             metrics.observe_queue_wait(metrics.SINK_QUEUE_WAIT, events, time.time())
             results, dead = [], []
             for event in events:
                 try:
                     results.append(SentimentResult.model_validate_json(event.message.value or b""))
                 except ValidationError as exc:
-                    dead.append(dead_letter(event, f"invalid sentiment result: {exc.errors()[0]['msg']}"))
+                    dead.append(dead_letter(event, ReasonCode.INVALID_RESULT,
+                                            f"invalid sentiment result: {exc.errors()[0]['msg']}"))
             for letter in dead:
                 await topics.dlq.send(key=letter.topic.encode(), value=letter.model_dump_json().encode())
             with metrics.SINK_BATCH_SECONDS.time():
@@ -110,14 +113,14 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
     @app.task
     async def prune_expired() -> None:
         """Retention: every sink runs the loop, one at a time prunes (see monitor/retention.py)."""
-        await run_prune_loop(engine, Retention.from_settings(settings), settings.retention_interval_s)
+        await run_prune_loop(engine, Retention.from_settings(settings), settings.retention.interval_s)
 
     return sink
 
 
 def build_sink_app(settings: Settings) -> faust.App:
-    if not settings.database_url or not settings.redis_url:
+    if not settings.store.database_url or not settings.store.redis_url:
         raise RuntimeError("DATABASE_URL and REDIS_URL must be set (or use `monitor demo` for the embedded stack)")
-    app = create_app(settings.sink_group, settings)
+    app = create_app(settings.sink.group, settings)
     register_sink_agent(app, create_topics(app, settings), settings)
     return app

@@ -42,7 +42,7 @@ class Retention:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Retention:
-        return cls(settings.retention_posts_days, settings.retention_minute_buckets_days)
+        return cls(settings.retention.posts_days, settings.retention.minute_buckets_days)
 
     def cutoffs(self, now: datetime) -> tuple[datetime | None, datetime | None]:
         """(posts processed before, minute buckets starting before) which go; None = nothing goes."""

@@ -59,16 +59,16 @@ def fault_settings(fault_stack: EmbeddedStack) -> Settings:
 
 @pytest.fixture
 async def fault_engine(fault_settings: Settings):
-    upgrade_head(fault_settings.database_url or "")
+    upgrade_head(fault_settings.store.database_url or "")
     await ensure_topics(fault_settings)
-    engine = create_engine(fault_settings.database_url or "")
+    engine = create_engine(fault_settings.store.database_url or "")
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
 async def fault_redis(fault_settings: Settings):
-    client = Redis.from_url(fault_settings.redis_url or "", socket_timeout=2)
+    client = Redis.from_url(fault_settings.store.redis_url or "", socket_timeout=2)
     yield client
     await client.aclose()
 

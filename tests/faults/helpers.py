@@ -78,12 +78,12 @@ async def produce(settings: Settings, messages: Iterable[tuple[bytes | None, byt
                   rate_per_s: float | None = None, partition: int | None = None,
                   on_sent: Callable[[int], None] | None = None) -> int:
     """Send (key, value) pairs, optionally paced (`on_sent(n)` after each); returns how many were sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
     await producer.start()
     sent = 0
     try:
         for key, value in messages:
-            await producer.send(topic or settings.posts_topic, value, key=key, partition=partition)
+            await producer.send(topic or settings.kafka.posts_topic, value, key=key, partition=partition)
             sent += 1
             if on_sent:
                 on_sent(sent)
@@ -121,12 +121,12 @@ async def drain(settings: Settings, engine: AsyncEngine, pipeline: Pipeline) -> 
     marker is stored, every result before it has been through the sink too."""
     pipeline.stop("worker")
     stamp = datetime.now(UTC).strftime("%H%M%S%f")
-    markers = [f"marker-{stamp}-{p}" for p in range(settings.topic_partitions)]
+    markers = [f"marker-{stamp}-{p}" for p in range(settings.kafka.topic_partitions)]
     for partition, post_id in enumerate(markers):
         marker = SentimentResult(post_id=post_id, created_at=datetime.now(UTC), label="neutral",
                                  probabilities={"neutral": 1.0}, brands=[MARKER_BRAND], model_version="fault-test",
                                  latency_ms=0)
-        await produce(settings, [(None, marker.model_dump_json().encode())], settings.sentiment_topic,
+        await produce(settings, [(None, marker.model_dump_json().encode())], settings.kafka.sentiment_topic,
                       partition=partition)
     await wait_stored(engine, set(markers), pipeline)
 
@@ -184,7 +184,7 @@ async def times_scored(settings: Settings, ids: set[str]) -> Counter:
     def post_ids(messages) -> set[str]:
         return {SentimentResult.model_validate_json(m.value).post_id for m in messages}
 
-    messages = await read_all(settings, settings.sentiment_topic, lambda messages: ids <= post_ids(messages))
+    messages = await read_all(settings, settings.kafka.sentiment_topic, lambda messages: ids <= post_ids(messages))
     return Counter(SentimentResult.model_validate_json(m.value).post_id for m in messages)
 
 
@@ -196,15 +196,16 @@ class ProgressProbe:
     def __init__(self, settings: Settings, group: str = "sentiment-worker") -> None:
         self.settings, self.group = settings, group
         self.results: set[str] = set()
-        self._tail = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+        self._tail = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=group,
                                          enable_auto_commit=False)
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> ProgressProbe:
         await self._tail.start()
         await self._offsets.start()
-        partitions = [TopicPartition(self.settings.sentiment_topic, p) for p in range(self.settings.topic_partitions)]
+        kafka = self.settings.kafka
+        partitions = [TopicPartition(kafka.sentiment_topic, p) for p in range(kafka.topic_partitions)]
         self._tail.assign(partitions)
         await self._tail.seek_to_beginning(*partitions)
         self._task = asyncio.create_task(self._follow())
@@ -217,8 +218,8 @@ class ProgressProbe:
 
     async def committed(self) -> int:
         """Sum over the `posts` partitions of the group's committed offsets (read without joining the group)."""
-        offsets = [await self._offsets.committed(TopicPartition(self.settings.posts_topic, p))
-                   for p in range(self.settings.topic_partitions)]
+        offsets = [await self._offsets.committed(TopicPartition(self.settings.kafka.posts_topic, p))
+                   for p in range(self.settings.kafka.topic_partitions)]
         return sum(o or 0 for o in offsets)
 
     async def uncommitted(self) -> int:

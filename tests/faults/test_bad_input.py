@@ -54,7 +54,7 @@ async def test_bad_messages_go_to_dlq_good_posts_are_scored(fault_settings, faul
     await produce(fault_settings, mixed)
     await wait_stored(fault_engine, {p.post_id for p in posts}, pipeline)
 
-    dead = await read_all(fault_settings, fault_settings.dlq_topic, lambda messages: len(messages) >= len(bad))
+    dead = await read_all(fault_settings, fault_settings.kafka.dlq_topic, lambda messages: len(messages) >= len(bad))
     letters = [DeadLetter.model_validate_json(m.value) for m in dead]
     assert len(letters) == len(bad), "only the bad messages, each once"
 

@@ -100,7 +100,7 @@ async def test_model_process_sigkill_crashes_the_worker_then_restart(fault_setti
     await drain(fault_settings, fault_engine, pipeline)
 
     letters = [DeadLetter.model_validate_json(m.value)
-               for m in await read_all(fault_settings, fault_settings.dlq_topic, lambda messages: True)]
+               for m in await read_all(fault_settings, fault_settings.kafka.dlq_topic, lambda messages: True)]
     assert letters == [], f"good posts dead-lettered: {[letter.reason for letter in letters][:3]}"
     await assert_counted_once(fault_engine, posts, fault_report, "model process SIGKILL", worker_exit_code=exit_code,
                               dead_lettered=len(letters))

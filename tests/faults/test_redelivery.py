@@ -46,12 +46,12 @@ class _FaustProtocol(RoundRobinPartitionAssignor):
 async def reset_group(settings, group: str, topic: str) -> None:
     """`kafka-consumer-groups --reset-offsets --to-earliest` for a group with no live members: join it (the
     embedded broker only takes commits from members), take every partition, commit offset 0, leave."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap, group_id=group,
                                 enable_auto_commit=False, session_timeout_ms=3000, heartbeat_interval_ms=500,
                                 rebalance_timeout_ms=3000, partition_assignment_strategy=(_FaustProtocol,))
     await consumer.start()
     try:
-        partitions = {TopicPartition(topic, p) for p in range(settings.topic_partitions)}
+        partitions = {TopicPartition(topic, p) for p in range(settings.kafka.topic_partitions)}
         while consumer.assignment() != partitions:
             await consumer.getmany(timeout_ms=200, max_records=1)
         await consumer.commit(dict.fromkeys(partitions, 0))
@@ -81,23 +81,23 @@ async def test_duplicates_out_of_order_and_replays_change_nothing(fault_settings
     def results_of(messages) -> Counter:
         return Counter(SentimentResult.model_validate_json(m.value).post_id for m in messages)
 
-    first = await read_all(fault_settings, fault_settings.sentiment_topic, lambda m: ids <= set(results_of(m)))
-    await produce(fault_settings, [(m.key, m.value) for m in first], topic=fault_settings.sentiment_topic)
+    first = await read_all(fault_settings, fault_settings.kafka.sentiment_topic, lambda m: ids <= set(results_of(m)))
+    await produce(fault_settings, [(m.key, m.value) for m in first], topic=fault_settings.kafka.sentiment_topic)
 
     # Replay 2: both consumer groups reset to the beginning: every post is rescored and every result re-read.
     pipeline.stop()
-    await reset_group(fault_settings, "sentiment-worker", fault_settings.posts_topic)
-    await reset_group(fault_settings, "sentiment-sink", fault_settings.sentiment_topic)
+    await reset_group(fault_settings, "sentiment-worker", fault_settings.kafka.posts_topic)
+    await reset_group(fault_settings, "sentiment-sink", fault_settings.kafka.sentiment_topic)
     pipeline.start()
 
     async def all_rescored() -> bool:
-        counts = results_of(await read_all(fault_settings, fault_settings.sentiment_topic, lambda m: True,
+        counts = results_of(await read_all(fault_settings, fault_settings.kafka.sentiment_topic, lambda m: True,
                                            quiet_s=0.5))
         return all(counts[i] >= 3 for i in ids)  # first score, replayed copy, rescore
 
     await wait_until(all_rescored, timeout_s=180, pipeline=pipeline, what="every post rescored after the reset")
     await drain(fault_settings, fault_engine, pipeline)
-    results_on_topic = sum(results_of(await read_all(fault_settings, fault_settings.sentiment_topic,
+    results_on_topic = sum(results_of(await read_all(fault_settings, fault_settings.kafka.sentiment_topic,
                                                      lambda m: True)).values())
     assert len(await stored_ids(fault_engine)) >= len(ids)
     await assert_counted_once(fault_engine, posts, fault_report, "duplicates, out-of-order, replays",

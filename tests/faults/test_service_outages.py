@@ -67,7 +67,7 @@ async def test_postgres_outage_while_posts_arrive(fault_stack, fault_settings, f
 async def test_redis_outage_reader_falls_back_and_cache_repopulates(fault_stack, fault_settings, fault_engine,
                                                                     fault_redis, pipeline, fault_report):
     posts = list(sample_posts(POSTS, seed=204))
-    reader = TrendReader(fault_engine, fault_redis, fault_settings.redis_series_ttl_s)
+    reader = TrendReader(fault_engine, fault_redis, fault_settings.store.redis_series_ttl_s)
     await start_warm(fault_settings, fault_engine, pipeline, posts)
 
     async def truth(brand: str):

@@ -19,7 +19,7 @@ from tests.integration.trend_helpers import result
 @contextlib.asynccontextmanager
 async def api_client(settings: Settings, **overrides) -> AsyncIterator[httpx.AsyncClient]:
     """The real app against the test stack, without the alert loop (tests drive evaluation themselves)."""
-    app = create_app(settings.model_copy(update=overrides), run_alerts=False)
+    app = create_app(settings.replace(**overrides), run_alerts=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:

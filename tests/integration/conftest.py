@@ -32,8 +32,8 @@ def settings(stack: EmbeddedStack) -> Settings:
 
 @pytest.fixture(scope="session")
 async def engine(settings: Settings):
-    upgrade_head(settings.database_url or "")
-    engine = create_engine(settings.database_url or "")
+    upgrade_head(settings.store.database_url or "")
+    engine = create_engine(settings.store.database_url or "")
     await ensure_topics(settings)
     yield engine
     await engine.dispose()
@@ -41,7 +41,7 @@ async def engine(settings: Settings):
 
 @pytest.fixture(scope="session")
 async def redis(settings: Settings):
-    client = Redis.from_url(settings.redis_url or "")
+    client = Redis.from_url(settings.store.redis_url or "")
     yield client
     await client.aclose()
 
@@ -50,7 +50,7 @@ async def redis(settings: Settings):
 def fresh_database(settings: Settings):
     """An empty database on the test server, dropped afterwards: for tests that must not share the session's."""
     name = f"fresh_{uuid.uuid4().hex[:8]}"
-    url = make_url(settings.database_url)
+    url = make_url(settings.store.database_url)
     admin = f"postgresql://{url.username}@{url.host}:{url.port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

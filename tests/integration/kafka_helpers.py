@@ -10,11 +10,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 async def read_topic(settings, topic: str, until, timeout_s: float = 60.0, quiet_s: float = 0.0) -> list:
     """Read a topic from the beginning, outside any consumer group, until `until(messages)` holds (and then
     `quiet_s` passed with nothing new: for a topic nobody writes to any more, to catch late duplicates)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
     await consumer.start()
     messages: list = []
     try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        partitions = [TopicPartition(topic, p) for p in range(settings.kafka.topic_partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         loop = asyncio.get_running_loop()

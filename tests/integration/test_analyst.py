@@ -40,7 +40,7 @@ async def analyst_data(engine):
 @pytest.fixture(scope="module")
 async def reader(analyst_data, settings):
     """What `monitor sql` uses: the suite's DATABASE_URL logged in as monitor_reader."""
-    engine = create_engine(analyst_url(settings.database_url))
+    engine = create_engine(analyst_url(settings.store.database_url))
     yield engine
     await engine.dispose()
 

@@ -51,9 +51,9 @@ async def test_live_feed_delivers_sink_announcements(api_url, engine, redis, set
         assert await asyncio.wait_for(anext(events), 30) == ("status", {"live": True})
 
         buckets = await write_results(engine, labelled(brand, {"positive": 3}))
-        await cache_buckets(redis, buckets, settings.redis_series_ttl_s)  # what the sink does after each commit
+        await cache_buckets(redis, buckets, settings.store.redis_series_ttl_s)  # what the sink does after each commit
         other = await write_results(engine, labelled(unique_brand("other"), {"negative": 1}))
-        await cache_buckets(redis, other, settings.redis_series_ttl_s)
+        await cache_buckets(redis, other, settings.store.redis_series_ttl_s)
 
         event, update = await asyncio.wait_for(anext(events), 30)
     assert event == "trend" and update["brand"] == brand  # only the brand subscribed to

@@ -56,13 +56,14 @@ def pipeline(stack, settings, tmp_path):
 async def test_posts_flow_to_trends_exactly_once(settings, engine, redis, pipeline):
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)  # inside the Redis minute window
     posts = list(sample_posts(UNIQUE, seed=11, start=start))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
     await producer.start()
     try:
         for post in posts + posts[:DUPLICATES]:  # the first DUPLICATES posts are delivered twice
-            await producer.send(settings.posts_topic, key=post.post_id.encode(), value=post.model_dump_json().encode())
+            await producer.send(settings.kafka.posts_topic, key=post.post_id.encode(),
+                                value=post.model_dump_json().encode())
         for payload in BAD:
-            await producer.send(settings.posts_topic, value=payload)
+            await producer.send(settings.kafka.posts_topic, value=payload)
         await producer.flush()
     finally:
         await producer.stop()
@@ -73,24 +74,24 @@ async def test_posts_flow_to_trends_exactly_once(settings, engine, redis, pipeli
         return sum(1 for p in posts if ids[p.post_id] >= 1) == UNIQUE and sum(
             1 for p in posts[:DUPLICATES] if ids[p.post_id] >= 2) == DUPLICATES
 
-    await read_topic(settings, settings.sentiment_topic, all_results_out)
+    await read_topic(settings, settings.kafka.sentiment_topic, all_results_out)
 
     # Barrier: the sink reads each partition in order, so once a marker written after the duplicates is stored
     # in every partition, the sink has processed every duplicate too.
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
     await producer.start()
     try:
-        for partition in range(settings.topic_partitions):
+        for partition in range(settings.kafka.topic_partitions):
             marker = SentimentResult(post_id=f"marker-{partition}", created_at=start, label="neutral",
                                      probabilities={"neutral": 1.0}, brands=["marker"], model_version="test",
                                      latency_ms=0)
-            await producer.send_and_wait(settings.sentiment_topic, marker.model_dump_json().encode(),
+            await producer.send_and_wait(settings.kafka.sentiment_topic, marker.model_dump_json().encode(),
                                          partition=partition)
     finally:
         await producer.stop()
 
     async def markers_stored():
-        return len(await stored_ids(engine, "marker-")) == settings.topic_partitions
+        return len(await stored_ids(engine, "marker-")) == settings.kafka.topic_partitions
 
     await wait_until(markers_stored, children=pipeline)
 
@@ -107,7 +108,7 @@ async def test_posts_flow_to_trends_exactly_once(settings, engine, redis, pipeli
         assert await cached_series(redis, brand) == await read_trends(engine, brand)
 
     # Every bad message reached the dead-letter topic with its payload and a reason.
-    dead = await read_topic(settings, settings.dlq_topic, lambda msgs: len(msgs) >= len(BAD))
+    dead = await read_topic(settings, settings.kafka.dlq_topic, lambda msgs: len(msgs) >= len(BAD))
     letters = {letter.payload: letter.reason for letter in (DeadLetter.model_validate_json(m.value) for m in dead)}
     for payload, reason in BAD.items():
         assert reason in letters[payload]

@@ -23,7 +23,7 @@ async def test_replay_publishes_a_recording(stack, settings, engine, tmp_path):
     assert "published 30 posts" in done.stdout
 
     wanted = {post.post_id for post in posts}
-    messages = await read_topic(settings, settings.posts_topic,
+    messages = await read_topic(settings, settings.kafka.posts_topic,
                                 lambda msgs: wanted <= {m.key.decode() for m in msgs if m.key})
     published = [Post.model_validate_json(m.value) for m in messages if m.key and m.key.decode() in wanted]
     assert sorted(published, key=lambda p: p.post_id) == sorted(posts, key=lambda p: p.post_id)

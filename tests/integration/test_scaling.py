@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.report import device_name
 from core.process import ChildProcess, free_port
-from core.settings import Settings
+from core.settings import WorkerSettings
 from monitor.devstack.samples import sample_posts
 from schemas import SentimentResult
 from tests.integration.kafka_helpers import read_topic
@@ -34,11 +34,11 @@ WORKERS = 3
 POSTS_PER_PARTITION = 25
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "scaling-cpu.json"
 """Written when SCALING_REPORT=1: `SCALING_REPORT=1 .venv/bin/pytest -s tests/integration/test_scaling.py`."""
-GROUP = Settings.model_fields["worker_group"].default  # the workers' consumer group (WORKER_GROUP)
+GROUP = WorkerSettings.model_fields["group"].default  # the workers' consumer group (WORKER_GROUP)
 
 
 async def group_members(settings) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([GROUP])
@@ -57,7 +57,7 @@ async def assigned_partitions(port: int) -> set[int]:
 
 
 async def test_worker_processes_split_partitions_and_score_every_post(stack, settings, engine, tmp_path):
-    env = {**stack.env(), "TOPIC_PARTITIONS": str(settings.topic_partitions)}
+    env = {**stack.env(), "TOPIC_PARTITIONS": str(settings.kafka.topic_partitions)}
     ports = [free_port() for _ in range(WORKERS)]
     workers = [ChildProcess.monitor("worker", {**env, "METRICS_PORT": str(port)}, tmp_path / f"worker-{i}.log").start()
                for i, port in enumerate(ports)]
@@ -72,15 +72,16 @@ async def test_worker_processes_split_partitions_and_score_every_post(stack, set
         start = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
         per_partition = {
             partition: list(sample_posts(POSTS_PER_PARTITION, seed=100 + partition, start=start))
-            for partition in range(settings.topic_partitions)
+            for partition in range(settings.kafka.topic_partitions)
         }
         started = time.monotonic()
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
         await producer.start()
         try:
             for partition, posts in per_partition.items():  # every partition gets its own posts
                 for post in posts:
-                    await producer.send(settings.posts_topic, post.model_dump_json().encode(), partition=partition)
+                    await producer.send(settings.kafka.posts_topic, post.model_dump_json().encode(),
+                                        partition=partition)
             await producer.flush()
         finally:
             await producer.stop()
@@ -90,7 +91,7 @@ async def test_worker_processes_split_partitions_and_score_every_post(stack, set
         def all_scored(messages) -> bool:
             return wanted <= {SentimentResult.model_validate_json(m.value).post_id for m in messages}
 
-        results = await read_topic(settings, settings.sentiment_topic, all_scored, timeout_s=180)
+        results = await read_topic(settings, settings.kafka.sentiment_topic, all_scored, timeout_s=180)
         elapsed = time.monotonic() - started
         scored = Counter(SentimentResult.model_validate_json(m.value).post_id for m in results)
         assert all(scored[post_id] >= 1 for post_id in wanted)  # at-least-once: none lost, on any partition
@@ -102,13 +103,13 @@ async def test_worker_processes_split_partitions_and_score_every_post(stack, set
         deadline = asyncio.get_running_loop().time() + 30
         while True:
             owned = [await assigned_partitions(port) for port in ports]
-            if sum(map(len, owned)) >= settings.topic_partitions or asyncio.get_running_loop().time() > deadline:
+            if sum(map(len, owned)) >= settings.kafka.topic_partitions or asyncio.get_running_loop().time() > deadline:
                 break
             await asyncio.sleep(1)
-        assert set().union(*owned) == set(range(settings.topic_partitions))
-        assert sum(map(len, owned)) == settings.topic_partitions, f"a partition is owned twice: {owned}"
+        assert set().union(*owned) == set(range(settings.kafka.topic_partitions))
+        assert sum(map(len, owned)) == settings.kafka.topic_partitions, f"a partition is owned twice: {owned}"
         assert all(owned), f"a worker owns no partition: {owned}"
-        report = {"workers": WORKERS, "partitions": settings.topic_partitions, "posts": len(wanted),
+        report = {"workers": WORKERS, "partitions": settings.kafka.topic_partitions, "posts": len(wanted),
                   "partitions_per_worker": [sorted(parts) for parts in owned],
                   "seconds_produce_to_all_scored": round(elapsed, 2),
                   "posts_per_s": round(len(wanted) / elapsed, 1), "model": "bootstrap (default MODEL_CHECKPOINT)",

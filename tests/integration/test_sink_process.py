@@ -44,12 +44,12 @@ def make_results(rng: random.Random, start: int, count: int, now: datetime) -> l
 
 
 async def publish(settings, results: list[SentimentResult], one_per_partition: bool = False) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
     await producer.start()
     try:
         for i, r in enumerate(results):
-            await producer.send(settings.sentiment_topic, key=r.post_id.encode(), value=r.model_dump_json().encode(),
-                                partition=i if one_per_partition else None)
+            await producer.send(settings.kafka.sentiment_topic, key=r.post_id.encode(),
+                                value=r.model_dump_json().encode(), partition=i if one_per_partition else None)
         await producer.flush()
     finally:
         await producer.stop()
@@ -73,7 +73,7 @@ async def test_sink_process_counts_every_post_once_across_duplicates_and_restart
                                                                                   tmp_path):
     rng = random.Random(2026)
     now = datetime.now(UTC)
-    env = {**stack.env(), "TOPIC_PARTITIONS": str(settings.topic_partitions), "SINK_MAX_BATCH": "16"}
+    env = {**stack.env(), "TOPIC_PARTITIONS": str(settings.kafka.topic_partitions), "SINK_MAX_BATCH": "16"}
     phase1 = make_results(rng, 0, 300, now)
     phase2 = make_results(rng, 300, 300, now)
 
@@ -92,7 +92,7 @@ async def test_sink_process_counts_every_post_once_across_duplicates_and_restart
         await publish(settings, phase2 + rng.sample(phase2, 50) + rng.sample(phase1, 50))  # replays of both phases
         await wait_for(lambda: _at_least(engine, len(phase1) + len(phase2)), second)
         markers = [result(f"{PREFIX}marker-{p}", ["e2e-marker"], now, "neutral")
-                   for p in range(settings.topic_partitions)]
+                   for p in range(settings.kafka.topic_partitions)]
         await publish(settings, markers, one_per_partition=True)  # once all are stored, every replay was processed
         await wait_for(lambda: _at_least(engine, len(phase1) + len(phase2) + len(markers)), second)
 

@@ -51,9 +51,9 @@ async def test_sigterm_mid_stream_loses_nothing_and_metrics_are_served(stack, se
     port = free_port()
     while port + 1 == free_port():  # the supervisor uses port and port + 1
         port = free_port()
-    env = {**stack.env(), **topics, "TOPIC_PARTITIONS": str(settings.topic_partitions), "WORKER_MAX_BATCH": "8",
+    env = {**stack.env(), **topics, "TOPIC_PARTITIONS": str(settings.kafka.topic_partitions), "WORKER_MAX_BATCH": "8",
            "METRICS_PORT": str(port), "WORKER_GROUP": "worker-shutdown-test"}
-    local = settings.model_copy(update={name.lower(): value for name, value in topics.items()})
+    local = settings.replace(**{name.lower(): value for name, value in topics.items()})
     posts = list(sample_posts(POSTS, seed=42, start=datetime(2026, 8, 1, tzinfo=UTC), image_share=0.3))
     wanted = {post.post_id for post in posts}
 
@@ -62,17 +62,17 @@ async def test_sigterm_mid_stream_loses_nothing_and_metrics_are_served(stack, se
 
     workers = start_workers(env, tmp_path / "workers-1.log", concurrency=2)
     try:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
         await producer.start()
         try:
             for post in posts:
-                await producer.send(local.posts_topic, post.model_dump_json().encode(), key=post.post_id.encode())
+                await producer.send(local.kafka.posts_topic, post.model_dump_json().encode(), key=post.post_id.encode())
             await producer.flush()
         finally:
             await producer.stop()
 
         # Part of the stream is done, the rest is in flight or waiting: now stop both processes.
-        first = await read_topic(local, local.sentiment_topic, lambda msgs: len(msgs) >= 40, timeout_s=180)
+        first = await read_topic(local, local.kafka.sentiment_topic, lambda msgs: len(msgs) >= 40, timeout_s=180)
         text = await scrape(port)
         assert "monitor_worker_batch_size_bucket" in text
         assert sample_value(text, "monitor_worker_posts_total") + sample_value(
@@ -86,7 +86,8 @@ async def test_sigterm_mid_stream_loses_nothing_and_metrics_are_served(stack, se
 
     restarted = start_workers(env, tmp_path / "workers-2.log", concurrency=1)
     try:
-        results = await read_topic(local, local.sentiment_topic, lambda msgs: wanted <= scored(msgs), timeout_s=240)
+        results = await read_topic(local, local.kafka.sentiment_topic, lambda msgs: wanted <= scored(msgs),
+                                   timeout_s=240)
     except AssertionError as exc:  # say what the restarted worker did
         raise AssertionError(f"{exc}\n{(tmp_path / 'workers-2.log').read_text()[-4000:]}") from None
     finally:
@@ -101,25 +102,25 @@ async def test_a_bad_post_near_the_size_limit_is_dead_lettered_and_the_worker_go
     """Its letter, whole, would be over the broker's 1 MB limit: sending it failed, the worker crashed and got
     the same post back on every restart. The letter now carries the payload's head and says so."""
     topics = {"POSTS_TOPIC": "posts-huge", "SENTIMENT_TOPIC": "sentiment-huge", "DLQ_TOPIC": "dlq-huge"}
-    env = {**stack.env(), **topics, "TOPIC_PARTITIONS": str(settings.topic_partitions), "METRICS_PORT": "0",
+    env = {**stack.env(), **topics, "TOPIC_PARTITIONS": str(settings.kafka.topic_partitions), "METRICS_PORT": "0",
            "WORKER_GROUP": "worker-huge-test"}
-    local = settings.model_copy(update={name.lower(): value for name, value in topics.items()})
+    local = settings.replace(**{name.lower(): value for name, value in topics.items()})
     good = next(iter(sample_posts(1, seed=7)))
     huge = Post(post_id="huge", created_at=datetime(2026, 1, 1, tzinfo=UTC), text="look", image=b"\x00" * 2_000_000)
     workers = start_workers(env, tmp_path / "worker.log", concurrency=1)
     try:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all",
                                     max_request_size=4 * 1024 * 1024)
         await producer.start()
         try:
             for post in (huge, good):
-                await producer.send(local.posts_topic, post.model_dump_json().encode(), partition=0)
+                await producer.send(local.kafka.posts_topic, post.model_dump_json().encode(), partition=0)
             await producer.flush()
         finally:
             await producer.stop()
         try:
-            [result] = await read_topic(local, local.sentiment_topic, lambda msgs: len(msgs) >= 1, timeout_s=180)
-            [dead] = await read_topic(local, local.dlq_topic, lambda msgs: len(msgs) >= 1)
+            [result] = await read_topic(local, local.kafka.sentiment_topic, lambda msgs: len(msgs) >= 1, timeout_s=180)
+            [dead] = await read_topic(local, local.kafka.dlq_topic, lambda msgs: len(msgs) >= 1)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{(tmp_path / 'worker.log').read_text()[-3000:]}") from None
         assert workers.poll() is None, "the worker exited"

@@ -26,7 +26,7 @@ def make_harness(**overrides):
     app = faust.App("agent-test", broker="kafka://localhost:1", store="memory://", web_enabled=False)
     topics = create_topics(app, settings)
     sent: dict[str, list[bytes]] = {"sentiment": [], "dlq": []}
-    names = {settings.sentiment_topic: "sentiment", settings.dlq_topic: "dlq"}
+    names = {settings.kafka.sentiment_topic: "sentiment", settings.kafka.dlq_topic: "dlq"}
 
     class Recorder:
         """Stands in for BatchSender (no broker): records what the agent hands it, acknowledged at once."""

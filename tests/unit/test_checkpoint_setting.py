@@ -7,7 +7,7 @@ from workers.inference.model import resolve_checkpoint
 
 
 def test_default_is_the_shipped_bootstrap_file():
-    path = resolve_checkpoint(Settings(_env_file=None).model_checkpoint)
+    path = resolve_checkpoint(Settings(_env_file=None).model.checkpoint)
     assert path is not None and path.name == "bootstrap.pt" and path.is_file()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.settings import Settings
+from core.settings import FLAT_NAMES, RuntimeSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_PATH = ROOT / "docker-compose.yml"
@@ -54,7 +54,7 @@ def env_example() -> dict[str, tuple[str, bool]]:
 
 
 def settings_env_names() -> set[str]:
-    return {name.upper() for name in Settings.model_fields}
+    return {name.upper() for name in FLAT_NAMES}
 
 
 def resolve_defaults(value: str) -> str:
@@ -177,18 +177,18 @@ def test_monitor_env_defaults_validate(services, name):
            if value is not None}
     settings = Settings(_env_file=None, **{key.lower(): value for key, value in env.items()})
     if name == "api":  # reads PostgreSQL and Redis only; empty tokens mean "not set"
-        assert settings.kafka_bootstrap is None
-        assert not settings.api_read_token and not settings.api_admin_token
+        assert settings.kafka.bootstrap is None
+        assert not settings.api.read_token and not settings.api.admin_token
     else:
-        assert settings.kafka_bootstrap == "kafka:9092"
-        assert settings.consumer_session_timeout_s >= 6  # broker's group.min.session.timeout.ms
-        assert settings.consumer_heartbeat_s * 3 <= settings.consumer_session_timeout_s
+        assert settings.kafka.bootstrap == "kafka:9092"
+        assert settings.kafka.session_timeout_s >= 6  # broker's group.min.session.timeout.ms
+        assert settings.kafka.heartbeat_s * 3 <= settings.kafka.session_timeout_s
     if name == "api":
-        assert settings.api_host == "0.0.0.0" and settings.api_port == 8000
+        assert settings.api.host == "0.0.0.0" and settings.api.port == 8000
     if name in ("sink", "api"):
-        assert settings.database_url.startswith("postgresql+psycopg://")
-        assert settings.database_url.endswith("@postgres:5432/monitor")
-        assert settings.redis_url == "redis://redis:6379/0"
+        assert settings.store.database_url.startswith("postgresql+psycopg://")
+        assert settings.store.database_url.endswith("@postgres:5432/monitor")
+        assert settings.store.redis_url == "redis://redis:6379/0"
 
 
 def venv_tool(name: str) -> str:
@@ -259,7 +259,7 @@ def test_every_service_command_is_a_monitor_subcommand(services):
 def test_prometheus_scrapes_every_worker_replica_and_the_sink():
     config = yaml.safe_load(PROMETHEUS_PATH.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    port = Settings.model_fields["metrics_port"].default
+    port = RuntimeSettings.model_fields["metrics_port"].default
     for name in ("worker", "sink"):  # DNS discovery: a scaled service's name resolves to every replica
         (discovery,) = jobs[name]["dns_sd_configs"]
         assert discovery["names"] == [name] and discovery["port"] == port

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from core.settings import Settings
+from core.settings import ModelSettings
 from monitor.devstack.samples import sample_images
 from schemas import Post
 from workers.inference.child import ModelProcess, ModelProcessDied, answer
@@ -19,7 +19,7 @@ from .model_helpers import RecordingModel
 
 @pytest.fixture(scope="module")
 def model_process():
-    process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"))
+    process = ModelProcess(ModelSettings(checkpoint="untrained", device="cpu"))
     yield process
     process.close()
 
@@ -55,7 +55,7 @@ def test_a_batch_it_cannot_score_raises_and_the_process_serves_the_next(model_pr
 
 
 def test_a_killed_model_process_raises_model_process_died():
-    process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"))
+    process = ModelProcess(ModelSettings(checkpoint="untrained", device="cpu"))
     try:
         process.process.kill()
         process.process.join()
@@ -68,7 +68,7 @@ def test_a_killed_model_process_raises_model_process_died():
 
 def test_a_model_that_cannot_load_fails_the_start(tmp_path):
     with pytest.raises(ModelProcessDied, match="failed to load"):
-        ModelProcess(Settings(model_checkpoint=str(tmp_path / "missing.pt"), device="cpu"))
+        ModelProcess(ModelSettings(checkpoint=str(tmp_path / "missing.pt"), device="cpu"))
 
 
 def test_the_model_process_exits_when_its_worker_is_killed(tmp_path):
@@ -82,10 +82,10 @@ def test_the_model_process_exits_when_its_worker_is_killed(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(
         "import os, sys, time\n"
-        "from core.settings import Settings\n"
+        "from core.settings import ModelSettings\n"
         "from workers.inference.child import ModelProcess\n"
         "if __name__ == '__main__':\n"
-        "    process = ModelProcess(Settings(model_checkpoint='untrained', device='cpu'))\n"
+        "    process = ModelProcess(ModelSettings(checkpoint='untrained', device='cpu'))\n"
         "    print('child', process.process.pid, flush=True)\n"
         "    time.sleep(600)\n")
     worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
@@ -116,7 +116,7 @@ def test_every_batch_pending_when_the_process_dies_fails_with_model_process_died
     import os
     import signal
 
-    process = ModelProcess(Settings(model_checkpoint="untrained", device="cpu"))
+    process = ModelProcess(ModelSettings(checkpoint="untrained", device="cpu"))
     try:
         os.kill(process.process.pid, signal.SIGSTOP)  # nothing is scored: all three stay pending
         futures = [process.submit([("fine", None)]) for _ in range(3)]

@@ -22,7 +22,7 @@ def test_minute_buckets_kept_shorter_than_alert_rules_read_are_refused(days):
 
 @pytest.mark.parametrize("days", [0, LOOKBACK_DAYS + 1, 365])
 def test_forever_or_longer_is_accepted(days):
-    assert Settings(_env_file=None, retention_minute_buckets_days=days).retention_minute_buckets_days == days
+    assert Settings(_env_file=None, retention_minute_buckets_days=days).retention.minute_buckets_days == days
 
 
 def test_cutoffs_from_settings():

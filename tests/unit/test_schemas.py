@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from schemas import DeadLetter, Post, SentimentResult, json_schemas
 from schemas.messages import MAX_TEXT_CHARS
+from schemas.reasons import ReasonCode
 
 
 def post_json(**overrides) -> str:
@@ -63,7 +64,7 @@ def test_sentiment_result_polarity_and_roundtrip():
 
 
 def test_dead_letter_keeps_raw_payload():
-    letter = DeadLetter(reason="bad", topic="posts", payload=b"\x00not json")
+    letter = DeadLetter(code=ReasonCode.INVALID_POST, reason="bad", topic="posts", payload=b"\x00not json")
     assert DeadLetter.model_validate_json(letter.model_dump_json()).payload == b"\x00not json"
 
 

@@ -3,20 +3,34 @@
 import socket
 from datetime import UTC, datetime  # noqa: E402 - grouped with the test below
 
+import pytest
 from prometheus_client import REGISTRY
 
-from core.metrics import reason_label, serve_metrics
+from core.metrics import serve_metrics
 from schemas import Post  # noqa: E402
+from schemas.reasons import BadInput, ReasonCode
 from tests.unit.test_agent import harness, wait_for  # noqa: F401 - pytest fixture reused
+from workers.agent.posts import parse_post
 
 
-def test_dead_letter_reasons_map_to_a_few_labels():
-    assert reason_label("message of 9000000 bytes exceeds limit of 8388608") == "message_too_large"
-    assert reason_label("invalid post: created_at: Field required") == "invalid_post"
-    assert reason_label("image of 20000x20000 pixels exceeds limit of 40000000") == "image_too_large"
-    assert reason_label("undecodable image: cannot identify image file") == "undecodable_image"
-    assert reason_label("internal error preparing the post: ZeroDivisionError()") == "internal_error"
-    assert reason_label("something new") == "other"
+@pytest.mark.parametrize(("raw", "code"), [
+    (None, ReasonCode.EMPTY),
+    (b"x" * 101, ReasonCode.MESSAGE_TOO_LARGE),
+    (b"{not json", ReasonCode.INVALID_POST),
+    (b'{"post_id": "p1"}', ReasonCode.INVALID_POST),
+])
+def test_every_rejection_carries_its_code(raw, code):
+    """Metrics and DLQ consumers read the code; the message says the details."""
+    with pytest.raises(BadInput) as caught:
+        parse_post(raw, max_bytes=100)
+    assert caught.value.code is code and str(caught.value)
+
+
+def test_reason_codes_are_stable_label_values():
+    """Grafana's "dead letters by reason" panel and alerting rules use these values: renaming one breaks them."""
+    assert {code.value for code in ReasonCode} == {
+        "empty", "message_too_large", "invalid_post", "image_too_large", "undecodable_image", "linked_image",
+        "inference_failed", "internal_error", "invalid_result"}
 
 
 def test_a_port_in_use_is_logged_not_fatal():

@@ -27,6 +27,7 @@ from core.settings import Settings
 from core.streaming.dead_letters import dead_letter
 from core.streaming.topics import Topics
 from schemas import DeadLetter, SentimentResult
+from schemas.reasons import ReasonCode
 from workers.agent.batching import BatchPipeline
 from workers.agent.delivery import BatchSender
 from workers.agent.triage import Prepared, Triage
@@ -79,7 +80,7 @@ class InferenceAgent:
 
     async def run(self, stream: faust.StreamT) -> None:
         stages = [self.prepare, self.fetch, self.submit, self.produce, self.confirm]
-        pipeline = BatchPipeline(self.settings.worker_max_batch, self.settings.worker_max_wait_s, stages,
+        pipeline = BatchPipeline(self.settings.worker.max_batch, self.settings.worker.max_wait_s, stages,
                                  metrics.observe_stage)
         await self.sender.start()
         try:
@@ -119,7 +120,9 @@ class InferenceAgent:
             raise  # the model process died: crash and restart, never dead-letter good posts for it
         except Exception as exc:  # noqa: BLE001 - a raising batch would be acked and lost; keep it in the DLQ
             log.exception("inference failed for a batch")
-            return [], prepared.dead + [dead_letter(e, f"inference failed: {exc!r}") for e in prepared.usable]
+            failed = [dead_letter(e, ReasonCode.INFERENCE_FAILED, f"inference failed: {exc!r}")
+                      for e in prepared.usable]
+            return [], prepared.dead + failed
         metrics.MODEL_SECONDS.observe(time.perf_counter() - submitted.started)
         model = self.model
         return sentiment_results(prepared.posts, probabilities, model.labels, model.version, submitted.started,
@@ -147,16 +150,16 @@ class InferenceAgent:
         metrics.POSTS.labels("scored").inc(produced.scored)
         metrics.POSTS.labels("dead_letter").inc(len(produced.dead))
         for letter in produced.dead:
-            metrics.DEAD_LETTERS.labels(metrics.reason_label(letter.reason)).inc()
-            log.warning("post sent to dead-letter topic", reason=letter.reason, partition=letter.partition,
-                        offset=letter.offset)
+            metrics.DEAD_LETTERS.labels(letter.code).inc()
+            log.warning("post sent to dead-letter topic", code=letter.code, reason=letter.reason,
+                        partition=letter.partition, offset=letter.offset)
         log.debug("batch done", results=produced.scored, dead=len(produced.dead))
 
     async def report_lag(self) -> None:
         """The partitions of `posts` this process owns, and per partition the high watermark minus the next
         offset to process."""
         consumer = self.app.consumer
-        assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.posts_topic]
+        assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.kafka.posts_topic]
         metrics.ASSIGNED.clear()
         for tp in assigned:
             metrics.ASSIGNED.labels(tp.topic, str(tp.partition)).set(1)

@@ -21,19 +21,19 @@ log = get_logger(__name__)
 
 def load_model(settings: Settings) -> Predictor:
     """In a process of its own (MODEL_PROCESS, the default: no GIL shared with Kafka and decoding) or here."""
-    if settings.model_process:
-        return ModelProcess(settings)
-    return load_worker_model(settings)
+    if settings.model.own_process:
+        return ModelProcess(settings.model, settings.runtime.log_level, settings.runtime.log_json)
+    return load_worker_model(settings.model)
 
 
 def build_worker_app(settings: Settings) -> faust.App:
     # The decode threads let go of the GIL for every image (libjpeg-turbo, PIL) and must win it back from a
-    # busy event loop: 1 ms instead of Python's 5 gave the tiny model's worker 1.05-1.06x posts/s in three pairs.
-    sys.setswitchinterval(settings.worker_gil_switch_ms / 1000)
-    app = create_app(settings.worker_group, settings)
+    # busy event loop: a shorter switch interval than Python's gets them going sooner (docs/performance.md).
+    sys.setswitchinterval(settings.worker.gil_switch_ms / 1000)
+    app = create_app(settings.worker.group, settings)
     model = load_model(settings)
-    log.info("model loaded", version=model.version, device=str(model.device), compiled=settings.model_compile,
-             own_process=settings.model_process)
+    log.info("model loaded", version=model.version, device=str(model.device), compiled=settings.model.compile,
+             own_process=settings.model.own_process)
     metrics.MODEL_INFO.labels(model.version, str(model.device)).set(1)
     register_inference_agent(app, create_topics(app, settings), model, settings)
     return app

@@ -3,8 +3,8 @@
 Faust's `Topic.send` costs a `FutureMessage` and an aiokafka future per message, and with linger 0
 the producer sends whatever has queued whenever it runs: many small requests. Here each micro-batch
 fills one aiokafka `BatchBuilder` per partition and sends each with `send_batch`: one future per
-partition, and one request carries the whole batch. With it the worker's own CPU per post fell by
-about a quarter and the embedded broker's by about 60% (README, "Performance").
+partition, and one request carries the whole batch: less CPU per post in the worker and in the broker
+(docs/performance.md).
 
 Records are partitioned by key exactly as aiokafka (and so Faust) would have partitioned them
 (`DefaultPartitioner`, murmur2 over all of the topic's partitions), so a post's results keep their

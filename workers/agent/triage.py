@@ -17,7 +17,7 @@ from core.logging import get_logger
 from core.settings import Settings
 from core.streaming.dead_letters import dead_letter
 from schemas import DeadLetter, Post
-from schemas.reasons import BadInput
+from schemas.reasons import BadInput, ReasonCode
 from workers.agent.image_fetch import FetchFailed, ImageFetcher
 from workers.agent.posts import parse_post
 from workers.enrich.language import LanguageDetector
@@ -51,9 +51,9 @@ class Prepared:
     fetching: asyncio.Future[list[bytes | FetchFailed]] | None = None
     """The linked images on their way (`Triage.start_fetching`)."""
 
-    def add(self, event: faust.EventT, outcome: Ready | str) -> None:
-        if isinstance(outcome, str):
-            self.dead.append(dead_letter(event, outcome))
+    def add(self, event: faust.EventT, outcome: Ready | BadInput) -> None:
+        if isinstance(outcome, BadInput):
+            self.dead.append(dead_letter(event, outcome.code, str(outcome)))
             return
         self.usable.append(event)
         self.posts.append(outcome[0])
@@ -62,16 +62,16 @@ class Prepared:
         self.languages.append(outcome[3])
 
 
-def explained(work: Callable[..., T], *args: Any) -> T | str:
-    """`work(*args)`, or why it failed: a bad input's reason, or an unexpected error's, logged. A decoder or validator
+def explained(work: Callable[..., T], *args: Any) -> T | BadInput:
+    """`work(*args)`, or why it failed: a bad input, or an unexpected error as one, logged. A decoder or validator
     bug must cost one post (in the DLQ), not the worker."""
     try:
         return work(*args)
     except BadInput as exc:
-        return str(exc)
+        return exc
     except Exception as exc:  # noqa: BLE001 - see above
         log.exception("unexpected error preparing a post")
-        return f"internal error preparing the post: {exc!r}"
+        return BadInput(ReasonCode.INTERNAL_ERROR, f"internal error preparing the post: {exc!r}")
 
 
 class Triage:
@@ -82,19 +82,19 @@ class Triage:
 
     def __init__(self, model: Predictor, settings: Settings) -> None:
         self.model, self.settings = model, settings
-        self.threads = settings.worker_decode_threads
+        self.threads = settings.worker.decode_threads
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
-        self.fetcher = ImageFetcher(settings.worker_image_timeout_s, settings.max_message_bytes,
-                                    settings.worker_image_connections, settings.worker_image_private_hosts,
-                                    ) if settings.worker_fetch_images else None
-        self.reader = ImageTextReader() if settings.worker_ocr else None
+        self.fetcher = ImageFetcher(settings.worker.image_timeout_s, settings.worker.max_message_bytes,
+                                    settings.worker.image_connections, settings.worker.image_private_hosts,
+                                    ) if settings.worker.fetch_images else None
+        self.reader = ImageTextReader() if settings.worker.ocr else None
         self.languages = LanguageDetector()
 
-    def one(self, raw: bytes | None) -> Ready | Post | str:
+    def one(self, raw: bytes | None) -> Ready | Post | BadInput:
         """Ready, a post whose linked image must be fetched first, or why the message cannot be used."""
 
         def triaged() -> Ready | Post:
-            post = parse_post(raw, self.settings.max_message_bytes)
+            post = parse_post(raw, self.settings.worker.max_message_bytes)
             if post.image is None and post.image_url is not None and self.fetcher is not None:
                 return post
             return self.ready(post)
@@ -104,8 +104,8 @@ class Triage:
     def ready(self, post: Post, image: bytes | None = None) -> Ready:
         """The post decoded with its inline image, or with `image` fetched for it; raises BadInput."""
         with_image = post if image is None else post.model_copy(update={"image": image})
-        decoded = add_image_text(self.model.decode(with_image, self.settings.max_image_pixels), with_image.image,
-                                 self.reader, self.settings.max_image_pixels)
+        decoded = add_image_text(self.model.decode(with_image, self.settings.worker.max_image_pixels), with_image.image,
+                                 self.reader, self.settings.worker.max_image_pixels)
         return post, decoded, self.thumbnail(with_image, decoded[1]), self.language(post, decoded[0])
 
     def language(self, post: Post, text: str) -> str | None:
@@ -115,15 +115,15 @@ class Triage:
 
     def thumbnail(self, post: Post, pixels: np.ndarray | None) -> bytes | None:
         """The dashboard's JPEG of the image the model sees; a post is scored without one rather than lost."""
-        if pixels is None or post.image is None or not self.settings.worker_thumbnail_px:
+        if pixels is None or post.image is None or not self.settings.worker.thumbnail_px:
             return None
         try:
-            return thumbnail_jpeg(pixels, upright_aspect(post.image), self.settings.worker_thumbnail_px)
+            return thumbnail_jpeg(pixels, upright_aspect(post.image), self.settings.worker.thumbnail_px)
         except Exception:  # noqa: BLE001 - the image decoded: whatever fails here is not worth the post
             log.exception("no thumbnail for a post", post_id=post.post_id)
             return None
 
-    def many(self, raws: Sequence[bytes | None]) -> list[Ready | Post | str]:
+    def many(self, raws: Sequence[bytes | None]) -> list[Ready | Post | BadInput]:
         return [self.one(raw) for raw in raws]
 
     def __call__(self, events: Sequence[faust.EventT]) -> Prepared:
@@ -157,12 +157,14 @@ class Triage:
         linked, prepared.linked = prepared.linked, []
         fetched = await prepared.fetching
         outcomes = await asyncio.to_thread(
-            lambda: [explained(self.ready, post, got) if isinstance(got, bytes) else str(got)
+            lambda: [explained(self.ready, post, got) if isinstance(got, bytes)
+                     else BadInput(ReasonCode.LINKED_IMAGE, str(got))
                      for (_, post), got in zip(linked, fetched, strict=True)])
         for (event, post), outcome in zip(linked, outcomes, strict=True):
-            metrics.LINKED_IMAGES.labels("failed" if isinstance(outcome, str) else "used").inc()
-            if isinstance(outcome, str):
+            metrics.LINKED_IMAGES.labels("failed" if isinstance(outcome, BadInput) else "used").inc()
+            if isinstance(outcome, BadInput):
                 log.info("linked image not used", post_id=post.post_id, url=str(post.image_url).split("?")[0],
-                         reason=outcome)  # no query string: signed URLs carry their credentials there
-                outcome = explained(self.ready, post) if post.text.strip() else f"linked image unusable: {outcome}"
+                         reason=str(outcome))  # no query string: signed URLs carry their credentials there
+                outcome = (explained(self.ready, post) if post.text.strip()
+                           else BadInput(ReasonCode.LINKED_IMAGE, f"linked image unusable: {outcome}"))
             prepared.add(event, outcome)

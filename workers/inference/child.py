@@ -2,7 +2,7 @@
 
 A worker's event loop (Faust, aiokafka) and its decode threads hold the GIL much of the time, and a
 PyTorch forward pass takes and releases the GIL around every operator, so a small model in the
-worker's process spends much of its time waiting (README, "Performance": 1.11x from moving it). Here
+worker's process spends much of its time waiting (docs/performance.md). Here
 the model runs in a spawned child process joined to the worker by two pipes: the worker sends each
 batch's texts and decoded images (uint8, see `decode_image`) and gets label probabilities
 back, then assembles the results itself.
@@ -11,9 +11,9 @@ Batches are pipelined: `submit` writes a batch to the pipe and returns a future 
 can hand over batch N+1 while the child still scores batch N, and the child starts on it without
 waiting for the worker between batches (for its reply to be read, the results built and the next batch
 sent, each behind the worker's GIL); on a GPU it encodes and queues N+1 before it collects N (`answer`).
-One reply thread reads the probabilities back in the order the batches went in. On 2 CPU cores this
-measured no faster, the cores being the limit there (README, "Performance"); the idle gaps it removes
-matter where the model is a GPU's.
+One reply thread reads the probabilities back in the order the batches went in. On a small CPU host the
+cores are the limit and this gains nothing (docs/performance.md); the idle gaps it removes matter where the
+model is a GPU's.
 A `ProcessPoolExecutor` would hand every batch through two more threads (its queue manager and its
 feeder), each of which must win the GIL first.
 The child ignores SIGINT/SIGTERM: the worker finishes its in-flight batches and then closes the request
@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from core.logging import configure_logging, get_logger
-from core.settings import Settings
+from core.settings import ModelSettings
 from schemas import Post, SentimentResult
 from workers.inference.model import (
     Decoded,
@@ -68,11 +68,12 @@ Outcome = Queued | Exception
 """A batch in the child: its work queued on the device, or why it could not be."""
 
 
-def _serve(requests: Connection, replies: Connection, settings: Settings) -> None:
+def _serve(requests: Connection, replies: Connection, settings: ModelSettings, log_level: str,
+           log_json: bool) -> None:
     """The child: load the model, then `answer` batches until the request pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when this process stops
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(log_level, log_json)
     try:
         model = load_worker_model(settings)
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which fails to start with it
@@ -132,13 +133,14 @@ class ModelProcess:
     """What the worker needs of a model (config, labels, version, device, decode, predict), served by a child
     process that owns the network."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ModelSettings, log_level: str = "INFO", log_json: bool = False) -> None:
+        """Only the model's settings (and how to log) cross into the child: nothing else of the worker's."""
         started = time.perf_counter()
         context = multiprocessing.get_context("spawn")
         child_requests, self.requests = context.Pipe(duplex=False)
         self.replies, child_replies = context.Pipe(duplex=False)
-        self.process = context.Process(target=_serve, args=(child_requests, child_replies, settings),
-                                       name="radm-model")
+        self.process = context.Process(target=_serve, name="radm-model",
+                                       args=(child_requests, child_replies, settings, log_level, log_json))
         self.process.start()
         child_requests.close()  # only the child holds these now: its death reads as EOF here, and ours there
         child_replies.close()

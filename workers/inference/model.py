@@ -15,7 +15,7 @@ import torch
 from torch.profiler import record_function as _record_function
 
 from core.logging import get_logger
-from core.settings import Settings
+from core.settings import ModelSettings
 from schemas import Label, Post, SentimentResult
 from workers.enrich.language import is_supported
 from workers.media.images import decode_image
@@ -27,7 +27,7 @@ log = get_logger(__name__)
 
 def record_function(name: str) -> contextlib.AbstractContextManager:
     """A named range in the torch profiler's tables (`monitor bench model --profile`); nothing when no
-    profiler runs, where a range would cost about 35 us, 5% of a tiny model's batch-of-one call."""
+    profiler runs, where a range would cost a noticeable share of a tiny model's batch-of-one call."""
     profiling = getattr(torch.autograd.profiler, "_is_profiler_enabled", True)  # private: ranges if it ever goes
     return _record_function(name) if profiling else contextlib.nullcontext()
 
@@ -47,7 +47,7 @@ class Queued:
 
 
 BOOTSTRAP = "bootstrap"
-"""MODEL_CHECKPOINT value naming the checkpoint shipped in the package (see the README's model card)."""
+"""MODEL_CHECKPOINT value naming the checkpoint shipped in the package (docs/model-card.md)."""
 UNTRAINED = "untrained"
 """MODEL_CHECKPOINT value for a seeded, untrained tiny model: tests that need no weights."""
 
@@ -68,8 +68,8 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 def default_bucket_rows(device: torch.device) -> int:
     """Length buckets of at least 4 rows on CPUs, where a forward pass costs what its tokens cost; one pass per
-    batch (0) on GPUs, where it costs the host's time to launch its kernels whatever its size: on an H200, at
-    batch 256, one bucket gave 1.04-1.07x the posts/s of 4-row buckets (README, "GPU")."""
+    batch (0) on GPUs, where it costs the host's time to launch its kernels whatever its size (docs/performance.md,
+    "GPU")."""
     return 0 if device.type == "cuda" else 4
 
 
@@ -236,11 +236,11 @@ class SentimentModel:
             return sentiment_results(posts, scores, self.labels, self.version, started)
 
 
-def load_worker_model(settings: Settings) -> SentimentModel:
+def load_worker_model(settings: ModelSettings) -> SentimentModel:
     """The model as a worker serves it, in whichever process holds it: MODEL_CHECKPOINT on DEVICE (compiled
     with MODEL_COMPILE), and this process's CPU threads set for its size (`model_threads`)."""
-    model = SentimentModel.load(settings.model_checkpoint, settings.device, compile=settings.model_compile)
-    torch.set_num_threads(model_threads(model.model, settings.model_threads))
+    model = SentimentModel.load(settings.checkpoint, settings.device, compile=settings.compile)
+    torch.set_num_threads(model_threads(model.model, settings.threads))
     return model
 
 
@@ -250,8 +250,7 @@ SMALL_MODEL_PARAMETERS = 5_000_000
 def model_threads(model: torch.nn.Module, requested: int = 0) -> int:
     """Intra-op CPU threads for a model: `requested`, or by default every core for a model over five million
     parameters (bound by arithmetic) and every core but one for a smaller one (bound by Python dispatch, which
-    competes with decoding and Kafka for CPU). Measured on 2 cores: the bootstrap model scored 48.8 posts/s
-    in the worker with 2 threads and 33.0 with 1; the tiny model 1,472 with 1 thread and 1,092 with 2."""
+    competes with decoding and Kafka for CPU), as `monitor bench worker` showed on a 2-core host."""
     if requested:
         return requested
     cores = os.cpu_count() or 1

@@ -12,7 +12,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-from schemas.reasons import BadInput
+from schemas.reasons import BadInput, ReasonCode
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 
@@ -39,15 +39,14 @@ def _decode_jpeg(data: bytes, image_size: int, max_pixels: int) -> np.ndarray | 
     are PIL's (CMYK within 1 level); None when libjpeg-turbo refuses it (a truncated or corrupt JPEG: strict
     mode, or a colour space it cannot convert), for PIL to decode or to explain.
 
-    CPU per 224 px photo on the 2-core VM: 0.14-0.17 ms against PIL's 0.24-0.43 at 224 px, 0.14 against
-    0.21 at 32 px (`bench/exploratory/cpu_decode_ab.py`): PIL parses the markers in Python and copies the
+    Less CPU than PIL (`bench/exploratory/cpu_decode_ab.py`): PIL parses the markers in Python and copies the
     pixels once more. The whole decode runs without the GIL, so the decode threads scale."""
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
         return None
     if width * height > max_pixels:
-        raise BadInput(f"image of {width}x{height} pixels exceeds limit of {max_pixels}")
+        raise BadInput(ReasonCode.IMAGE_TOO_LARGE, f"image of {width}x{height} pixels exceeds limit of {max_pixels}")
     scale = draft_scale(width, height, image_size)
     try:
         pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=-(-height // scale),
@@ -153,8 +152,8 @@ def thumbnail_jpeg(pixels: np.ndarray, aspect: float, max_side: int, quality: in
     `aspect` (`upright_aspect`), at most `max_side` pixels on the longer side and never larger than the pixels
     themselves. Made from what the worker decoded anyway: no second decode of the original.
 
-    `reducing_gap` first averages whole blocks of pixels (`Image.reduce`), then filters what is left: 0.07 ms
-    less per 224 px image than filtering all of it (`bench/exploratory/cpu_thumbnail.py`)."""
+    `reducing_gap` first averages whole blocks of pixels (`Image.reduce`), then filters what is left: cheaper than
+    filtering all of it (`bench/exploratory/cpu_thumbnail.py`)."""
     side = min(max_side, pixels.shape[0])
     size = (side, max(1, round(side / aspect))) if aspect >= 1 else (max(1, round(side * aspect)), side)
     small = Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
@@ -166,7 +165,8 @@ def _decode_with_pil(data: bytes, image_size: int, max_pixels: int) -> np.ndarra
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
             if width * height > max_pixels:
-                raise BadInput(f"image of {width}x{height} pixels exceeds limit of {max_pixels}")
+                raise BadInput(ReasonCode.IMAGE_TOO_LARGE,
+                               f"image of {width}x{height} pixels exceeds limit of {max_pixels}")
             img.draft("RGB", (image_size, image_size))  # JPEG: decode at reduced scale
             oriented = upright(img)
             # convert copies every pixel: only when the image needs it
@@ -174,7 +174,7 @@ def _decode_with_pil(data: bytes, image_size: int, max_pixels: int) -> np.ndarra
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
-        raise BadInput(f"undecodable image: {exc}") from None
+        raise BadInput(ReasonCode.UNDECODABLE_IMAGE, f"undecodable image: {exc}") from None
 
 
 def _fit(rgb: Image.Image, image_size: int) -> np.ndarray:

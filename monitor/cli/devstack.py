@@ -1,0 +1,45 @@
+"""`monitor demo` and `monitor replay`: the embedded pipeline with sample posts, and publishing posts as a producer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from core.settings import get_settings
+
+
+@click.command()
+@click.option("--posts", default=300, show_default=True, help="How many sample posts to publish.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for all posts to be stored.")
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="Then start the API and dashboard and keep publishing live sample posts until Ctrl-C.")
+@click.option("--rate", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="With --serve: live sample posts per second.")
+def demo(posts: int, timeout: float, serve: bool, rate: float) -> None:
+    """Start the embedded stack, worker and sink; publish sample posts; print the trends; serve the dashboard."""
+    from monitor.devstack.demo import run_demo
+
+    run_demo(get_settings(), posts, timeout, echo=click.echo, serve=serve, rate=rate)
+
+
+@click.command()
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              envvar="REPLAY_FILE", help="Recorded posts, one JSON Post per line. [env: REPLAY_FILE]")
+@click.option("--samples", default=1000, show_default=True, envvar="REPLAY_SAMPLES",
+              help="Without --file: publish this many generated sample posts. [env: REPLAY_SAMPLES]")
+@click.option("--rate", type=float, default=None, envvar="REPLAY_RATE",
+              help="Posts per second at most (default: as fast as the broker takes them). [env: REPLAY_RATE]")
+def replay(path: Path | None, samples: int, rate: float | None) -> None:
+    """Publish recorded (or sample) posts to the posts topic, as an external producer would."""
+    from monitor.devstack.replay import as_payloads, posts_from_jsonl, publish
+    from monitor.devstack.samples import sample_posts
+
+    settings = get_settings()
+    posts = posts_from_jsonl(path) if path else sample_posts(samples)
+    try:
+        sent = asyncio.run(publish(settings, as_payloads(posts), total=None if path else samples, rate=rate))
+    except ValueError as exc:  # a bad line in the recording
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"published {sent} posts to {settings.kafka.posts_topic}")
