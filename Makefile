@@ -23,10 +23,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/monitor demo
 
+# The integration and fault suites run again on each Apache Kafka line (KRaft, jars from Maven Central); without a
+# JDK and Maven they are skipped with the reason (and fail under CI=true).
+KAFKA_BROKERS ?= kafka-3.9 kafka-4.1
+
 test: $(STAMP) chromium
 	$(BIN)/ruff check schemas core workers monitor benchmarks tests bench
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q -ra
+	@for broker in $(KAFKA_BROKERS); do \
+		echo "== integration and fault suites on $$broker"; \
+		EMBEDDED_BROKER=$$broker $(BIN)/pytest -q -ra -p no:cacheprovider tests/integration tests/faults || exit 1; \
+	done
 
 # The dashboard's browser tests drive Debian's chromium through Playwright (Playwright cannot download browsers
 # here). Installed once when missing; sudo only when not root.

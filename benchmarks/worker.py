@@ -50,6 +50,8 @@ from core.logging import get_logger
 from core.process import free_port
 from core.settings import Settings
 from core.streaming.topics import ensure_topics
+from monitor.devstack.embedded.kafka import kafka_server
+from monitor.devstack.embedded.stack import TANSU_CONSUMER_ENV
 from schemas import Post
 
 log = get_logger(__name__)
@@ -64,7 +66,6 @@ def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
     if bootstrap:
         yield bootstrap, None
         return
-    from monitor.devstack.embedded.kafka import kafka_server
 
     server = kafka_server(Path(tempfile.mkdtemp(prefix="bench-worker-")))
     server.start()
@@ -202,6 +203,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
            # its own group: run against a production broker, the benchmark never joins the real workers' group
            "WORKER_GROUP": f"bench-worker-{run_id}",
            **({"WORKER_IMAGE_PRIVATE_HOSTS": "true"} if linked_images else {}),  # the image server is local
+           **(TANSU_CONSUMER_ENV if broker_pid else {}),  # the embedded broker's quick group joins
            **{name.upper(): value for name, value in topics.items()}}
     log_path = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
     log.info("worker started for the benchmark", batch_size=batch_size, log=str(log_path))

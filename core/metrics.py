@@ -74,9 +74,13 @@ def observe_queue_wait(histogram: Histogram, events, now_s: float) -> None:
             histogram.observe(max(0.0, now_s - event.message.timestamp))
 
 
+class MetricsPortInUse(RuntimeError):
+    """METRICS_PORT is taken: a process that silently served no metrics would look healthy but be invisible."""
+
+
 def serve_metrics(port: int) -> bool:
-    """Serve `/metrics` on `port` in a daemon thread; 0 = off. A port already taken is logged, not fatal:
-    losing metrics must never stop a worker from scoring posts."""
+    """Serve `/metrics` on `port` in a daemon thread; 0 = off. A port already taken stops the process at start-up
+    with a message that names it and the way out (another port, or 0)."""
     if port == 0:
         return False
     try:
@@ -84,7 +88,8 @@ def serve_metrics(port: int) -> bool:
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
-        log.error("metrics port in use; this process serves no metrics", port=port)
-        return False
+        raise MetricsPortInUse(f"METRICS_PORT {port} is already in use by another process: set METRICS_PORT to a "
+                               "free port (each worker and sink on a host needs its own), or 0 for no metrics"
+                               ) from None
     log.info("serving Prometheus metrics", port=port, path="/metrics")
     return True

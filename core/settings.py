@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,9 +52,41 @@ class KafkaSettings(_Section):
         validation_alias="TOPIC_PARTITIONS",
         default=4, ge=1, description="Partitions created for each topic at start-up.",
     )
+    topic_replication: int = Field(
+        validation_alias="TOPIC_REPLICATION",
+        default=1, ge=1,
+        description="Replicas of each topic created at start-up: 3 on a production cluster (with the brokers' "
+        "`min.insync.replicas` at 2, acks=all then survives one broker down); 1 on a single broker.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        validation_alias="KAFKA_SECURITY_PROTOCOL",
+        default="PLAINTEXT",
+        description="How every client of the monitor talks to the brokers: plain, TLS, SASL, or SASL over TLS.",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        validation_alias="KAFKA_SASL_MECHANISM", default="PLAIN",
+        description="SASL mechanism (with a SASL_* protocol).",
+    )
+    sasl_username: str | None = Field(validation_alias="KAFKA_SASL_USERNAME", default=None,
+                                      description="SASL user name (with a SASL_* protocol).")
+    sasl_password: str | None = Field(validation_alias="KAFKA_SASL_PASSWORD", default=None,
+                                      description="SASL password (with a SASL_* protocol); never logged.")
+    ssl_cafile: Path | None = Field(
+        validation_alias="KAFKA_SSL_CAFILE", default=None,
+        description="PEM file of the CA that signed the brokers' certificates (with SSL or SASL_SSL); unset = the "
+        "system's trusted CAs.",
+    )
+    idempotent_producer: bool = Field(
+        validation_alias="KAFKA_IDEMPOTENT_PRODUCER",
+        default=True,
+        description="The worker's results producer is idempotent (acks=all either way): a retried send after a "
+        "lost acknowledgement is not written twice. The embedded Tansu broker lacks it; its stack sets false.",
+    )
     session_timeout_s: float = Field(
         validation_alias="CONSUMER_SESSION_TIMEOUT_S",
-        default=4.0, description="Short: the embedded broker waits half of it on every group join."
+        default=10.0, description="How long the group waits for a silent consumer before handing its partitions to "
+        "the others. Apache Kafka refuses less than its `group.min.session.timeout.ms` (6 s unless configured); the "
+        "embedded Tansu stack sets 4 s, as Tansu waits half of it on every group join."
     )
     heartbeat_s: float = Field(
         validation_alias="CONSUMER_HEARTBEAT_S",
@@ -62,7 +94,7 @@ class KafkaSettings(_Section):
     )
     rebalance_timeout_s: float = Field(
         validation_alias="CONSUMER_REBALANCE_TIMEOUT_S",
-        default=4.0, description="Consumer group rebalance timeout.",
+        default=10.0, description="How long a rebalance waits for every member to rejoin (the Tansu stack sets 4 s).",
     )
     fetch_wait_s: float = Field(
         validation_alias="CONSUMER_FETCH_WAIT_S",
@@ -281,12 +313,18 @@ class AlertSettings(_Section):
 
 
 class RuntimeSettings(_Section):
-    """Every process: its data folder, metrics port and logs."""
+    """Every process: its data folder, metrics port and logs; which broker the embedded stack runs."""
 
     data_dir: Path = Field(
         validation_alias="DATA_DIR",
         default=Path(".monitor"),
         description="Where the embedded services keep data and logs, and Faust its app folders.",
+    )
+    embedded_broker: Literal["tansu", "kafka-3.9", "kafka-4.1"] = Field(
+        validation_alias="EMBEDDED_BROKER",
+        default="tansu",
+        description="The broker `monitor demo` and the tests start: `tansu` (from a pip wheel) or Apache Kafka "
+        "in KRaft mode (`kafka-3.9`, `kafka-4.1`; needs a JDK and Maven, which fetches its jars once).",
     )
     metrics_port: int = Field(
         validation_alias="METRICS_PORT",

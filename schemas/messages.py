@@ -6,6 +6,7 @@ validate against the exported JSON Schema (`monitor schema`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,7 +17,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -32,6 +35,21 @@ MAX_THUMBNAIL_BYTES = 128 * 1024
 """A 256 px JPEG (the largest WORKER_THUMBNAIL_PX) of pure noise stays under this."""
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)]
+
+WireBytes = Annotated[
+    bytes,
+    PlainSerializer(lambda value: base64.b64encode(value).decode("ascii"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+"""Bytes on the wire: standard base64 (RFC 4648 section 4) in JSON, as most languages encode by default. Readers
+also take the URL-safe alphabet (section 5)."""
+
+Timestamp = Annotated[
+    datetime,
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}),
+]
+"""An RFC 3339 date-time string, or unix time as a number (seconds; values past the year 2603 are read as
+milliseconds). Naive date-times are read as UTC."""
 
 
 def as_utc(value: datetime) -> datetime:
@@ -69,9 +87,10 @@ class Post(_Strict):
     """A social post as producers publish it to the `posts` topic."""
 
     post_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    created_at: datetime = Field(description="When the post was published; naive values are read as UTC.")
+    created_at: Timestamp = Field(description="When the post was published: an RFC 3339 string (naive = UTC) or unix "
+                                  "seconds.")
     text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = ""
-    image: bytes | None = Field(default=None, description="Encoded image bytes (JPEG/PNG), base64 in JSON.")
+    image: WireBytes | None = Field(default=None, description="Encoded image bytes (JPEG/PNG), base64 in JSON.")
     image_url: AnyUrl | None = Field(default=None, description="Where the image lives, when not inlined.")
     brands: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
     keywords: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
@@ -112,7 +131,7 @@ class SentimentResult(_Strict):
         default="", description="The post's full text: the sink matches tracked brands' rules against it."
     )
     image_ref: str | None = Field(default=None, description="The post's image_url, or sha256:<hex> of an inline image.")
-    thumbnail: bytes | None = Field(
+    thumbnail: WireBytes | None = Field(
         default=None, max_length=MAX_THUMBNAIL_BYTES,
         description="A small JPEG of the image the model saw, inline or fetched (WORKER_THUMBNAIL_PX on its longer "
         "side), base64 in JSON.",
@@ -165,5 +184,7 @@ class DeadLetter(_Strict):
     topic: str
     partition: int | None = None
     offset: int | None = None
-    payload: bytes
+    payload: WireBytes = Field(description="The message's value as it was (cut to its first 256 KiB), base64.")
+    key: WireBytes | None = Field(default=None, description="The message's key as it was, base64; the dead letter is "
+                                  "published under the same key.")
     failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -9,7 +9,7 @@ import mode
 
 from core.settings import Settings
 from core.streaming import faust_overrides
-from core.streaming.connection import require_bootstrap
+from core.streaming.connection import faust_credentials, require_bootstrap
 from core.streaming.topics import ensure_topics
 
 
@@ -28,6 +28,8 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
         store="memory://",
         datadir=str(datadir),
         topic_partitions=settings.kafka.topic_partitions,
+        topic_replication_factor=settings.kafka.topic_replication,
+        broker_credentials=faust_credentials(settings),
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.kafka.session_timeout_s,

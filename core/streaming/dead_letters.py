@@ -15,7 +15,19 @@ def dead_letter(event: faust.EventT, code: ReasonCode, reason: str) -> DeadLette
     """The letter for a message that cannot be used: where it is, why, and its payload (`capped`)."""
     message = event.message
     return capped(DeadLetter(code=code, reason=reason, topic=message.topic, partition=message.partition,
-                             offset=message.offset, payload=message.value or b""))
+                             offset=message.offset, payload=message.value or b"", key=message.key))
+
+
+def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """Where the original is and why it failed, as record headers: a DLQ consumer can route or deduplicate on
+    them without parsing the value. A message redelivered after a crash is dead-lettered again with the same
+    source coordinates, so (`source.topic`, `source.partition`, `source.offset`) identifies it."""
+    headers = [("reason.code", letter.code.value.encode()), ("source.topic", letter.topic.encode())]
+    if letter.partition is not None:
+        headers.append(("source.partition", str(letter.partition).encode()))
+    if letter.offset is not None:
+        headers.append(("source.offset", str(letter.offset).encode()))
+    return headers
 
 
 def capped(letter: DeadLetter) -> DeadLetter:

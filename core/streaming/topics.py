@@ -11,7 +11,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from core.logging import get_logger
 from core.settings import Settings
-from core.streaming.connection import require_bootstrap
+from core.streaming.connection import client_options
 
 log = get_logger(__name__)
 
@@ -36,12 +36,13 @@ def create_topics(app: faust.App, settings: Settings) -> Topics:
 
 async def ensure_topics(settings: Settings) -> None:
     """Create the pipeline's topics with the configured partition count (existing ones are kept)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=require_bootstrap(settings))
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         names = [settings.kafka.posts_topic, settings.kafka.sentiment_topic, settings.kafka.dlq_topic]
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, settings.kafka.topic_partitions, 1) for n in names if n not in existing]
+        missing = [NewTopic(n, settings.kafka.topic_partitions, settings.kafka.topic_replication) for n in names
+                   if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import click
@@ -43,3 +44,29 @@ def replay(path: Path | None, samples: int, rate: float | None) -> None:
     except ValueError as exc:  # a bad line in the recording
         raise click.ClickException(str(exc)) from None
     click.echo(f"published {sent} posts to {settings.kafka.posts_topic}")
+
+
+@click.command()
+@click.option("--broker", type=click.Choice(["tansu", "kafka-3.9", "kafka-4.1"]), default=None,
+              help="The broker to run (default: EMBEDDED_BROKER, which defaults to tansu).")
+def stack(broker: str | None) -> None:
+    """Start the embedded broker, PostgreSQL and Redis alone and print their addresses, until Ctrl-C.
+
+    For producers of your own, or a worker and sink run by hand: paste the printed lines into their shell."""
+    from monitor.devstack.embedded.stack import EmbeddedStack
+
+    settings = get_settings()
+    data_dir = settings.runtime.data_dir / "stack"
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the servers too, as Ctrl-C does
+    with EmbeddedStack.create(data_dir, broker=broker or settings.runtime.embedded_broker) as running:
+        click.echo(f"# the embedded stack is up (data and logs under {data_dir}); Ctrl-C stops it")
+        for name, value in running.env().items():
+            click.echo(f"export {name}={value}")
+        try:
+            running.wait()
+        except KeyboardInterrupt:
+            click.echo("\nstopping ...")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

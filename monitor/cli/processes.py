@@ -17,21 +17,29 @@ def worker(concurrency: int) -> None:
         from workers.agent.supervisor import run_workers
 
         raise SystemExit(run_workers(concurrency, settings.runtime.metrics_port))
-    from core.metrics import serve_metrics
     from core.streaming.app import run_app
     from workers.agent.app import build_worker_app
 
-    serve_metrics(settings.runtime.metrics_port)
+    serve_metrics_or_exit(settings.runtime.metrics_port)
     run_app(build_worker_app(settings), settings)
 
 
 @click.command()
 def sink() -> None:
     """Run the trend sink (consumes `sentiment`, writes PostgreSQL and Redis)."""
-    from core.metrics import serve_metrics
     from core.streaming.app import run_app
     from monitor.sink.agent import build_sink_app
 
     settings = get_settings()
-    serve_metrics(settings.runtime.metrics_port)
+    serve_metrics_or_exit(settings.runtime.metrics_port)
     run_app(build_sink_app(settings), settings)
+
+
+def serve_metrics_or_exit(port: int) -> None:
+    """Serve METRICS_PORT, or stop at start-up with the reason (a taken port) instead of a traceback."""
+    from core.metrics import MetricsPortInUse, serve_metrics
+
+    try:
+        serve_metrics(port)
+    except MetricsPortInUse as exc:
+        raise click.ClickException(str(exc)) from None

@@ -43,7 +43,7 @@ def run_demo(settings: Settings, posts: int, timeout_s: float, echo=print, serve
     if serve and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` or `docker stop` shut the long-running demo down cleanly
     echo(f"Starting the embedded stack (Tansu broker, PostgreSQL, Redis) under {data_dir} ...")
-    with EmbeddedStack.create(data_dir) as stack:
+    with EmbeddedStack.create(data_dir, broker=settings.runtime.embedded_broker) as stack:
         env = stack.env()
         for name, value in env.items():
             echo(f"  {name}={value}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from core.settings import Settings
-from core.streaming.connection import require_bootstrap
+from core.streaming.connection import client_options
 from monitor.devstack.progress import progress_bar
 from schemas import Post
 
@@ -36,7 +36,7 @@ def as_payloads(posts: Iterable[Post]) -> Iterator[tuple[bytes, bytes]]:
 async def publish(settings: Settings, payloads: Iterable[tuple[bytes, bytes]], total: int | None = None,
                   progress: bool = True, rate: float | None = None) -> int:
     """Send (key, value) pairs, at most `rate` per second if given, and wait until the broker acked every one."""
-    producer = AIOKafkaProducer(bootstrap_servers=require_bootstrap(settings), acks="all",
+    producer = AIOKafkaProducer(**client_options(settings), acks="all",
                                 max_request_size=settings.worker.max_message_bytes + 65536, linger_ms=5)
     await producer.start()
     sent = 0

@@ -18,7 +18,7 @@ from core import metrics
 from core.logging import error_summary, get_logger
 from core.settings import Settings
 from core.streaming.app import create_app
-from core.streaming.dead_letters import dead_letter
+from core.streaming.dead_letters import dead_letter, dead_letter_headers
 from core.streaming.topics import Topics, create_topics
 from monitor.sink.writer import write_results
 from monitor.store.brands import BrandRuleCache
@@ -103,7 +103,8 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
                     dead.append(dead_letter(event, ReasonCode.INVALID_RESULT,
                                             f"invalid sentiment result: {exc.errors()[0]['msg']}"))
             for letter in dead:
-                await topics.dlq.send(key=letter.topic.encode(), value=letter.model_dump_json().encode())
+                await topics.dlq.send(key=letter.key, value=letter.model_dump_json().encode(),
+                                      headers=dead_letter_headers(letter))
             with metrics.SINK_BATCH_SECONDS.time():
                 buckets = await write_with_retry(partial(write_results, engine, results, rules), "postgres")
             metrics.SINK_RESULTS.inc(len(results))

@@ -26,6 +26,7 @@ from monitor.devstack.embedded.stack import EmbeddedStack
 from monitor.store.db import post_sentiment
 from monitor.store.migrate import upgrade_head
 from schemas import SentimentResult
+from tests.brokers import test_broker
 from tests.integration.trend_helpers import result
 from workers.media.images import thumbnail_jpeg
 
@@ -85,7 +86,7 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def browser_stack(tmp_path_factory):
-    with EmbeddedStack.create(tmp_path_factory.mktemp("browser-stack")) as running:
+    with EmbeddedStack.create(tmp_path_factory.mktemp("browser-stack"), broker=test_broker()) as running:
         yield running
 
 

@@ -18,6 +18,7 @@ from core.streaming.topics import ensure_topics
 from monitor.devstack.embedded.stack import EmbeddedStack
 from monitor.store.db import create_engine
 from monitor.store.migrate import upgrade_head
+from tests.brokers import test_broker
 from tests.faults.helpers import Pipeline
 from tests.faults.report import FaultReport
 
@@ -47,7 +48,7 @@ def fault_report():
 
 @pytest.fixture
 def fault_stack(tmp_path):
-    with EmbeddedStack.create(tmp_path / "stack") as running:
+    with EmbeddedStack.create(tmp_path / "stack", broker=test_broker()) as running:
         yield running
 
 

@@ -14,13 +14,14 @@ from core.streaming.topics import ensure_topics
 from monitor.devstack.embedded.stack import EmbeddedStack
 from monitor.store.db import create_engine
 from monitor.store.migrate import upgrade_head
+from tests.brokers import test_broker
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    with EmbeddedStack.create(tmp_path_factory.mktemp("stack")) as running:
+    with EmbeddedStack.create(tmp_path_factory.mktemp("stack"), broker=test_broker()) as running:
         yield running
 
 

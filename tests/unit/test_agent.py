@@ -25,7 +25,7 @@ def make_harness(**overrides):
     settings = Settings(kafka_bootstrap="localhost:1", worker_max_batch=4, worker_max_wait_s=0.01, **overrides)
     app = faust.App("agent-test", broker="kafka://localhost:1", store="memory://", web_enabled=False)
     topics = create_topics(app, settings)
-    sent: dict[str, list[bytes]] = {"sentiment": [], "dlq": []}
+    sent: dict[str, list] = {"sentiment": [], "dlq": [], "sentiment-records": [], "dlq-records": []}
     names = {settings.kafka.sentiment_topic: "sentiment", settings.kafka.dlq_topic: "dlq"}
 
     class Recorder:
@@ -37,8 +37,10 @@ def make_harness(**overrides):
         async def stop(self):
             pass
 
-        async def send(self, topic, records):
+        async def send(self, topic, records, headers=None):
             sent[names[topic]] += [value for _, value in records]
+            sent[f"{names[topic]}-records"] += [(key, dict(h)) for (key, _), h in
+                                                zip(records, headers or [[]] * len(records), strict=True)]
             done = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return [done]
@@ -70,6 +72,20 @@ async def test_valid_posts_become_results_and_bad_ones_dead_letters(harness):
     letters = [DeadLetter.model_validate_json(raw) for raw in sent["dlq"]]
     assert {letter.payload for letter in letters} == {b"{broken json", b'{"post_id": "no-time", "text": "x"}'}
     assert all(letter.reason.startswith("invalid post") for letter in letters)
+
+
+async def test_a_dead_letter_keeps_the_original_key_and_says_where_it_came_from(harness):
+    """One bad producer's messages stay on one DLQ partition, in order; headers route without parsing."""
+    agent, sent = harness
+    async with agent.test_context() as context:
+        await context.put(b"{broken json", key=b"producer-7")
+        await wait_for(lambda: len(sent["dlq"]) == 1)
+    [(key, headers)] = sent["dlq-records"]
+    letter = DeadLetter.model_validate_json(sent["dlq"][0])
+    assert key == letter.key == b"producer-7"
+    assert headers["reason.code"] == b"invalid_post" and letter.code == "invalid_post"
+    assert headers["source.topic"] == letter.topic.encode()
+    assert headers["source.offset"] == str(letter.offset).encode()
 
 
 def jpeg_bytes() -> bytes:

@@ -1,4 +1,4 @@
-"""Worker metrics: bounded reason labels, a busy port never stops a worker, the agent counts what it does."""
+"""Worker metrics: stable reason labels, a busy port stops a process with the reason, the agent counts what it does."""
 
 import socket
 from datetime import UTC, datetime  # noqa: E402 - grouped with the test below
@@ -6,7 +6,7 @@ from datetime import UTC, datetime  # noqa: E402 - grouped with the test below
 import pytest
 from prometheus_client import REGISTRY
 
-from core.metrics import serve_metrics
+from core.metrics import MetricsPortInUse, serve_metrics
 from schemas import Post  # noqa: E402
 from schemas.reasons import BadInput, ReasonCode
 from tests.unit.test_agent import harness, wait_for  # noqa: F401 - pytest fixture reused
@@ -33,12 +33,20 @@ def test_reason_codes_are_stable_label_values():
         "inference_failed", "internal_error", "invalid_result"}
 
 
-def test_a_port_in_use_is_logged_not_fatal():
+def test_a_port_in_use_stops_the_process_with_the_reason():
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
-        assert serve_metrics(taken.getsockname()[1]) is False
+        port = taken.getsockname()[1]
+        with pytest.raises(MetricsPortInUse, match=f"METRICS_PORT {port} is already in use"):
+            serve_metrics(port)
     assert serve_metrics(0) is False
+
+
+def test_a_post_behind_a_utf8_byte_order_mark_is_read():
+    raw = b"\xef\xbb\xbf" + b'{"post_id": "bom", "created_at": 1765000000, "text": "hello"}'
+    post = parse_post(raw, max_bytes=1000)
+    assert post.post_id == "bom" and post.created_at.year == 2025
 
 
 def value(name: str, **labels) -> float:

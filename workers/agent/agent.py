@@ -24,7 +24,7 @@ import faust
 from core import metrics
 from core.logging import get_logger
 from core.settings import Settings
-from core.streaming.dead_letters import dead_letter
+from core.streaming.dead_letters import dead_letter, dead_letter_headers
 from core.streaming.topics import Topics
 from schemas import DeadLetter, SentimentResult
 from schemas.reasons import ReasonCode
@@ -136,7 +136,8 @@ class InferenceAgent:
         pending = await self.sender.send(self.topics.sentiment.get_topic_name(),
                                          [(r.post_id.encode(), r.model_dump_json().encode()) for r in results])
         pending += await self.sender.send(self.topics.dlq.get_topic_name(),
-                                          [(d.topic.encode(), d.model_dump_json().encode()) for d in dead])
+                                          [(d.key, d.model_dump_json().encode()) for d in dead],
+                                          [dead_letter_headers(d) for d in dead])
         return Produced(pending, len(results), dead, started)
 
     async def confirm(self, events: Sequence[faust.EventT], produced: Produced) -> None:

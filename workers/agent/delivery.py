@@ -22,7 +22,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from core.settings import Settings
-from core.streaming.connection import require_bootstrap
+from core.streaming.connection import client_options
 
 MAX_BATCH_BYTES = 512 * 1024
 """One record batch's size: under the broker's default `message.max.bytes` (1 MB) with room to spare."""
@@ -33,10 +33,12 @@ failing the batch and restarting the worker."""
 
 
 class BatchSender:
-    """Owns the worker's results producer (acks=all); start it before sending, stop it to flush."""
+    """Owns the worker's results producer (acks=all, idempotent unless KAFKA_IDEMPOTENT_PRODUCER=false); start it
+    before sending, stop it to flush."""
 
     def __init__(self, settings: Settings) -> None:
-        self.bootstrap = require_bootstrap(settings)
+        self.connection = client_options(settings)
+        self.idempotent = settings.kafka.idempotent_producer
         self.partitioner = DefaultPartitioner()
         self._producer: AIOKafkaProducer | None = None
 
@@ -48,9 +50,9 @@ class BatchSender:
 
     async def start(self) -> None:
         """Connect (aiokafka binds a producer to the event loop it is created on: this one)."""
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+        self._producer = AIOKafkaProducer(**self.connection, acks="all",
                                           client_id="monitor-worker-results", max_batch_size=MAX_BATCH_BYTES,
-                                          request_timeout_ms=REQUEST_TIMEOUT_MS)
+                                          request_timeout_ms=REQUEST_TIMEOUT_MS, enable_idempotence=self.idempotent)
         await self._producer.start()
 
     async def stop(self) -> None:
@@ -59,21 +61,23 @@ class BatchSender:
             await self._producer.stop()
             self._producer = None
 
-    async def send(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> list[asyncio.Future]:
-        """Queue (key, value) records; the returned futures resolve when the broker has acknowledged them all
-        (and raise if it refused them)."""
+    async def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes]],
+                   headers: Sequence[list[tuple[str, bytes]]] | None = None) -> list[asyncio.Future]:
+        """Queue (key, value) records, each with its `headers` if given; the returned futures resolve when the broker
+        has acknowledged them all (and raise if it refused them). A record without a key goes to any partition."""
         if not records:
             return []
         partitions = sorted(await self.producer.partitions_for(topic))
         builders: dict[int, BatchBuilder] = {}
         sent: list[asyncio.Future] = []
-        for key, value in records:
+        for index, (key, value) in enumerate(records):
             partition = self.partitioner(key, partitions, partitions)
+            record_headers = headers[index] if headers is not None else []
             builder = builders.get(partition) or builders.setdefault(partition, self.producer.create_batch())
-            if builder.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+            if builder.append(key=key, value=value, timestamp=None, headers=record_headers) is None:  # full
                 sent.append(await self.producer.send_batch(builder, topic, partition=partition))
                 builder = builders[partition] = self.producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)  # an empty batch takes any one record
+                builder.append(key=key, value=value, timestamp=None, headers=record_headers)  # empty takes one
         for partition, builder in builders.items():
             sent.append(await self.producer.send_batch(builder, topic, partition=partition))
         return sent
