@@ -50,8 +50,7 @@ from core.logging import get_logger
 from core.process import free_port
 from core.settings import Settings
 from core.streaming.topics import ensure_topics
-from monitor.devstack.embedded.kafka import kafka_server
-from monitor.devstack.embedded.stack import TANSU_CONSUMER_ENV
+from monitor.devstack.embedded.stack import TANSU_CONSUMER_ENV, broker_server
 from schemas import Post
 
 log = get_logger(__name__)
@@ -60,14 +59,14 @@ PARTITIONS = 4
 
 
 @contextlib.contextmanager
-def broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
-    """KAFKA_BOOTSTRAP when set, otherwise a private embedded broker for the benchmark's lifetime:
-    (bootstrap address, the embedded broker's pid or None)."""
+def broker(bootstrap: str | None, kind: str = "tansu") -> Iterator[tuple[str, int | None]]:
+    """KAFKA_BOOTSTRAP when set, otherwise a private embedded broker of `kind` (EMBEDDED_BROKER: Tansu or Apache
+    Kafka) for the benchmark's lifetime: (bootstrap address, the embedded broker's pid or None)."""
     if bootstrap:
         yield bootstrap, None
         return
 
-    server = kafka_server(Path(tempfile.mkdtemp(prefix="bench-worker-")))
+    server = broker_server(kind, Path(tempfile.mkdtemp(prefix="bench-worker-")))
     server.start()
     try:
         yield f"127.0.0.1:{server.port}", server.pid
@@ -189,7 +188,7 @@ class WorkerRun:
 
 def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurrency: int, checkpoint: str,
                device: str, run_id: str, timeout_s: float, broker_pid: int | None,
-               linked_images: bool = False) -> WorkerRun:
+               linked_images: bool = False, broker_env: dict[str, str] | None = None) -> WorkerRun:
     """Drain `payloads` with `monitor worker --concurrency <concurrency>` at WORKER_MAX_BATCH=batch_size."""
     topics = {"posts_topic": f"bench-posts-{run_id}", "sentiment_topic": f"bench-sentiment-{run_id}",
               "dlq_topic": f"bench-dlq-{run_id}"}
@@ -197,13 +196,14 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
     asyncio.run(ensure_topics(settings))
     asyncio.run(produce(settings, payloads))
     metrics_port = free_port()
+    broker_env = broker_env or {}
     env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka.bootstrap or "", "WORKER_MAX_BATCH": str(batch_size),
            "MODEL_CHECKPOINT": checkpoint, "DEVICE": device, "METRICS_PORT": str(metrics_port),
            "TOPIC_PARTITIONS": str(PARTITIONS),
            # its own group: run against a production broker, the benchmark never joins the real workers' group
            "WORKER_GROUP": f"bench-worker-{run_id}",
            **({"WORKER_IMAGE_PRIVATE_HOSTS": "true"} if linked_images else {}),  # the image server is local
-           **(TANSU_CONSUMER_ENV if broker_pid else {}),  # the embedded broker's quick group joins
+           **broker_env,  # the embedded Tansu broker's quick group joins
            **{name.upper(): value for name, value in topics.items()}}
     log_path = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
     log.info("worker started for the benchmark", batch_size=batch_size, log=str(log_path))
@@ -247,14 +247,16 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
         model.save(Path(checkpoint))
     sample, decoded = bench_posts(model, posts, image_share)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    with broker(bootstrap) as (address, broker_pid), \
+    kind = Settings().runtime.embedded_broker
+    broker_env = TANSU_CONSUMER_ENV if not bootstrap and kind == "tansu" else {}
+    with broker(bootstrap, kind) as (address, broker_pid), \
             (image_server(image_latency_ms) if linked_images else contextlib.nullcontext(None)) as images_url:
         payloads = [post.model_dump_json().encode() for post in (linked(sample, images_url) if images_url else sample)]
         base = Settings(kafka_bootstrap=address)
         batched = run_worker(base, payloads, batch_size, concurrency, checkpoint, device, f"{run_id}-b{batch_size}",
-                             timeout_s, broker_pid, linked_images)
+                             timeout_s, broker_pid, linked_images, broker_env)
         single = run_worker(base, payloads[:baseline_posts], 1, concurrency, checkpoint, device, f"{run_id}-b1",
-                            timeout_s, broker_pid, linked_images)
+                            timeout_s, broker_pid, linked_images, broker_env)
     model_alone = posts_per_s(model, sample, decoded, batch_size)
     report = {
         "benchmark": "worker posts/s, Kafka posts -> sentiment (JSON parsing, image decoding, RADM, produce)",
@@ -265,7 +267,7 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),
-        "broker": "KAFKA_BOOTSTRAP" if bootstrap else "embedded Tansu (memory storage)",
+        "broker": "KAFKA_BOOTSTRAP" if bootstrap else f"embedded {kind}",
         "model": {"name": name, "version": model.version},
         "image_share": image_share,
         "images": f"linked: fetched by the worker from a local HTTP server answering after {image_latency_ms:g} ms"

@@ -28,8 +28,8 @@ class RADMProcessor:
         self.config = config
         self.normalise_text = text_normaliser(config.text_normalisation)
         self.tokenizer = load_tokenizer(config.text_encoder)
-        # The tokenizer's Rust core, truncating, one text at a time: 22 us a text on the 2-core VM against the
-        # transformers wrapper's 28-30 in batches of 32, with the same ids (tested). The worker's model process
+        # The tokenizer's Rust core, truncating, one text at a time: cheaper than the transformers wrapper in
+        # batches (`bench/exploratory/cpu_tokenize_ab.py`), with the same ids (tested). The worker's model process
         # tokenises every batch on the one thread that feeds the model.
         self.encoder = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
         self.encoder.enable_truncation(config.max_text_tokens)
@@ -72,7 +72,7 @@ class RADMProcessor:
         Run where the model runs: on a GPU this moves a quarter of the bytes across PCIe and takes the
         per-pixel arithmetic off the host's CPU, which otherwise caps a GPU worker's posts/s.
         """
-        pixels = images.permute(0, 3, 1, 2).contiguous().float()  # uint8 transpose first: 2.5x faster on CPUs
+        pixels = images.permute(0, 3, 1, 2).contiguous().float()  # uint8 transpose first: cheaper on CPUs
         return pixels.mul_(self.scale.to(images.device)).add_(self.shift.to(images.device)).to(dtype)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
