@@ -99,8 +99,9 @@ def test_a_small_letter_is_left_as_it_is():
 
 def test_every_consumer_builds_its_letters_capped():
     """The worker's and the sink's letters both come from `dead_letter`, which caps them."""
-    message = SimpleNamespace(topic="sentiment", partition=2, offset=9, value=b"x" * (DEAD_LETTER_PAYLOAD_BYTES + 1))
+    message = SimpleNamespace(topic="sentiment", partition=2, offset=9, key=b"k",
+                              value=b"x" * (DEAD_LETTER_PAYLOAD_BYTES + 1))
     letter = dead_letter(SimpleNamespace(message=message), ReasonCode.INVALID_RESULT, "invalid sentiment result: bad")
     assert (letter.topic, letter.partition, letter.offset) == ("sentiment", 2, 9)
-    assert letter.payload == message.value[:DEAD_LETTER_PAYLOAD_BYTES]
+    assert letter.payload == message.value[:DEAD_LETTER_PAYLOAD_BYTES] and letter.key == b"k"
     assert letter.reason.startswith("invalid sentiment result: bad (payload cut to its first ")
