@@ -38,6 +38,16 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, `docker stop`) raise KeyboardInterrupt in the main thread, as Ctrl-C does, so a
+    long-running command leaves through its clean-up path and stops the servers it started."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 class ServiceStartError(RuntimeError):
     """A server did not come up; the message carries the tail of its log."""
 

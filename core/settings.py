@@ -375,9 +375,7 @@ class Settings(BaseModel):
                     value = value.model_dump()
                 given[key].update(value)
                 continue
-            section, field = FLAT_NAMES.get(key.lower(), (None, None))
-            if section is None:
-                raise ValueError(f"unknown setting {key!r}")
+            section, field = flat_setting(key)
             given[section][field] = value
         return {name: cls.model_fields[name].default_factory(**sources, **values)  # type: ignore[misc]
                 for name, values in given.items()}
@@ -386,9 +384,7 @@ class Settings(BaseModel):
         """A copy with some settings changed, by flat name (`KAFKA_BOOTSTRAP` or `kafka_bootstrap`)."""
         merged = {name: getattr(self, name).model_dump() for name in type(self).model_fields}
         for key, value in flat.items():
-            section, field = FLAT_NAMES.get(key.lower(), (None, None))
-            if section is None:
-                raise ValueError(f"unknown setting {key!r}")
+            section, field = flat_setting(key)
             merged[section][field] = value
         return Settings(**merged)
 
@@ -403,6 +399,14 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     for section, section_type in sections().items() for name, field in section_type.model_fields.items()
 }
 """`worker_max_batch` -> ("worker", "max_batch"): the environment variable names, lower-cased."""
+
+
+def flat_setting(name: str) -> tuple[str, str]:
+    """(section, field) of a setting named the flat way (`WORKER_MAX_BATCH` or `worker_max_batch`)."""
+    try:
+        return FLAT_NAMES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown setting {name!r}") from None
 
 
 @lru_cache(maxsize=1)

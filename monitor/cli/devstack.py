@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
+import typing
 from pathlib import Path
 
 import click
 
-from core.settings import get_settings
+from core.process import stop_on_sigterm
+from core.settings import RuntimeSettings, get_settings
 
 
 @click.command()
@@ -46,8 +47,12 @@ def replay(path: Path | None, samples: int, rate: float | None) -> None:
     click.echo(f"published {sent} posts to {settings.kafka.posts_topic}")
 
 
+BROKERS = typing.get_args(RuntimeSettings.model_fields["embedded_broker"].annotation)
+"""EMBEDDED_BROKER's values, from the setting itself."""
+
+
 @click.command()
-@click.option("--broker", type=click.Choice(["tansu", "kafka-3.9", "kafka-4.1"]), default=None,
+@click.option("--broker", type=click.Choice(BROKERS), default=None,
               help="The broker to run (default: EMBEDDED_BROKER, which defaults to tansu).")
 def stack(broker: str | None) -> None:
     """Start the embedded broker, PostgreSQL and Redis alone and print their addresses, until Ctrl-C.
@@ -57,7 +62,7 @@ def stack(broker: str | None) -> None:
 
     settings = get_settings()
     data_dir = settings.runtime.data_dir / "stack"
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the servers too, as Ctrl-C does
+    stop_on_sigterm()
     with EmbeddedStack.create(data_dir, broker=broker or settings.runtime.embedded_broker) as running:
         click.echo(f"# the embedded stack is up (data and logs under {data_dir}); Ctrl-C stops it")
         for name, value in running.env().items():
@@ -66,7 +71,3 @@ def stack(broker: str | None) -> None:
             running.wait()
         except KeyboardInterrupt:
             click.echo("\nstopping ...")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from core.logging import get_logger
-from core.process import ChildProcess, free_port
+from core.process import ChildProcess, free_port, stop_on_sigterm
 from core.settings import Settings
 from core.streaming.topics import ensure_topics
 from monitor.alerts.rules import AlertKind, AlertRuleIn, create_rule, list_rules
@@ -41,8 +40,9 @@ def run_demo(settings: Settings, posts: int, timeout_s: float, echo=print, serve
              rate: float = 2.0) -> None:
     data_dir = settings.runtime.data_dir / "demo"
     if serve and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # `kill` or `docker stop` shut the long-running demo down cleanly
-    echo(f"Starting the embedded stack (Tansu broker, PostgreSQL, Redis) under {data_dir} ...")
+        stop_on_sigterm()
+    echo(f"Starting the embedded stack ({settings.runtime.embedded_broker} broker, PostgreSQL, Redis) "
+         f"under {data_dir} ...")
     with EmbeddedStack.create(data_dir, broker=settings.runtime.embedded_broker) as stack:
         env = stack.env()
         for name, value in env.items():
@@ -150,10 +150,6 @@ async def _demo_alert_rules(settings: Settings) -> None:
                                                   window_minutes=5, baseline_minutes=60, min_volume=10))
     finally:
         await engine.dispose()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _port_free(host: str, port: int) -> bool:

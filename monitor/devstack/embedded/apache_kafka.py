@@ -8,6 +8,7 @@ a cluster's nodes are all controllers (a three-voter quorum) and all brokers.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -163,6 +164,4 @@ def kraft_cluster(version: str, data_dir: Path, nodes: int = 1,
 
 def _cluster_id() -> str:
     """A random cluster id as Kafka writes it: a UUID in URL-safe base64, unpadded."""
-    import base64
-
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
