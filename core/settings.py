@@ -1,4 +1,4 @@
-"""The one settings object, in sections (kafka, worker, model, sink, store, retention, api, alerts, runtime).
+"""The one settings object, in sections (kafka, worker, model, sink, store, retention, api, alerts, ingest, runtime).
 
 Every setting is an environment variable (or a line of `.env`) under the flat name ops have always used:
 `WORKER_MAX_BATCH` sets `settings.worker.max_batch`. Each field's `validation_alias` is that name, so the
@@ -47,6 +47,11 @@ class KafkaSettings(_Section):
     dlq_topic: str = Field(
         validation_alias="DLQ_TOPIC",
         default="posts.dlq", description="Dead letters (JSON `DeadLetter`, with reason).",
+    )
+    deletions_topic: str = Field(
+        validation_alias="DELETIONS_TOPIC",
+        default="posts.deletions",
+        description="Deletions reported by the sources (JSON `PostDeletion`), from the connectors to the sink.",
     )
     topic_partitions: int = Field(
         validation_alias="TOPIC_PARTITIONS",
@@ -312,6 +317,38 @@ class AlertSettings(_Section):
     )
 
 
+class IngestSettings(_Section):
+    """Source connectors (`monitor ingest`): where their cursors live, how much they buffer, how they retry."""
+
+    state_dir: Path | None = Field(
+        validation_alias="INGEST_STATE_DIR", default=None,
+        description="Where each connector keeps its resume cursor (one JSON file per connector name); unset = "
+        "`DATA_DIR/ingest`. Keep it on a persistent volume: a restarted connector resumes from it.",
+    )
+    queue_size: int = Field(
+        validation_alias="INGEST_QUEUE_SIZE", default=2000, ge=1, le=1_000_000,
+        description="Events read from a source but not yet handed to the producer. When full the connector stops "
+        "reading, so a slow broker slows the source down instead of growing memory.",
+    )
+    max_in_flight: int = Field(
+        validation_alias="INGEST_MAX_IN_FLIGHT", default=5000, ge=1, le=1_000_000,
+        description="Posts sent to Kafka and not yet acknowledged; the connector waits for acks beyond this.",
+    )
+    cursor_flush_s: float = Field(
+        validation_alias="INGEST_CURSOR_FLUSH_S", default=1.0, gt=0, le=3600,
+        description="How often the cursor of everything acknowledged is written to disk. After a crash the "
+        "source replays at most this much; the replayed posts are deduplicated downstream by post id.",
+    )
+    backoff_initial_s: float = Field(
+        validation_alias="INGEST_BACKOFF_INITIAL_S", default=0.5, gt=0, le=60,
+        description="First wait before reconnecting to a source that dropped; doubled (with full jitter) per failure.",
+    )
+    backoff_max_s: float = Field(
+        validation_alias="INGEST_BACKOFF_MAX_S", default=60.0, gt=0, le=3600,
+        description="Longest wait between reconnection attempts.",
+    )
+
+
 class RuntimeSettings(_Section):
     """Every process: its data folder, metrics port and logs; which broker the embedded stack runs."""
 
@@ -357,6 +394,7 @@ class Settings(BaseModel):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
     @model_validator(mode="before")

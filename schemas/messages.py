@@ -176,6 +176,22 @@ class TrendBucket(_Strict):
         return self.polarity_sum / self.volume if self.volume else 0.0
 
 
+class PostDeletion(_Strict):
+    """A source said a post was deleted (Bluesky, Mastodon): the monitor forgets its text and takes it out of the
+    trends from now on. Published by connectors to the deletions topic, keyed by `post_id`."""
+
+    post_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="The deleted post's id, as its connector set it on the `Post`.")
+    deleted_at: Timestamp = Field(description="When the source reported the deletion: an RFC 3339 string or unix "
+                                  "seconds.")
+    source: str = "unknown"
+
+    @field_validator("deleted_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)
+
+
 class DeadLetter(_Strict):
     """A message a worker could not process, kept with the reason so nothing is lost silently."""
 

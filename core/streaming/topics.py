@@ -1,4 +1,4 @@
-"""The pipeline's three topics (posts, sentiment, dead letters): declared once for the worker, sink and tests."""
+"""The pipeline's topics (posts, sentiment, dead letters, deletions): declared once for the worker, sink and tests."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class Topics:
     posts: faust.TopicT
     sentiment: faust.TopicT
     dlq: faust.TopicT
+    deletions: faust.TopicT
 
 
 def create_topics(app: faust.App, settings: Settings) -> Topics:
@@ -31,7 +32,7 @@ def create_topics(app: faust.App, settings: Settings) -> Topics:
                          partitions=settings.kafka.topic_partitions)
 
     return Topics(posts=topic(settings.kafka.posts_topic), sentiment=topic(settings.kafka.sentiment_topic),
-                  dlq=topic(settings.kafka.dlq_topic))
+                  dlq=topic(settings.kafka.dlq_topic), deletions=topic(settings.kafka.deletions_topic))
 
 
 async def ensure_topics(settings: Settings) -> None:
@@ -39,7 +40,8 @@ async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        names = [settings.kafka.posts_topic, settings.kafka.sentiment_topic, settings.kafka.dlq_topic]
+        names = [settings.kafka.posts_topic, settings.kafka.sentiment_topic, settings.kafka.dlq_topic,
+                 settings.kafka.deletions_topic]
         existing = set(await admin.list_topics())
         missing = [NewTopic(n, settings.kafka.topic_partitions, settings.kafka.topic_replication) for n in names
                    if n not in existing]
