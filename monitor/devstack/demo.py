@@ -23,7 +23,7 @@ from monitor.alerts.rules import AlertKind, AlertRuleIn, create_rule, list_rules
 from monitor.devstack.api_launch import start_api
 from monitor.devstack.embedded.stack import EmbeddedStack
 from monitor.devstack.pipeline import wait_for_model, wait_for_posts
-from monitor.devstack.progress import progress_bar
+from core.progress import progress_bar
 from monitor.devstack.replay import as_payloads, publish
 from monitor.devstack.samples import BRANDS, sample_posts
 from monitor.store.cache import cached_series

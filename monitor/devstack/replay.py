@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from core.settings import Settings
 from core.streaming.connection import client_options
-from monitor.devstack.progress import progress_bar
+from core.progress import progress_bar
 from schemas import Post
 
 
