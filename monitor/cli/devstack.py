@@ -1,10 +1,10 @@
-"""`monitor demo` and `monitor replay`: the embedded pipeline with sample posts, and publishing posts as a producer."""
+"""`monitor demo`, `monitor replay` and `monitor stack`: the embedded pipeline with sample posts, generated load, and
+the embedded servers alone."""
 
 from __future__ import annotations
 
 import asyncio
 import typing
-from pathlib import Path
 
 import click
 
@@ -27,24 +27,19 @@ def demo(posts: int, timeout: float, serve: bool, rate: float) -> None:
 
 
 @click.command()
-@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              envvar="REPLAY_FILE", help="Recorded posts, one JSON Post per line. [env: REPLAY_FILE]")
 @click.option("--samples", default=1000, show_default=True, envvar="REPLAY_SAMPLES",
-              help="Without --file: publish this many generated sample posts. [env: REPLAY_SAMPLES]")
+              help="How many generated sample posts to publish. [env: REPLAY_SAMPLES]")
 @click.option("--rate", type=float, default=None, envvar="REPLAY_RATE",
               help="Posts per second at most (default: as fast as the broker takes them). [env: REPLAY_RATE]")
-def replay(path: Path | None, samples: int, rate: float | None) -> None:
-    """Publish recorded (or sample) posts to the posts topic, as an external producer would."""
-    from monitor.devstack.replay import as_payloads, posts_from_jsonl, publish
+def replay(samples: int, rate: float | None) -> None:
+    """Publish generated sample posts to the posts topic (a load test); real exports go through
+    `monitor ingest file`."""
+    from monitor.devstack.replay import as_payloads, publish
     from monitor.devstack.samples import sample_posts
 
     settings = get_settings()
-    posts = posts_from_jsonl(path) if path else sample_posts(samples)
-    try:
-        sent = asyncio.run(publish(settings, as_payloads(posts), total=None if path else samples, rate=rate))
-    except ValueError as exc:  # a bad line in the recording
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"published {sent} posts to {settings.kafka.posts_topic}")
+    sent = asyncio.run(publish(settings, as_payloads(sample_posts(samples)), total=samples, rate=rate))
+    click.echo(f"published {sent} sample posts to {settings.kafka.posts_topic}")
 
 
 BROKERS = typing.get_args(RuntimeSettings.model_fields["embedded_broker"].annotation)

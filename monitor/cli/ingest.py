@@ -96,8 +96,10 @@ def bluesky(url: str, dids: tuple[str, ...], image_cdn: str, name: str, **common
 @click.option("--instance", required=True, envvar="MASTODON_INSTANCE",
               help="The server, e.g. https://mastodon.social. [env: MASTODON_INSTANCE]")
 @click.option("--stream", type=click.Choice(["public", "public:local", "hashtag"]), default="public",
-              show_default=True, help="Federated, local-only, or one hashtag's statuses.")
-@click.option("--tag", default=None, help="With --stream hashtag: the hashtag (without #).")
+              show_default=True, envvar="MASTODON_STREAM",
+              help="Federated, local-only, or one hashtag's statuses. [env: MASTODON_STREAM]")
+@click.option("--tag", default=None, envvar="MASTODON_TAG",
+              help="With --stream hashtag: the hashtag (without #). [env: MASTODON_TAG]")
 @click.option("--access-token", default=None, envvar="MASTODON_ACCESS_TOKEN",
               help="An application's token (many servers require one for streaming). [env: MASTODON_ACCESS_TOKEN]")
 @click.option("--streaming-url", default=None, envvar="MASTODON_STREAMING_URL",
@@ -113,12 +115,13 @@ def mastodon(instance: str, stream: str, tag: str | None, access_token: str | No
 
 
 @ingest.command()
-@click.argument("urls", nargs=-1, required=True)
-@click.option("--interval", type=click.FloatRange(min=1.0), default=300.0, show_default=True,
-              help="Seconds between two polls of one feed (be polite: most sites ask for 15 minutes or more).")
+@click.argument("urls", nargs=-1, required=True, envvar="FEED_URLS")
+@click.option("--interval", type=click.FloatRange(min=1.0), default=300.0, show_default=True, envvar="FEED_INTERVAL_S",
+              help="Seconds between two polls of one feed (be polite: many sites ask for 15 minutes or more). "
+              "[env: FEED_INTERVAL_S]")
 @connector_options("feeds")
 def rss(urls: tuple[str, ...], interval: float, name: str, **common: Any) -> None:
-    """New entries of RSS and Atom feeds, polled with conditional GET (ETag, Last-Modified)."""
+    """New entries of RSS and Atom feeds (URLS, or space-separated in FEED_URLS), polled with conditional GET."""
     from connectors.feeds import FeedSource
 
     _run(lambda s: FeedSource(urls, interval_s=interval, name=name, backoff=_backoff(s)), **common)

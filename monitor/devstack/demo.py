@@ -12,18 +12,22 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from redis.asyncio import Redis
 
+from connectors.cursor import CursorStore
+from connectors.files import FileSource
+from connectors.runner import IngestRunner
 from core.logging import get_logger
 from core.process import ChildProcess, free_port, stop_on_sigterm
+from core.progress import progress_bar
 from core.settings import Settings
 from core.streaming.topics import ensure_topics
 from monitor.alerts.rules import AlertKind, AlertRuleIn, create_rule, list_rules
 from monitor.devstack.api_launch import start_api
 from monitor.devstack.embedded.stack import EmbeddedStack
 from monitor.devstack.pipeline import wait_for_model, wait_for_posts
-from core.progress import progress_bar
 from monitor.devstack.replay import as_payloads, publish
 from monitor.devstack.samples import BRANDS, sample_posts
 from monitor.store.cache import cached_series
@@ -76,9 +80,10 @@ async def _publish_and_report(settings: Settings, children: list[ChildProcess], 
     loaded_s = await wait_for_model(settings.runtime.metrics_port, children[0], timeout_s)
     if loaded_s is not None:
         echo(f"Model loaded in {loaded_s:.1f} s.")
-    echo(f"Publishing {count} SAMPLE posts (templated texts about {', '.join(BRANDS)}; "
-         "photos from scikit-image), not real social data.")
-    await publish(settings, as_payloads(sample_posts(count)), total=count)
+    export = write_sample_export(settings.runtime.data_dir / "demo" / "sample-posts.jsonl", count)
+    echo(f"Importing {count} SAMPLE posts (templated texts about {', '.join(BRANDS)}; photos from scikit-image), "
+         f"not real social data, through the file connector: monitor ingest file {export}")
+    await import_file(settings, export)
     engine = create_engine(settings.store.database_url or "")
     try:
         with progress_bar(total=count, desc="posts scored and stored", unit="post") as bar:
@@ -128,6 +133,24 @@ async def _trickle(settings: Settings, children: list[ChildProcess], rate: float
         task.cancel()
     for task in done:
         task.result()  # a child that died: its error and log tail
+
+
+def write_sample_export(path: Path, count: int) -> Path:
+    """The sample posts as a JSON Lines export, the format `monitor ingest file` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for post in sample_posts(count):
+            out.write(post.model_dump_json() + "\n")
+    return path
+
+
+async def import_file(settings: Settings, path: Path) -> None:
+    """What `monitor ingest file` does, in this process: the connector, its cursor (started afresh), the broker."""
+    cursor = CursorStore(settings.runtime.data_dir / "demo" / "ingest" / "demo-samples.json")
+    cursor.clear()
+    summary = await IngestRunner(settings, FileSource(path, name="demo-samples"), cursor).run()
+    if summary.malformed:
+        raise RuntimeError(f"{summary.malformed} sample posts were malformed: see the dead-letter topic")
 
 
 def live_posts(seed: int = 10_000) -> Iterator[Post]:

@@ -1,30 +1,18 @@
-"""Publish posts to the `posts` topic with a plain Kafka producer, as any external producer would."""
+"""Publish generated posts to the `posts` topic with a plain Kafka producer, as any external producer would
+(a load test, the demo's live trickle)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from core.progress import progress_bar
 from core.settings import Settings
 from core.streaming.connection import client_options
-from core.progress import progress_bar
 from schemas import Post
-
-
-def posts_from_jsonl(path: Path) -> Iterator[Post]:
-    """One JSON `Post` per line; blank lines are skipped, a bad line stops the replay with its line number."""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield Post.model_validate_json(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: {exc}") from None
 
 
 def as_payloads(posts: Iterable[Post]) -> Iterator[tuple[bytes, bytes]]:

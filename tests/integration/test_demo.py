@@ -29,6 +29,7 @@ def test_demo_prints_non_empty_trends(tmp_path):
                           env=demo_env(tmp_path), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SAMPLE posts" in done.stdout
+    assert "through the file connector: monitor ingest file" in done.stdout
     rows = [line for line in done.stdout.splitlines() if re.match(r"^(acme|globex|initech)\s+\d{4}-", line)]
     assert rows, done.stdout
     assert sum(int(row.split()[6]) for row in rows) == 60  # the volume column adds up to the posts published

@@ -282,3 +282,22 @@ def test_grafana_dashboard_queries_metrics_the_code_exports(services):
     assert {panel["datasource"]["uid"] for panel in dashboard["panels"]} == {datasource["datasources"][0]["uid"]}
     mounts = " ".join(services["grafana"]["volumes"])
     assert "./deploy/grafana/dashboards:" in mounts and "./deploy/grafana/provisioning:" in mounts
+
+
+CONNECTORS = {"ingest-bluesky": "bluesky", "ingest-mastodon": "mastodon", "ingest-rss": "rss", "ingest-file": "import"}
+
+
+@pytest.mark.parametrize(("name", "profile"), CONNECTORS.items())
+def test_connectors_are_opt_in_and_keep_their_cursor_on_a_volume(services, name, profile):
+    service = services[name]
+    assert service["profiles"] == [profile]
+    assert service["command"][:2] == ["ingest", name.removeprefix("ingest-")]
+    assert "ingest-state:/state" in service["volumes"]
+    assert service["environment"]["INGEST_STATE_DIR"] == "/state"
+    assert set(service["depends_on"]) == {"kafka"}
+
+
+def test_prometheus_scrapes_the_streaming_connectors():
+    config = yaml.safe_load(PROMETHEUS_PATH.read_text())
+    ingest = next(job for job in config["scrape_configs"] if job["job_name"] == "ingest")
+    assert set(ingest["dns_sd_configs"][0]["names"]) == {"ingest-bluesky", "ingest-mastodon", "ingest-rss"}
