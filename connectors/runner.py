@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +107,7 @@ class IngestRunner:
         self._labels = {"connector": source.name}
         self._pump_task: asyncio.Task | None = None
         self._stopping = False
+        self._failure: Exception | None = None
 
     def _producer(self) -> AIOKafkaProducer:
         kafka = self.settings.kafka
@@ -123,15 +123,19 @@ class IngestRunner:
         log.info("connector starting", connector=self.source.name, resume_from=start)
         producer = self._producer()
         await producer.start()
+        flusher = asyncio.create_task(self._flush_periodically())
         try:
             self._pump_task = asyncio.create_task(self._pump(producer, start))
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
+            if self._failure is not None:
+                raise self._failure
             if self._pump_task.cancelled() and not self._stopping:
                 raise asyncio.CancelledError
             await producer.flush()
             await self._acks.drain()
         finally:
+            flusher.cancel()
             with contextlib.suppress(Exception):
                 self._acks.advance()
             self._save()
@@ -147,9 +151,7 @@ class IngestRunner:
             self._pump_task.cancel()
 
     async def _pump(self, producer: AIOKafkaProducer, start: Offset | None) -> None:
-        flush_every = self.settings.ingest.cursor_flush_s
         max_in_flight = self.settings.ingest.max_in_flight
-        next_flush = time.monotonic() + flush_every
         async for record in self.source.records(start):
             self.summary.received += 1
             metrics.RECEIVED.labels(**self._labels).inc()
@@ -159,10 +161,21 @@ class IngestRunner:
                 self.on_record(record)
             while self._acks.in_flight >= max_in_flight:
                 await self._acks.wait_oldest()
-            if time.monotonic() >= next_flush:
+            metrics.IN_FLIGHT.labels(**self._labels).set(self._acks.in_flight)
+
+    async def _flush_periodically(self) -> None:
+        """Save the acknowledged offset every INGEST_CURSOR_FLUSH_S, also while the source is quiet; a send the
+        broker refused stops the run (its offset is never saved, so a restart sends it again)."""
+        while True:
+            await asyncio.sleep(self.settings.ingest.cursor_flush_s)
+            try:
                 self._acks.advance()
-                self._save()
-                next_flush = time.monotonic() + flush_every
+            except Exception as exc:  # noqa: BLE001 - whatever the producer raised ends the run, re-raised there
+                self._failure = exc
+                if self._pump_task is not None:
+                    self._pump_task.cancel()
+                return
+            self._save()
             metrics.IN_FLIGHT.labels(**self._labels).set(self._acks.in_flight)
 
     async def _send(self, producer: AIOKafkaProducer, record: SourceRecord) -> asyncio.Future | None:
