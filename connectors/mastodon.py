@@ -18,7 +18,7 @@ import aiohttp
 
 from connectors import metrics
 from connectors.backoff import Backoff
-from connectors.source import Offset, SourceRecord
+from connectors.source import Offset, SourceRecord, SourceRefused
 from connectors.text import html_to_text, parse_time, post_id
 from core.logging import get_logger
 from schemas import Post, PostDeletion
@@ -102,7 +102,7 @@ class MastodonSource:
                     path, query = self._stream_path()
                     async with session.get(streaming + path, params=query) as response:
                         if response.status in (401, 403):
-                            raise PermissionError(f"{streaming + path} answered {response.status}: this server "
+                            raise SourceRefused(f"{streaming + path} answered {response.status}: this server "
                                                   "needs an access token (--access-token / MASTODON_ACCESS_TOKEN)")
                         response.raise_for_status()
                         log.info("mastodon stream open", url=streaming + path, catch_up_from=self._last_id)

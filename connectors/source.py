@@ -32,6 +32,11 @@ class SourceRecord:
     """Tags the source marks as hashtags (Bluesky facets, Mastodon tags), lower case without '#'."""
 
 
+class SourceRefused(RuntimeError):
+    """The source refused the connector for a reason that retrying cannot fix (missing or wrong credentials): the
+    connector stops and says why, instead of reconnecting forever."""
+
+
 @runtime_checkable
 class Source(Protocol):
     """A connector's protocol side. `name` keys its cursor file and its metrics; `records` starts from `offset`

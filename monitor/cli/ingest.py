@@ -49,6 +49,7 @@ def _run(source_factory: Callable[..., Any], track: tuple[str, ...], languages: 
          brands: tuple[str, ...], from_start: bool, serve_metrics: bool = True) -> None:
     from connectors.filters import PostFilter, parse_terms
     from connectors.process import run_connector
+    from connectors.source import SourceRefused
 
     settings = get_settings()
     try:
@@ -61,7 +62,7 @@ def _run(source_factory: Callable[..., Any], track: tuple[str, ...], languages: 
     try:
         summary = asyncio.run(run_connector(settings, source, post_filter=post_filter,
                                             brands=parse_terms(brands), from_start=from_start))
-    except PermissionError as exc:
+    except SourceRefused as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{source.name}: {summary.posts} posts and {summary.deletions} deletions published, "
                f"{summary.filtered} filtered out, {summary.malformed} malformed (in the dead-letter topic)")
