@@ -164,6 +164,25 @@ def bench_e2e(model_name: str, rate: float, seconds: float, image_share: float, 
     click.echo(f"wrote {out}")
 
 
+@bench.command("ingest")
+@click.option("--events", default=60_000, show_default=True, help="Sample Jetstream events (about 2/3 reach a post "
+              "subscription).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/results/ingest-cpu.json"),
+              show_default=True)
+def bench_ingest(events: int, out: Path) -> None:
+    """Bluesky connector events/s and peak memory on one core from a local Jetstream, against a bare reader."""
+    from benchmarks.ingest import run_ingest_benchmark
+
+    settings = get_settings()
+    report = run_ingest_benchmark(settings.kafka.bootstrap, settings.runtime.embedded_broker, events, out)
+    for case, result in report["results"].items():
+        click.echo(f"{case:<24} {result['events_per_s']:>8,} events/s   peak {result['peak_rss_mib']:>6} MiB   "
+                   f"x{report['ratio_to_bare_reader'][case]} of the bare reader")
+    click.echo(f"{report['events_sent']} events sent per run, client pinned to core {report['client_core']}; "
+               f"broker: {report['broker']}")
+    click.echo(f"wrote {out}")
+
+
 @bench.command("plot")
 @click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("bench/results"),
               show_default=True)

@@ -93,3 +93,16 @@ def test_bench_e2e_sees_every_post_in_redis_and_plot_draws_all_reports(stack, tm
     done = monitor(stack, "bench", "plot", "--results", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "summary.png").stat().st_size > 10_000
+
+
+def test_bench_ingest_reports_the_connector_against_a_bare_reader(stack, tmp_path):
+    out = tmp_path / "ingest.json"
+    done = monitor(stack, "bench", "ingest", "--events", "1500", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"bare reader", "connector, filters on", "connector, no filters"}
+    assert report["broker"] == "KAFKA_BOOTSTRAP"  # the test stack's broker, not a private one
+    for result in report["results"].values():
+        assert result["events_per_s"] > 0 and result["peak_rss_mib"] > 0
+    assert "0 malformed" in report["results"]["connector, filters on"]["summary"]
+    assert report["ratio_to_bare_reader"]["bare reader"] == 1.0
