@@ -166,6 +166,8 @@ class TrendBucket(_Strict):
     neutral: int = 0
     positive: int = 0
     polarity_sum: float = 0.0
+    removed: int = 0
+    """Posts taken out of this bucket again because their source deleted them."""
 
     @property
     def volume(self) -> int:

@@ -27,6 +27,8 @@ class ReasonCode(StrEnum):
     """A bug preparing the post: it costs the post, not the worker."""
     INVALID_RESULT = "invalid_result"
     """A record on the sentiment topic that is not a `SentimentResult` (dead-lettered by the sink)."""
+    INVALID_DELETION = "invalid_deletion"
+    """A record on the deletions topic that is not a `PostDeletion` (dead-lettered by the sink)."""
     MALFORMED_SOURCE_EVENT = "malformed_source_event"
     """An event a source connector read but could not turn into a post: bad JSON, missing fields, a row of an
     import file that is not a post (dead-lettered by the connector, which goes on)."""

@@ -15,7 +15,7 @@ from sqlalchemy.types import Text
 
 from core.logging import error_summary, get_logger
 from monitor.store.brands import list_brands
-from monitor.store.db import post_sentiment, post_thumbnail, trend_bucket
+from monitor.store.db import NOT_DELETED, post_sentiment, post_thumbnail, trend_bucket
 
 log = get_logger(__name__)
 
@@ -37,13 +37,14 @@ async def brands_overview(engine: AsyncEngine) -> list[dict]:
 
 async def example_posts(engine: AsyncEngine, brand: str, label: str | None, since: datetime | None,
                         until: datetime | None, limit: int, language: str | None = None) -> list[dict]:
-    """The newest posts about `brand` (GIN index on brands), optionally one label, language and a time window."""
+    """The newest posts about `brand` (GIN index on brands), optionally one label, language and a time window; never
+    one its source deleted."""
     ps = post_sentiment.c
     query = select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
                    ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref, ps.language, ps.language_supported,
                    post_thumbnail.c.post_id.is_not(None).label("has_thumbnail")).select_from(
         post_sentiment.outerjoin(post_thumbnail)).where(
-        ps.brands.op("@>")(literal([brand], ARRAY(Text))))  # the GIN index serves @>
+        ps.brands.op("@>")(literal([brand], ARRAY(Text))), NOT_DELETED)  # the GIN index serves @>
     if label:
         query = query.where(ps.label == label)
     if language:
@@ -68,6 +69,7 @@ async def post_thumbnail_jpeg(engine: AsyncEngine, post_id: str) -> bytes | None
 
 
 async def database_health(engine: AsyncEngine) -> dict:
+    # Deleted posts count here: that the pipeline processed them is still true, and nothing of their content shows.
     ps = post_sentiment.c
     newest = select(ps.processed_at, ps.model_version).order_by(ps.created_at.desc()).limit(
         HEALTH_SAMPLE_POSTS).subquery()

@@ -30,6 +30,7 @@ def prune(dry_run: bool) -> None:
         raise click.ClickException("another process is pruning right now (a sink?); try again later")
     verb = "would delete" if dry_run else "deleted"
     for what, count, before in (("posts (and their thumbnails) written before", report.posts, report.posts_before),
+                                ("recorded post deletions older than", report.deletions, report.posts_before),
                                 ("minute buckets starting before", report.minute_buckets,
                                  report.minute_buckets_before)):
         when = f"{before:%Y-%m-%d %H:%M} UTC" if before else "- (retention 0: kept forever)"

@@ -1,4 +1,5 @@
-"""The sink agent: sentiment results in batches -> PostgreSQL (effectively-once) -> Redis cache; and retention."""
+"""The sink's agents: sentiment results, and post deletions, in batches -> PostgreSQL (effectively-once) -> Redis
+cache; and retention."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ from monitor.sink.writer import write_results
 from monitor.store.brands import BrandRuleCache
 from monitor.store.cache import cache_buckets
 from monitor.store.db import create_engine
+from monitor.store.deletions import AppliedDeletions, write_deletions
 from monitor.store.migrate import upgrade_head
 from monitor.store.retention import Retention, run_prune_loop
 from monitor.store.trends import buckets_updated_since
-from schemas import SentimentResult, TrendBucket
+from schemas import DeadLetter, PostDeletion, SentimentResult, TrendBucket
 from schemas.reasons import ReasonCode
 
 log = get_logger(__name__)
@@ -57,7 +59,7 @@ class CacheWriter:
 
     A write that may have been lost (Redis down, or this process starting after a crash between
     a commit and its cache write) is repaired by re-reading from PostgreSQL every bucket updated
-    since then and writing those totals too; the max-volume write makes that harmless.
+    since then and writing those totals too; the cache keeps the newer snapshot, which makes that harmless.
     """
 
     def __init__(self, engine: AsyncEngine, redis: Redis, ttl_s: int) -> None:
@@ -81,6 +83,21 @@ class CacheWriter:
         log.info("redis re-synced from postgres", since=since.isoformat(), buckets=written)
 
 
+async def send_dead_letters(topics: Topics, letters: list[DeadLetter]) -> None:
+    """Before the batch's write: a letter lost to a crash is re-sent from the redelivered message."""
+    for letter in letters:
+        await topics.dlq.send(key=letter.key, value=letter.model_dump_json().encode(),
+                              headers=dead_letter_headers(letter))
+
+
+def count_deletions(applied: AppliedDeletions, consumed: int) -> None:
+    """`deleted` + `recorded` + `repeated` = deletions consumed (redeliveries included)."""
+    recorded_only = max(applied.recorded - applied.deleted, 0)
+    metrics.SINK_DELETIONS.labels("deleted").inc(applied.deleted)
+    metrics.SINK_DELETIONS.labels("recorded").inc(recorded_only)
+    metrics.SINK_DELETIONS.labels("repeated").inc(max(consumed - applied.deleted - recorded_only, 0))
+
+
 def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
     engine = create_engine(settings.store.database_url or "")
     cache = CacheWriter(engine, Redis.from_url(settings.store.redis_url or "", socket_timeout=2),
@@ -102,14 +119,30 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
                 except ValidationError as exc:
                     dead.append(dead_letter(event, ReasonCode.INVALID_RESULT,
                                             f"invalid sentiment result: {exc.errors()[0]['msg']}"))
-            for letter in dead:
-                await topics.dlq.send(key=letter.key, value=letter.model_dump_json().encode(),
-                                      headers=dead_letter_headers(letter))
+            await send_dead_letters(topics, dead)
             with metrics.SINK_BATCH_SECONDS.time():
                 buckets = await write_with_retry(partial(write_results, engine, results, rules), "postgres")
             metrics.SINK_RESULTS.inc(len(results))
             metrics.SINK_DEAD_LETTERS.inc(len(dead))
             await cache.write(buckets)
+
+    @app.agent(topics.deletions, name="sink-deletions")
+    async def deletions(stream: faust.StreamT) -> None:
+        """Posts their sources deleted: marked, their text dropped, their counts taken out of the buckets."""
+        await write_with_retry(migrate, "schema")
+        async for events in stream.take_events(settings.sink.max_batch, within=settings.sink.max_wait_s):
+            reported, dead = [], []
+            for event in events:
+                try:
+                    reported.append(PostDeletion.model_validate_json(event.message.value or b""))
+                except ValidationError as exc:
+                    dead.append(dead_letter(event, ReasonCode.INVALID_DELETION,
+                                            f"invalid post deletion: {exc.errors()[0]['msg']}"))
+            await send_dead_letters(topics, dead)
+            applied = await write_with_retry(partial(write_deletions, engine, reported), "postgres")
+            count_deletions(applied, len(reported))
+            metrics.SINK_DEAD_LETTERS.inc(len(dead))
+            await cache.write(applied.buckets)
 
     @app.task
     async def prune_expired() -> None:

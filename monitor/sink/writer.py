@@ -1,4 +1,5 @@
-"""Effectively-once trend writes: a post counts in its buckets only the first time it is seen.
+"""Effectively-once trend writes: a post counts in its buckets only the first time it is seen, and never once its
+source has deleted it.
 
 One SQL statement per batch. The batch travels as one JSON parameter, unpacked by
 `jsonb_to_recordset` (a constant statement text whatever the batch size); per-post rows
@@ -6,22 +7,46 @@ are inserted with ON CONFLICT DO NOTHING, and only the rows really inserted (RET
 feed the minute, hour and day bucket upserts; posts in a language the model was not evaluated on
 (`language_supported` false) are stored but left out of the buckets. Redelivered or replayed results therefore
 never double-count, and the Kafka offset is committed only after this transaction (the
-agent acks after the write returns). Thumbnails of posts' images follow in a second statement of the
-same transaction.
+agent acks after the write returns). A post already in `post_deletion` (its deletion arrived first) is neither
+stored nor counted; `monitor/store/deletions.py` takes out posts deleted later, and both take per-post locks first
+(`lock_posts`) so a result and a deletion written at once cannot miss each other. Thumbnails of posts' images follow
+in a last statement of the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Boolean, Float, String, Text, bindparam, column, func, select, true, values
+from sqlalchemy import (
+    Boolean,
+    Float,
+    LargeBinary,
+    String,
+    Text,
+    bindparam,
+    column,
+    exists,
+    func,
+    select,
+    true,
+    values,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.logging import get_logger
 from monitor.store.brand_rules import BrandMatcher
 from monitor.store.brands import BrandRuleCache
-from monitor.store.db import GRANULARITIES, bucket_columns, post_sentiment, post_thumbnail, trend_bucket
+from monitor.store.db import (
+    GRANULARITIES,
+    NOT_DELETED,
+    bucket_columns,
+    post_deletion,
+    post_sentiment,
+    post_thumbnail,
+    trend_bucket,
+)
+from monitor.store.deletions import lock_posts
 from schemas import Label, SentimentResult, TrendBucket
 
 log = get_logger(__name__)
@@ -67,7 +92,7 @@ def _batch_statement():
     names = [c.name for c in rows.c]
     new_posts = (
         insert(post_sentiment)
-        .from_select(names, select(*rows.c))
+        .from_select(names, select(*rows.c).where(~exists().where(post_deletion.c.post_id == rows.c.post_id)))
         .on_conflict_do_nothing(index_elements=["post_id"])
         .returning(post_sentiment.c.created_at, post_sentiment.c.label, post_sentiment.c.polarity,
                    post_sentiment.c.brands, post_sentiment.c.language_supported)
@@ -106,16 +131,27 @@ def _batch_statement():
 
 BATCH_STATEMENT = _batch_statement()
 
-THUMBNAIL_STATEMENT = insert(post_thumbnail).on_conflict_do_nothing(index_elements=["post_id"])
-"""After the batch's statement, in its transaction: the posts' rows exist, so the foreign key holds."""
+
+def _thumbnail_statement():
+    post_id = bindparam("post_id", type_=String)
+    stored = exists().where(post_sentiment.c.post_id == post_id, NOT_DELETED)
+    return insert(post_thumbnail).from_select(
+        ["post_id", "jpeg"], select(post_id, bindparam("jpeg", type_=LargeBinary)).where(stored)
+    ).on_conflict_do_nothing(index_elements=["post_id"])
+
+
+THUMBNAIL_STATEMENT = _thumbnail_statement()
+"""After the batch's statement, in its transaction: only for posts stored and not deleted (a deleted post's result
+left no row to refer to, or a row whose image is forgotten)."""
 
 
 async def write_batch(conn: AsyncConnection, results: Sequence[SentimentResult],
                       matcher: BrandMatcher = _NO_RULES) -> list[TrendBucket]:
-    """The batch's one statement, on a connection whose transaction the caller owns."""
+    """The batch's one statement (after its posts' locks), on a connection whose transaction the caller owns."""
     unique = list({r.post_id: r for r in reversed(results)}.values())  # first delivery wins inside a batch
     unique.sort(key=lambda r: r.post_id)  # a stable lock order on post_sentiment too
     rows = [post_row(r, matcher) for r in unique]
+    await lock_posts(conn, (r.post_id for r in unique))
     changed = (await conn.execute(BATCH_STATEMENT, {"rows": rows})).mappings().all()
     thumbnails = [{"post_id": r.post_id, "jpeg": r.thumbnail} for r in unique if r.thumbnail]
     if thumbnails:

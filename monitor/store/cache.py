@@ -3,9 +3,11 @@
 Layout: one sorted set per brand and granularity (`trend:{granularity}:{brand}`), scored by
 bucket start (epoch seconds), each member a `TrendBucket` JSON with absolute totals read
 back from PostgreSQL. Only the hot window is kept (minute: 24 h, hour: 30 days, day: 400
-days). Writes go through a Lua script that keeps whichever snapshot of a bucket has the
-larger volume: counts only grow, so two sinks (or a sink and a reader repopulating) writing
-out of order can never move the cache backwards, and a repeated write is harmless.
+days). Writes go through a Lua script that keeps whichever snapshot of a bucket is newer by
+`changes` = volume + 2 x removed: a new post adds one to the volume, a deleted one takes one
+off the volume and adds one to `removed`, so every change of a bucket raises it. Two sinks (or
+a sink and a reader repopulating) writing out of order can therefore never move the cache
+backwards, and a repeated write is harmless.
 
 A series is only *warm* (complete for its window) after a reader loaded it from PostgreSQL
 and set `trend-warm:{granularity}:{brand}`; write-through alone never marks it warm, so a
@@ -34,13 +36,13 @@ WARM_TTL_S = 3600
 _WRITE_MAX = """
 local key = KEYS[1]
 local written = 0
+local function changes(b) return b.negative + b.neutral + b.positive + 2 * (b.removed or 0) end
 for i = 3, #ARGV, 2 do
   local score, member = ARGV[i], ARGV[i + 1]
   local new = cjson.decode(member)
   local newer = true
   for _, old in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do
-    local o = cjson.decode(old)
-    if o.negative + o.neutral + o.positive > new.negative + new.neutral + new.positive then newer = false end
+    if changes(cjson.decode(old)) > changes(new) then newer = false end
   end
   if newer then
     redis.call('ZREMRANGEBYSCORE', key, score, score)

@@ -51,6 +51,19 @@ post_sentiment = Table(
     Column("image_ref", Text, nullable=True),
     Column("language", String(2), nullable=True),
     Column("language_supported", Boolean, nullable=False, server_default=true()),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+)
+
+NOT_DELETED = post_sentiment.c.deleted_at.is_(None)
+"""Readers that list posts or compute from them add this: a post its source deleted is kept only for deduplication."""
+
+post_deletion = Table(
+    "post_deletion",
+    metadata,
+    Column("post_id", String(128), primary_key=True),
+    Column("deleted_at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
 )
 
 post_thumbnail = Table(
@@ -70,13 +83,15 @@ trend_bucket = Table(
     Column("neutral", Integer, nullable=False, server_default="0"),
     Column("positive", Integer, nullable=False, server_default="0"),
     Column("polarity_sum", Float, nullable=False, server_default="0"),
+    Column("removed", Integer, nullable=False, server_default="0"),
     Column("volume", Integer, Computed("negative + neutral + positive", persisted=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("brand", "granularity", "bucket_start"),
     CheckConstraint("granularity IN ('minute', 'hour', 'day')", name="trend_bucket_granularity"),
 )
 
-BUCKET_COLUMNS = ("brand", "granularity", "bucket_start", "negative", "neutral", "positive", "polarity_sum")
+BUCKET_COLUMNS = ("brand", "granularity", "bucket_start", "negative", "neutral", "positive", "polarity_sum",
+                  "removed")
 """The columns that make a `schemas.TrendBucket` (the rest are derived or bookkeeping)."""
 
 tracked_brand = Table(

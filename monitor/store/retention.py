@@ -4,7 +4,9 @@ Per-post rows (`post_sentiment`, with their `post_thumbnail`) serve two readers:
 check, which a redelivered result needs only while Kafka can still redeliver it, and the dashboard's example
 posts. They age by `processed_at`, the time the sink first wrote them, not by `created_at`: a backfill of old
 posts stays deduplicated for the whole retention after it ran. Minute buckets are 1,440 rows per brand and
-day; alert rules read them at most `LOOKBACK_DAYS` (37) back. Hour and day buckets are small and kept.
+day; alert rules read them at most `LOOKBACK_DAYS` (37) back. Hour and day buckets are small and kept. A recorded
+deletion (`post_deletion`) keeps a post's late result from being counted; it ages with the posts, by the time the sink
+recorded it.
 
 Rows go in chunks of `CHUNK_ROWS`, one short transaction each, so the sink's writes never wait long behind a
 pass. A session advisory lock lets one process prune at a time (every sink replica runs the loop, and an
@@ -23,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core import metrics
 from core.logging import error_summary, get_logger
 from core.settings import Settings
-from monitor.store.db import post_sentiment, trend_bucket
+from monitor.store.db import post_deletion, post_sentiment, trend_bucket
 
 log = get_logger(__name__)
 
@@ -66,10 +68,16 @@ class PruneReport:
     minute_buckets: int
     posts_before: datetime | None
     minute_buckets_before: datetime | None
+    deletions: int = 0
+    """Recorded deletions, pruned with the posts (at `posts_before`)."""
 
 
 def _expired_posts(before: datetime):
     return select(post_sentiment.c.post_id).where(post_sentiment.c.processed_at < before)
+
+
+def _expired_deletions(before: datetime):
+    return select(post_deletion.c.post_id).where(post_deletion.c.recorded_at < before)
 
 
 def _expired_minute_buckets(before: datetime):
@@ -81,6 +89,11 @@ def _expired_minute_buckets(before: datetime):
 def _delete_posts_chunk(before: datetime):
     chunk = _expired_posts(before).limit(CHUNK_ROWS).with_for_update(skip_locked=True).scalar_subquery()
     return delete(post_sentiment).where(post_sentiment.c.post_id.in_(chunk))  # thumbnails: ON DELETE CASCADE
+
+
+def _delete_deletions_chunk(before: datetime):
+    chunk = _expired_deletions(before).limit(CHUNK_ROWS).with_for_update(skip_locked=True).scalar_subquery()
+    return delete(post_deletion).where(post_deletion.c.post_id.in_(chunk))
 
 
 def _delete_minute_buckets_chunk(before: datetime):
@@ -118,11 +131,14 @@ async def prune(engine: AsyncEngine, retention: Retention, now: datetime | None 
             await conn.commit()
             if dry_run:
                 posts = await _count(conn, _expired_posts(posts_before)) if posts_before else 0
+                deletions = await _count(conn, _expired_deletions(posts_before)) if posts_before else 0
                 minutes = await _count(conn, _expired_minute_buckets(minutes_before)) if minutes_before else 0
                 await conn.rollback()
             else:
                 posts = await _delete_in_chunks(conn, _delete_posts_chunk(posts_before),
                                                 "post_sentiment") if posts_before else 0
+                deletions = await _delete_in_chunks(conn, _delete_deletions_chunk(posts_before),
+                                                    "post_deletion") if posts_before else 0
                 minutes = await _delete_in_chunks(conn, _delete_minute_buckets_chunk(minutes_before),
                                                   "trend_bucket") if minutes_before else 0
         except BaseException:
@@ -131,7 +147,7 @@ async def prune(engine: AsyncEngine, retention: Retention, now: datetime | None 
             raise
         await conn.execute(select(func.pg_advisory_unlock(PRUNE_LOCK_KEY)))
         await conn.commit()
-    return PruneReport(posts, minutes, posts_before, minutes_before)
+    return PruneReport(posts, minutes, posts_before, minutes_before, deletions)
 
 
 async def run_prune_loop(engine: AsyncEngine, retention: Retention, interval_s: float,
@@ -152,5 +168,6 @@ async def run_prune_loop(engine: AsyncEngine, retention: Retention, interval_s: 
             if report is None:
                 log.debug("retention pass skipped: another process is pruning")
             else:
-                log.info("retention pass", posts=report.posts, minute_buckets=report.minute_buckets)
+                log.info("retention pass", posts=report.posts, minute_buckets=report.minute_buckets,
+                         deletions=report.deletions)
         await asyncio.sleep(interval_s)

@@ -60,7 +60,7 @@ class TrendReader:
         return SeriesRead(wanted, "postgres")
 
     async def _repopulate(self, brand: str, granularity: str, window: list[TrendBucket], now: datetime) -> None:
-        """Load the whole hot window, then mark it warm (a sink may write newer totals meanwhile: max wins)."""
+        """Load the whole hot window, then mark it warm (a sink may write newer totals meanwhile: the newer wins)."""
         try:
             await cache_buckets(self.redis, window, self.series_ttl_s, now=now, announce=False)
             await mark_warm(self.redis, brand, granularity)

@@ -14,7 +14,7 @@ from monitor.store.migrate import current_revision, downgrade, head_revision, up
 from tests.integration.cli_helpers import monitor
 
 pytestmark = pytest.mark.integration
-OBJECTS = {"post_sentiment", "post_thumbnail", "trend_bucket", "tracked_brand", "trend_summary",
+OBJECTS = {"post_sentiment", "post_thumbnail", "post_deletion", "trend_bucket", "tracked_brand", "trend_summary",
            "daily_brand_sentiment", "daily_share_of_voice", "net_sentiment"}
 
 

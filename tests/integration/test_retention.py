@@ -17,10 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.sink.writer import write_results
 from monitor.store import retention
-from monitor.store.db import create_engine, post_sentiment, post_thumbnail, trend_bucket
+from monitor.store.db import create_engine, post_deletion, post_sentiment, post_thumbnail, trend_bucket
+from monitor.store.deletions import write_deletions
 from monitor.store.migrate import upgrade_head
 from monitor.store.retention import PRUNE_LOCK_KEY, Retention, prune, run_prune_loop
 from monitor.store.trends import read_trends
+from schemas import PostDeletion
 from tests.integration.cli_helpers import monitor
 from tests.integration.trend_helpers import result
 
@@ -79,6 +81,21 @@ async def test_old_posts_and_minute_buckets_go_the_rest_stays(db):
 
     assert await write_results(db, [result(backfill[0], ["acme"], NOW - timedelta(days=90), "positive")]) == []
     assert (await prune(db, KEEP_30_60, now=NOW)).posts == 0  # nothing left to do
+
+
+async def test_recorded_deletions_age_out_with_the_posts(db):
+    old = await write_posts(db, "old", 1, NOW - timedelta(days=40), NOW - timedelta(days=40))
+    await write_deletions(db, [PostDeletion(post_id=post_id, deleted_at=NOW - timedelta(days=39))
+                               for post_id in [*old, "old-unknown", "new-unknown"]])
+    async with db.begin() as conn:  # recorded as if by the sink then, but one of them only yesterday
+        await conn.execute(update(post_deletion).values(recorded_at=NOW - timedelta(days=31)))
+        await conn.execute(update(post_deletion).where(post_deletion.c.post_id == "new-unknown")
+                           .values(recorded_at=NOW - timedelta(days=1)))
+    assert (await prune(db, KEEP_30_60, now=NOW, dry_run=True)).deletions == 2
+    report = await prune(db, KEEP_30_60, now=NOW)
+    assert (report.posts, report.deletions) == (1, 2)
+    assert await stored(db, post_deletion.c.post_id) == {"new-unknown"}
+    assert pruned_rows("post_deletion") >= 2
 
 
 async def test_zero_keeps_everything(db):

@@ -30,7 +30,7 @@ def test_reason_codes_are_stable_label_values():
     """Grafana's "dead letters by reason" panel and alerting rules use these values: renaming one breaks them."""
     assert {code.value for code in ReasonCode} == {
         "empty", "message_too_large", "invalid_post", "image_too_large", "undecodable_image", "linked_image",
-        "inference_failed", "internal_error", "invalid_result"}
+        "inference_failed", "internal_error", "invalid_result", "invalid_deletion", "malformed_source_event"}
 
 
 def test_a_port_in_use_stops_the_process_with_the_reason():

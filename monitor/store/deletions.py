@@ -1,0 +1,179 @@
+"""Post deletions reported by sources: forget the post's text and take it out of the trends, effectively once.
+
+One statement per batch, its text constant whatever the batch size (the batch is one JSON parameter, like
+`monitor/sink/writer.py`). The deletion is recorded in `post_deletion` (ON CONFLICT DO NOTHING); only the stored posts
+not already marked deleted (`deleted_at IS NULL`) are marked, lose their excerpt and image reference, and are
+subtracted from their minute, hour and day buckets exactly as the writer added them: per brand, only posts with
+`language_supported`. A redelivered deletion finds its post already marked and changes nothing. A deletion that
+arrives before its post's result is remembered, and the writer never stores or counts that result.
+
+A result and a deletion of the same post may be written at the same moment by two transactions (the sink's two
+agents, or two sinks), each unable to see the other's uncommitted rows: both first take a transaction-scoped
+advisory lock per post (`lock_posts`), so one of them waits and then sees what the other committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    column,
+    delete,
+    func,
+    select,
+    text,
+    true,
+    tuple_,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from monitor.store.db import (
+    BUCKET_COLUMNS,
+    GRANULARITIES,
+    bucket_columns,
+    post_deletion,
+    post_sentiment,
+    post_thumbnail,
+    trend_bucket,
+)
+from schemas import Label, PostDeletion, TrendBucket
+
+POST_LOCK_CLASS = 0x5E_DE
+"""The first key of the per-post advisory locks; the two-key space never meets the single-key locks of retention,
+migrations and alerts."""
+
+LOCK_POSTS_STATEMENT = text(
+    "SELECT count(pg_advisory_xact_lock(:lock_class, h)) FROM "
+    "(SELECT DISTINCT hashtext(id) AS h FROM unnest(CAST(:post_ids AS text[])) AS id ORDER BY h) AS keys"
+).bindparams(bindparam("lock_class", POST_LOCK_CLASS, type_=Integer), bindparam("post_ids", type_=ARRAY(Text)))
+"""Locks taken in hash order (not post id order: two ids may share a hash), so two batches never deadlock."""
+
+
+async def lock_posts(conn: AsyncConnection, post_ids: Iterable[str]) -> None:
+    """Serialise this transaction with any other writing a result or a deletion of the same posts, until commit.
+
+    It must run as a statement of its own, before the write: in READ COMMITTED each statement sees what was
+    committed before it started, so only a later statement sees what the transaction waited for.
+    """
+    await conn.execute(LOCK_POSTS_STATEMENT, {"post_ids": sorted(set(post_ids))})
+
+
+@dataclass(frozen=True)
+class AppliedDeletions:
+    """What a batch of deletions changed."""
+
+    buckets: list[TrendBucket]
+    """The buckets it changed, with their new totals (for the Redis cache)."""
+    deleted: int
+    """Stored posts marked deleted now."""
+    recorded: int
+    """Deletions recorded now (the rest were already recorded: redeliveries, repeated reports)."""
+
+
+def deletion_row(deletion: PostDeletion) -> dict:
+    return {"post_id": deletion.post_id, "deleted_at": deletion.deleted_at.isoformat(), "source": deletion.source}
+
+
+def _deletion_statement():
+    rows = func.jsonb_to_recordset(bindparam("rows", type_=JSONB)).table_valued(
+        column("post_id", String), column("deleted_at", post_deletion.c.deleted_at.type), column("source", Text),
+    ).render_derived(name="rows", with_types=True)
+    batch = select(*rows.c).cte("batch")
+    recorded = (
+        insert(post_deletion)
+        .from_select(["post_id", "deleted_at", "source"], select(batch.c.post_id, batch.c.deleted_at, batch.c.source))
+        .on_conflict_do_nothing(index_elements=["post_id"])
+        .returning(post_deletion.c.post_id)
+        .cte("recorded")
+    )
+    ps = post_sentiment.c
+    gone = (
+        update(post_sentiment)
+        .where(ps.post_id == batch.c.post_id, ps.deleted_at.is_(None))
+        .values(deleted_at=batch.c.deleted_at, text_excerpt="", image_ref=None)
+        .returning(ps.post_id, ps.created_at, ps.label, ps.polarity, ps.brands, ps.language_supported)
+        .cte("gone")
+    )
+    # Data-modifying CTEs always run to completion, referenced or not (`add_cte` below renders it).
+    thumbnails = delete(post_thumbnail).where(post_thumbnail.c.post_id.in_(select(batch.c.post_id))).cte("thumbnails")
+
+    sizes = values(column("granularity", String), name="sizes").data([(g,) for g in GRANULARITIES])
+    per_brand = select(
+        func.unnest(gone.c.brands).label("brand"),
+        sizes.c.granularity,
+        func.date_trunc(sizes.c.granularity, gone.c.created_at, "UTC").label("bucket_start"),
+        gone.c.label,
+        gone.c.polarity,
+    ).select_from(gone.join(sizes, true())).where(gone.c.language_supported).subquery("per_brand")
+
+    def count(label: Label):
+        return func.count().filter(per_brand.c.label == label.value).label(label.value)
+
+    keys = (per_brand.c.brand, per_brand.c.granularity, per_brand.c.bucket_start)
+    totals = (
+        select(*keys, count(Label.NEGATIVE), count(Label.NEUTRAL), count(Label.POSITIVE),
+               func.sum(per_brand.c.polarity).label("polarity_sum"), func.count().label("removed"))
+        .group_by(*keys)
+        .cte("totals")
+    )
+    tb = trend_bucket.c
+    bucket_key = tuple_(tb.brand, tb.granularity, tb.bucket_start)
+    # Lock the buckets in key order first, as the writer's upsert does, so it and this do not deadlock (should a
+    # plan ever lock otherwise, PostgreSQL breaks the deadlock and the sink retries the batch).
+    locked = (
+        select(tb.brand, tb.granularity, tb.bucket_start)
+        .where(bucket_key.in_(select(totals.c.brand, totals.c.granularity, totals.c.bucket_start)))
+        .order_by(tb.brand, tb.granularity, tb.bucket_start)
+        .with_for_update()
+        .cte("locked")
+    )
+    changed = (
+        update(trend_bucket)
+        .where(and_(tb.brand == totals.c.brand, tb.granularity == totals.c.granularity,
+                    tb.bucket_start == totals.c.bucket_start),
+               bucket_key.in_(select(locked.c.brand, locked.c.granularity, locked.c.bucket_start)))
+        .values(negative=tb.negative - totals.c.negative, neutral=tb.neutral - totals.c.neutral,
+                positive=tb.positive - totals.c.positive, polarity_sum=tb.polarity_sum - totals.c.polarity_sum,
+                removed=tb.removed + totals.c.removed, updated_at=func.now())
+        .returning(*bucket_columns())
+        .cte("changed")
+    )
+    one = values(column("one", Integer), name="one").data([(1,)])
+    counts = (
+        select(func.count()).select_from(recorded).scalar_subquery().label("recorded"),
+        select(func.count()).select_from(gone).scalar_subquery().label("deleted"),
+    )
+    # One row even when no bucket changed, so the counts always come back.
+    return select(*counts, *changed.c).select_from(one.outerjoin(changed, true())).add_cte(thumbnails)
+
+
+DELETION_STATEMENT = _deletion_statement()
+
+
+async def apply_deletions(conn: AsyncConnection, deletions: Sequence[PostDeletion]) -> AppliedDeletions:
+    """The batch's statement, on a connection whose transaction the caller owns (after `lock_posts`)."""
+    unique = list({d.post_id: d for d in reversed(deletions)}.values())  # the first report wins inside a batch
+    unique.sort(key=lambda d: d.post_id)
+    if not unique:
+        return AppliedDeletions([], 0, 0)
+    rows = (await conn.execute(DELETION_STATEMENT, {"rows": [deletion_row(d) for d in unique]})).mappings().all()
+    buckets = [TrendBucket(**{name: row[name] for name in BUCKET_COLUMNS}) for row in rows if row["brand"] is not None]
+    return AppliedDeletions(buckets, deleted=rows[0]["deleted"], recorded=rows[0]["recorded"])
+
+
+async def write_deletions(engine: AsyncEngine, deletions: Sequence[PostDeletion]) -> AppliedDeletions:
+    """Apply a batch in one transaction; the caller acks its offsets only after this returns."""
+    if not deletions:
+        return AppliedDeletions([], 0, 0)
+    async with engine.begin() as conn:
+        await lock_posts(conn, (d.post_id for d in deletions))
+        return await apply_deletions(conn, deletions)
