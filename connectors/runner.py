@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -93,14 +92,12 @@ class IngestRunner:
     to the dead-letter topic; each keyed by post id (dead letters by connector name)."""
 
     def __init__(self, settings: Settings, source: Source, cursor: CursorStore, *,
-                 post_filter: PostFilter | None = None, brands: tuple[str, ...] = (),
-                 on_record: Callable[[SourceRecord], None] | None = None) -> None:
+                 post_filter: PostFilter | None = None, brands: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.source = source
         self.cursor = cursor
         self.post_filter = post_filter or PostFilter()
         self.brands = brands
-        self.on_record = on_record
         self.summary = IngestSummary()
         self._acks = _Acknowledgements()
         self._saved: Offset | None = None
@@ -157,8 +154,6 @@ class IngestRunner:
             metrics.RECEIVED.labels(**self._labels).inc()
             future = await self._send(producer, record)
             self._acks.add(future, record.offset)
-            if self.on_record is not None:
-                self.on_record(record)
             while self._acks.in_flight >= max_in_flight:
                 await self._acks.wait_oldest()
             metrics.IN_FLIGHT.labels(**self._labels).set(self._acks.in_flight)

@@ -325,14 +325,10 @@ class IngestSettings(_Section):
         description="Where each connector keeps its resume cursor (one JSON file per connector name); unset = "
         "`DATA_DIR/ingest`. Keep it on a persistent volume: a restarted connector resumes from it.",
     )
-    queue_size: int = Field(
-        validation_alias="INGEST_QUEUE_SIZE", default=2000, ge=1, le=1_000_000,
-        description="Events read from a source but not yet handed to the producer. When full the connector stops "
-        "reading, so a slow broker slows the source down instead of growing memory.",
-    )
     max_in_flight: int = Field(
         validation_alias="INGEST_MAX_IN_FLIGHT", default=5000, ge=1, le=1_000_000,
-        description="Posts sent to Kafka and not yet acknowledged; the connector waits for acks beyond this.",
+        description="Posts sent to Kafka and not yet acknowledged. Beyond it the connector stops reading its source "
+        "until acknowledgements come back, so a slow broker slows the source down instead of growing memory.",
     )
     cursor_flush_s: float = Field(
         validation_alias="INGEST_CURSOR_FLUSH_S", default=1.0, gt=0, le=3600,
