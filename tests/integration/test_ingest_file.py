@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from prometheus_client import REGISTRY
 
 from connectors.cursor import CursorStore
 from connectors.files import FileSource
@@ -87,8 +89,15 @@ async def test_filters_tag_matches_and_bad_rows_go_to_the_dead_letter_topic(topi
     lines = [p.model_dump_json() for p in good[:5]] + ["{not json", '{"post_id": "no-time", "text": "x"}']
     lines += [p.model_dump_json() for p in good[5:]]
     path.write_text("\n".join(lines) + "\n")
-    summary = await run_file(topics, FileSource(path, progress=False), tmp_path, PostFilter(track=("acme",)))
+    name = f"file-mixed-{uuid.uuid4().hex[:6]}"
+    summary = await run_file(topics, FileSource(path, progress=False, name=name), tmp_path,
+                             PostFilter(track=("acme",)))
     assert (summary.posts, summary.filtered, summary.malformed) == (5, 5, 2)
+    metric = functools.partial(REGISTRY.get_sample_value, labels={"connector": name})
+    assert (metric("monitor_ingest_events_received_total"), metric("monitor_ingest_events_filtered_total"),
+            metric("monitor_ingest_events_malformed_total")) == (12, 5, 2)
+    assert REGISTRY.get_sample_value("monitor_ingest_produced_total", {"connector": name, "kind": "post"}) == 5
+    assert metric("monitor_ingest_seconds_behind_source") > 0  # the rows are from May 2026
     posts = await published(topics, 5)
     assert {p.post_id for p in posts} == {f"mixed-{i}" for i in range(1, 10, 2)}
     assert all(p.keywords == ["acme"] for p in posts)
