@@ -47,11 +47,15 @@ def connector_options(default_name: str | None) -> Callable:
 
 def _run(source_factory: Callable[..., Any], track: tuple[str, ...], languages: tuple[str, ...],
          brands: tuple[str, ...], from_start: bool, serve_metrics: bool = True) -> None:
+    from aiokafka.errors import KafkaConnectionError
+
     from connectors.filters import PostFilter, parse_terms
     from connectors.process import run_connector
     from connectors.source import SourceRefused
 
     settings = get_settings()
+    if not settings.kafka.bootstrap:
+        raise click.UsageError("KAFKA_BOOTSTRAP is not set: point it at a broker (`monitor stack` starts one)")
     try:
         source = source_factory(settings)
     except ValueError as exc:
@@ -64,6 +68,8 @@ def _run(source_factory: Callable[..., Any], track: tuple[str, ...], languages: 
                                             brands=parse_terms(brands), from_start=from_start))
     except SourceRefused as exc:
         raise click.ClickException(str(exc)) from None
+    except KafkaConnectionError as exc:
+        raise click.ClickException(f"cannot reach the broker at {settings.kafka.bootstrap}: {exc}") from None
     click.echo(f"{source.name}: {summary.posts} posts and {summary.deletions} deletions published, "
                f"{summary.filtered} filtered out, {summary.malformed} malformed (in the dead-letter topic)")
 

@@ -140,3 +140,16 @@ async def test_an_import_killed_mid_file_resumes_without_a_gap(stack, topics, tm
     messages = await read_topic(topics, topics.kafka.posts_topic,
                                 lambda m: len({x.key for x in m}) >= count, timeout_s=120)
     assert {m.key.decode() for m in messages} == {f"big-{i}" for i in range(count)}
+
+
+def test_the_command_says_what_is_wrong_without_a_traceback(tmp_path):
+    export = tmp_path / "posts.jsonl"
+    export.write_text(Post(post_id="p", created_at=START, text="x").model_dump_json() + "\n")
+    base = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP"}
+    command = [sys.executable, "-m", "monitor", "ingest", "file", str(export), "--no-progress"]
+    unset = subprocess.run(command, env=base, capture_output=True, text=True, timeout=60)
+    unreachable = subprocess.run(command, env={**base, "KAFKA_BOOTSTRAP": "127.0.0.1:1"}, capture_output=True,
+                                 text=True, timeout=60)
+    assert unset.returncode == 2 and "KAFKA_BOOTSTRAP is not set" in unset.stderr
+    assert unreachable.returncode == 1 and "cannot reach the broker at 127.0.0.1:1" in unreachable.stderr
+    assert "Traceback" not in unset.stderr + unreachable.stderr
