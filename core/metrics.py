@@ -1,4 +1,4 @@
-"""Prometheus metrics of a pipeline process, served on `METRICS_PORT` (`/metrics`, text format).
+"""Prometheus metrics of a pipeline process, served on `METRICS_HOST`:`METRICS_PORT` (`/metrics`, text format).
 
 Throughput is `rate(monitor_worker_posts_total[1m])`; everything a dashboard needs is a counter or a
 histogram here, so several worker processes aggregate with a plain `sum`.
@@ -81,18 +81,19 @@ class MetricsPortInUse(RuntimeError):
     """METRICS_PORT is taken: a process that silently served no metrics would look healthy but be invisible."""
 
 
-def serve_metrics(port: int) -> bool:
-    """Serve `/metrics` on `port` in a daemon thread; 0 = off. A port already taken stops the process at start-up
-    with a message that names it and the way out (another port, or 0)."""
+def serve_metrics(port: int, host: str = "127.0.0.1") -> bool:
+    """Serve `/metrics` on `host`:`port` in a daemon thread; 0 = off. Loopback unless METRICS_HOST says otherwise:
+    the metrics name brands and hosts, nothing for other machines by default. A port already taken stops the
+    process at start-up with a message that names it and the way out (another port, or 0)."""
     if port == 0:
         return False
     try:
-        start_http_server(port)
+        start_http_server(port, addr=host)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
         raise MetricsPortInUse(f"METRICS_PORT {port} is already in use by another process: set METRICS_PORT to a "
                                "free port (each worker and sink on a host needs its own), or 0 for no metrics"
                                ) from None
-    log.info("serving Prometheus metrics", port=port, path="/metrics")
+    log.info("serving Prometheus metrics", host=host, port=port, path="/metrics")
     return True

@@ -298,6 +298,12 @@ class ApiSettings(_Section):
         validation_alias="API_CORS_ORIGINS",
         default="", description="Comma-separated origins allowed by CORS (empty = none).",
     )
+    max_body_bytes: int = Field(
+        validation_alias="API_MAX_BODY_BYTES",
+        default=64 * 1024, ge=1024, le=1024 * 1024 * 1024,
+        description="Largest request body the API reads; a larger one is refused with 413 before it is read whole "
+        "(every request body of the API is a small JSON document).",
+    )
     alerts: bool = Field(
         validation_alias="API_ALERTS",
         default=True, description="`monitor api` evaluates alert rules (replicas share the work via an advisory lock)."
@@ -346,7 +352,7 @@ class IngestSettings(_Section):
 
 
 class RuntimeSettings(_Section):
-    """Every process: its data folder, metrics port and logs; which broker the embedded stack runs."""
+    """Every process: its data folder, metrics address and logs; which broker the embedded stack runs."""
 
     data_dir: Path = Field(
         validation_alias="DATA_DIR",
@@ -358,6 +364,12 @@ class RuntimeSettings(_Section):
         default="tansu",
         description="The broker `monitor demo` and the tests start: `tansu` (from a pip wheel) or Apache Kafka "
         "in KRaft mode (`kafka-3.9`, `kafka-4.1`; needs a JDK and Maven, which fetches its jars once).",
+    )
+    metrics_host: str = Field(
+        validation_alias="METRICS_HOST",
+        default="127.0.0.1",
+        description="Address a worker's, sink's or connector's `/metrics` listens on: loopback by default; "
+        "`0.0.0.0` where Prometheus scrapes it from another host or container (the compose file sets it).",
     )
     metrics_port: int = Field(
         validation_alias="METRICS_PORT",

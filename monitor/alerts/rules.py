@@ -13,30 +13,49 @@ from core.logging import get_logger
 from core.settings import LOOKBACK_DAYS, MAX_BASELINE_MINUTES, MAX_WINDOW_MINUTES  # noqa: F401 - part of the rules' API
 from monitor.alerts.tables import alert_event, alert_rule
 from monitor.store.brand_rules import brand_name, normalise_term
+from monitor.store.text import stored_text
 
 log = get_logger(__name__)
 
+MAX_SPIKE_FACTOR = 1000.0
+"""A volume spike rule's largest factor: beyond it a rule could never fire on any real baseline."""
+MAX_MIN_VOLUME = 2**31 - 1
+"""`min_volume` is an INTEGER column."""
 
 
 class AlertKind(StrEnum):
     NEGATIVE_SHARE = "negative_share"
-    """negative / volume over the last `window_minutes` reaches `threshold` (0..1)."""
+    """negative / volume over the last `window_minutes` reaches `threshold`, a share in (0, 1]."""
     VOLUME_SPIKE = "volume_spike"
-    """volume over the last `window_minutes` reaches `threshold` x the trailing baseline's volume per window."""
+    """volume over the last `window_minutes` reaches `threshold` x the trailing baseline's volume per window; a
+    factor in (1, 1000] (at most 1 would fire on a flat or falling volume)."""
+
+
+def check_threshold(kind: AlertKind, threshold: float) -> None:
+    """ValueError naming the range when `threshold` does not suit `kind`."""
+    if kind == AlertKind.NEGATIVE_SHARE and not 0 < threshold <= 1:
+        raise ValueError(f"a negative_share threshold is a fraction in (0, 1], not {threshold}")
+    if kind == AlertKind.VOLUME_SPIKE and not 1 < threshold <= MAX_SPIKE_FACTOR:
+        raise ValueError(f"a volume_spike threshold is a factor in (1, {MAX_SPIKE_FACTOR:g}], not {threshold}")
 
 
 class AlertRuleIn(BaseModel):
-    """A rule as an admin writes it; defaults suit minute buckets and a dashboard refreshed every few seconds."""
+    """A rule as an admin writes it; defaults suit minute buckets and a dashboard refreshed every few seconds.
+    Numbers and booleans are strict: `"3"` or `0` for `true` is a mistake to report, not to guess at."""
 
-    brand: str = Field(min_length=1, max_length=64)
+    brand: stored_text(min_length=1, max_length=64)
     kind: AlertKind
-    threshold: float = Field(gt=0, description="negative_share: a share in (0, 1]; volume_spike: a factor, e.g. 3")
-    window_minutes: int = Field(default=15, ge=1, le=MAX_WINDOW_MINUTES)
-    baseline_minutes: int = Field(default=120, ge=1, le=MAX_BASELINE_MINUTES,
+    threshold: float = Field(gt=0, le=MAX_SPIKE_FACTOR, allow_inf_nan=False, strict=True,
+                             description="negative_share: a share in (0, 1]; volume_spike: a factor in (1, 1000], "
+                                         "e.g. 3")
+    window_minutes: int = Field(default=15, ge=1, le=MAX_WINDOW_MINUTES, strict=True)
+    baseline_minutes: int = Field(default=120, ge=1, le=MAX_BASELINE_MINUTES, strict=True,
                                   description="volume_spike only: trailing period before the window")
-    min_volume: int = Field(default=10, ge=0, description="no alert while the window holds fewer posts")
-    cooldown_minutes: int = Field(default=15, ge=0, le=7 * 24 * 60, description="quiet period after a firing")
-    enabled: bool = True
+    min_volume: int = Field(default=10, ge=0, le=MAX_MIN_VOLUME, strict=True,
+                            description="no alert while the window holds fewer posts (at most 2^31-1)")
+    cooldown_minutes: int = Field(default=15, ge=0, le=7 * 24 * 60, strict=True,
+                                  description="quiet period after a firing")
+    enabled: bool = Field(default=True, strict=True)
 
     @field_validator("brand")
     @classmethod
@@ -44,27 +63,34 @@ class AlertRuleIn(BaseModel):
         return brand_name(value)
 
     @model_validator(mode="after")
-    def _share_is_a_fraction(self) -> AlertRuleIn:
-        if self.kind == AlertKind.NEGATIVE_SHARE and self.threshold > 1:
-            raise ValueError("a negative_share threshold is a fraction in (0, 1]")
+    def _threshold_suits_kind(self) -> AlertRuleIn:
+        check_threshold(self.kind, self.threshold)
         return self
 
 
 class AlertRulePatch(BaseModel):
     """Fields an admin may change on an existing rule (brand and kind stay)."""
 
-    threshold: float | None = Field(default=None, gt=0)
-    window_minutes: int | None = Field(default=None, ge=1, le=MAX_WINDOW_MINUTES)
-    baseline_minutes: int | None = Field(default=None, ge=1, le=MAX_BASELINE_MINUTES)
-    min_volume: int | None = Field(default=None, ge=0)
-    cooldown_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
-    enabled: bool | None = None
+    threshold: float | None = Field(default=None, gt=0, le=MAX_SPIKE_FACTOR, allow_inf_nan=False, strict=True,
+                                    description="within the rule's kind's range (see AlertRuleIn)")
+    window_minutes: int | None = Field(default=None, ge=1, le=MAX_WINDOW_MINUTES, strict=True)
+    baseline_minutes: int | None = Field(default=None, ge=1, le=MAX_BASELINE_MINUTES, strict=True)
+    min_volume: int | None = Field(default=None, ge=0, le=MAX_MIN_VOLUME, strict=True)
+    cooldown_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60, strict=True)
+    enabled: bool | None = Field(default=None, strict=True)
 
 
 class AlertRule(AlertRuleIn):
+    """A stored rule. Read as stored: rules saved before today's limits still list, evaluate and can be patched."""
+
+    threshold: float
+    min_volume: int
     id: int
     created_at: datetime
     updated_at: datetime
+
+    def _threshold_suits_kind(self) -> AlertRule:
+        return self
 
 
 class AlertEvent(BaseModel):

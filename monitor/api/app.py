@@ -6,17 +6,21 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.logging import get_logger
 from core.settings import Settings
 from monitor.alerts.runner import run_alert_loop
 from monitor.api import live, routes_admin, routes_read
+from monitor.api.errors import BodyLimit, ServerErrors, method_not_allowed, validation_error
 from monitor.api.security import SecurityHeaders
 from monitor.api.state import ApiState
 
@@ -48,7 +52,12 @@ def create_app(settings: Settings, run_alerts: bool = True) -> FastAPI:
                   description="Per-brand sentiment trends, comparisons, example posts, live updates and alerts. "
                               "Send `Authorization: Bearer <API_READ_TOKEN>` when a read token is configured; "
                               "writes need API_ADMIN_TOKEN.")
+    # Innermost first: the body limit and the 500 handler answer inside the security headers (and CORS).
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(ServerErrors)
     app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, method_not_allowed)
     origins = [o.strip() for o in settings.api.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "PATCH",
@@ -75,4 +84,20 @@ def create_app(settings: Settings, run_alerts: bool = True) -> FastAPI:
                                    swagger_css_url="/static/vendor/swagger-ui.css",
                                    swagger_favicon_url="/static/favicon.svg")
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = open_reads(FastAPI.openapi(app), bool(settings.api.read_token))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def open_reads(spec: dict[str, Any], read_token: bool) -> dict[str, Any]:
+    """Without API_READ_TOKEN reads need no token: the document says so (an empty security requirement)."""
+    if not read_token:
+        for operations in spec.get("paths", {}).values():
+            get = operations.get("get")
+            if get and get.get("security"):
+                get["security"] = [{}, *get["security"]]
+    return spec

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyQuery, HTTPBearer
 
 from monitor.api.state import ApiState, get_state
+
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
+                    description="API_READ_TOKEN for reads (when set), API_ADMIN_TOKEN for reads and writes")
+"""Declares the scheme in the OpenAPI document (Swagger's Authorize); the checks below read the header."""
+QUERY_TOKEN = APIKeyQuery(name="token", auto_error=False, scheme_name="queryToken",
+                          description="The read token as `?token=`, on the live feed only (EventSource sends no "
+                                      "headers)")
 
 
 def _matches(given: str | None, expected: str | None) -> bool:
@@ -36,15 +44,16 @@ def check_read(token: str | None, state: ApiState) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid token")
 
 
-def require_read(request: Request, state: ApiState = Depends(get_state)) -> None:
+def require_read(request: Request, state: ApiState = Depends(get_state), _scheme: object = Security(BEARER)) -> None:
     check_read(bearer(request), state)
 
 
-def require_read_or_query_token(request: Request, state: ApiState = Depends(get_state)) -> None:
+def require_read_or_query_token(request: Request, state: ApiState = Depends(get_state),
+                                _scheme: object = Security(BEARER), _query: object = Security(QUERY_TOKEN)) -> None:
     check_read(bearer(request) or request.query_params.get("token") or None, state)
 
 
-def require_admin(request: Request, state: ApiState = Depends(get_state)) -> None:
+def require_admin(request: Request, state: ApiState = Depends(get_state), _scheme: object = Security(BEARER)) -> None:
     expected = state.settings.api.admin_token
     if not expected:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="writes are disabled: API_ADMIN_TOKEN is not set")

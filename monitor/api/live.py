@@ -21,14 +21,21 @@ from redis.exceptions import RedisError
 
 from core.logging import get_logger
 from monitor.api.auth import require_read_or_query_token
+from monitor.api.errors import COMMON, single_valued_query
 from monitor.api.routes_read import brand_name
 from monitor.api.state import ApiState, get_state
 from monitor.store.cache import updates_channel
+from monitor.store.text import stored_text
 
 log = get_logger(__name__)
 
 router = APIRouter(prefix="/api")
 
+LiveBrand = stored_text(max_length=64)
+EVENT_SCHEMA = {"type": "object", "required": ["event", "data"], "properties": {
+    "event": {"type": "string", "enum": ["status", "trend"]},
+    "data": {"type": "string", "description": "JSON: `{live, error?, retry_s?}` or `{brand, buckets}`"}}}
+"""One server-sent event, as OpenAPI tools read a stream."""
 HEARTBEAT_S = 15.0
 MAX_BACKOFF_S = 10.0
 ALL_BRANDS = updates_channel("*")
@@ -72,13 +79,17 @@ async def feed(request: Request, redis: Redis, channels: list[str], heartbeat_s:
                 await pubsub.aclose()
 
 
-@router.get("/live", dependencies=[Depends(require_read_or_query_token)], summary="Live trend updates (SSE)",
-            response_class=StreamingResponse)
-async def live(request: Request, brand: Annotated[list[str], Query(max_length=50)] = [],  # noqa: B006
+@router.get("/live", dependencies=[Depends(require_read_or_query_token), Depends(single_valued_query)],
+            summary="Live trend updates (SSE)",
+            response_class=StreamingResponse, responses={
+                **COMMON, 200: {"content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+                                "description": "The event stream: `status` and `trend` events"}})
+async def live(request: Request,
+               brand: Annotated[list[LiveBrand], Query(max_length=50)] = [],  # noqa: B006
                state: ApiState = Depends(get_state)) -> StreamingResponse:
     """`text/event-stream`: `trend` events carry `{"brand", "buckets": [TrendBucket...]}` as the sink announces
     them; `status` events say whether the feed is live. No `brand` = every brand. EventSource cannot send
     headers, so `?token=` is accepted here."""
-    channels = sorted({updates_channel(brand_name(b)) for b in brand})
+    channels = sorted({updates_channel(brand_name(b, ("query", "brand"))) for b in brand})
     return StreamingResponse(feed(request, state.live_redis, channels), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -8,14 +8,14 @@ from urllib.parse import quote
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Text
 
 from core.logging import error_summary, get_logger
 from monitor.store.brands import list_brands
-from monitor.store.db import NOT_DELETED, post_sentiment, post_thumbnail, trend_bucket
+from monitor.store.db import NOT_DELETED, post_sentiment, post_thumbnail, tracked_brand, trend_bucket
 
 log = get_logger(__name__)
 
@@ -33,6 +33,23 @@ async def brands_overview(engine: AsyncEngine) -> list[dict]:
         seen = {brand: (int(volume or 0), last) for brand, volume, last in await conn.execute(query)}
     return [{"name": name, "tracked": name in tracked, "volume": seen.get(name, (0, None))[0],
              "last_bucket": seen.get(name, (0, None))[1]} for name in sorted(tracked | set(seen))]
+
+
+async def unknown_brands(engine: AsyncEngine, names: list[str]) -> list[str]:
+    """Those of `names` (stored form) that are neither tracked nor in any trend bucket or post, in their order.
+    Posts count too: a brand whose posts are all in unsupported languages has no buckets. Each test is an index
+    lookup (primary keys, the GIN index on brands)."""
+    if not names:
+        return []
+    given = func.unnest(literal(names, ARRAY(Text))).table_valued("name").render_derived()
+    ps = post_sentiment.c
+    query = select(given.c.name).where(or_(
+        exists().where(tracked_brand.c.name == given.c.name),
+        exists().where(trend_bucket.c.brand == given.c.name),
+        exists().where(ps.brands.op("@>")(array([given.c.name], type_=Text)))))
+    async with engine.connect() as conn:
+        found = set((await conn.execute(query)).scalars())
+    return [name for name in names if name not in found]
 
 
 async def example_posts(engine: AsyncEngine, brand: str, label: str | None, since: datetime | None,

@@ -2,33 +2,64 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from pydantic import BeforeValidator
 
 from monitor.alerts.rules import AlertEvent, AlertRule, list_rules, recent_events
 from monitor.api.auth import require_read
+from monitor.api.errors import COMMON, NOT_FOUND, invalid, single_valued_query
 from monitor.api.models import BrandComparison, BrandInfo, Comparison, ExamplePost, Health, TrendPoint, TrendSeries
-from monitor.api.queries import brands_overview, database_health, example_posts, post_thumbnail_jpeg, redis_health
+from monitor.api.queries import (
+    brands_overview,
+    database_health,
+    example_posts,
+    post_thumbnail_jpeg,
+    redis_health,
+    unknown_brands,
+)
 from monitor.api.state import ApiState, get_state
 from monitor.store import brand_rules
+from monitor.store.brands import MAX_NAME_CHARS
 from monitor.store.retention import Retention
+from monitor.store.text import StoredText, stored_text
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_read)])
+router = APIRouter(prefix="/api", dependencies=[Depends(require_read), Depends(single_valued_query)], responses=COMMON)
 
 Granularity = Literal["minute", "hour", "day"]
-BrandPath = Annotated[str, Path(min_length=1, max_length=64, description="Brand name (case-insensitive)")]
-Since = Annotated[datetime | None, Query(description="ISO 8601; naive times are UTC")]
-Until = Annotated[datetime | None, Query(description="ISO 8601, exclusive; naive times are UTC")]
+BrandPath = Annotated[stored_text(min_length=1, max_length=MAX_NAME_CHARS),
+                      Path(description="Brand name (case-insensitive); 404 when no brand has this name")]
+BrandFilter = Annotated[stored_text(max_length=MAX_NAME_CHARS) | None, Query(description="Only this brand")]
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def rfc3339(value: object) -> object:
+    """Only an RFC 3339 date-time with its offset; a bare number would otherwise be read as a Unix time."""
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Since = Annotated[datetime | None, BeforeValidator(rfc3339),
+                  Query(description="RFC 3339 date-time with offset, e.g. `2026-01-31T12:00:00Z`")]
+Until = Annotated[datetime | None, BeforeValidator(rfc3339),
+                  Query(description="RFC 3339 date-time with offset, exclusive")]
 MAX_COMPARE = 12
 
 
 def window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """Aware UTC bounds, refusing an empty or inverted window with a 422."""
-    since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until))
+    """UTC bounds, refusing an empty or inverted window (or one beyond what a UTC time can hold) with a 422."""
+    try:
+        since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t.astimezone(UTC) if t else None
+                        for t in (since, until))
+    except OverflowError:
+        raise invalid(("query", "since" if since else "until"), "date-time out of range once in UTC") from None
     if since and until and since >= until:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="`since` must be before `until`")
+        raise invalid(("query", "until"), "`since` must be before `until`")
     return since, until
 
 
@@ -37,16 +68,24 @@ def series_window(granularity: Granularity, since: datetime | None, until: datet
     """`window`, also refusing minute buckets from before their retention."""
     since, until = window(since, until)
     if reason := Retention.from_settings(state.settings).pruned_window(granularity, since):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=reason)
+        raise invalid(("query", "since"), reason)
     return since, until
 
 
-def brand_name(raw: str) -> str:
+def brand_name(raw: str, loc: tuple[str, ...] = ("path", "brand")) -> str:
     """The stored form of a brand from a URL; 422 when it is empty."""
     try:
         return brand_rules.brand_name(raw)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        raise invalid(loc, str(exc)) from None
+
+
+async def known(state: ApiState, names: list[str]) -> None:
+    """404 naming the brands that are neither tracked nor in any stored trend or post: a typo is not "no data"."""
+    if unknown := await unknown_brands(state.engine, names):
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"unknown brand{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} (neither "
+                                   "tracked nor seen in any post; GET /api/brands lists the known ones)")
 
 
 @router.get("/brands", response_model=list[BrandInfo], summary="Tracked brands and brands with stored trends")
@@ -54,27 +93,36 @@ async def brands(state: ApiState = Depends(get_state)) -> list[dict]:
     return await brands_overview(state.engine)
 
 
-@router.get("/brands/{brand}/trends", response_model=TrendSeries, summary="One brand's trend series")
+@router.get("/brands/{brand}/trends", response_model=TrendSeries, summary="One brand's trend series",
+            responses=NOT_FOUND)
 async def trends(brand: BrandPath, granularity: Granularity = "minute", since: Since = None, until: Until = None,
                  state: ApiState = Depends(get_state)) -> TrendSeries:
     """Served from the Redis hot series when warm, else PostgreSQL (`source` says which)."""
     since, until = series_window(granularity, since, until, state)
     name = brand_name(brand)
+    await known(state, [name])
     read = await state.reader.read(name, granularity, since, until)
     return TrendSeries(brand=name, granularity=granularity, source=read.source,
                        points=[TrendPoint.of(b) for b in read.buckets])
 
 
-@router.get("/compare", response_model=Comparison, summary="Share of voice and net sentiment of several brands")
-async def compare(brands: Annotated[list[str], Query(min_length=1, description="Repeat or comma-separate")],
+@router.get("/compare", response_model=Comparison, summary="Share of voice and net sentiment of several brands",
+            responses=NOT_FOUND)
+async def compare(brands: Annotated[list[StoredText], Query(min_length=1, max_length=MAX_COMPARE,
+                                                            description="Repeat or comma-separate, 1 to 12 brands; "
+                                                                        "404 names any unknown one")],
                   granularity: Granularity = "minute", since: Since = None, until: Until = None,
                   state: ApiState = Depends(get_state)) -> Comparison:
     """Totals over the window (default: the granularity's hot window) per brand; share of voice = brand volume
     over the summed volume of the brands compared."""
     since, until = series_window(granularity, since, until, state)
-    names = list(dict.fromkeys(brand_name(part) for raw in brands for part in raw.split(",") if part.strip()))
+    parts = [part for raw in brands for part in raw.split(",") if part.strip()]
+    if any(len(part.strip()) > MAX_NAME_CHARS for part in parts):
+        raise invalid(("query", "brands"), f"a brand name has at most {MAX_NAME_CHARS} characters")
+    names = list(dict.fromkeys(brand_name(part, ("query", "brands")) for part in parts))
     if not names or len(names) > MAX_COMPARE:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"compare 1 to {MAX_COMPARE} brands")
+        raise invalid(("query", "brands"), f"compare 1 to {MAX_COMPARE} brands")
+    await known(state, names)
     rows = []
     for name in names:
         buckets = (await state.reader.read(name, granularity, since, until)).buckets
@@ -91,7 +139,8 @@ async def compare(brands: Annotated[list[str], Query(min_length=1, description="
         for r in rows])
 
 
-@router.get("/brands/{brand}/posts", response_model=list[ExamplePost], summary="Example posts (drill-down)")
+@router.get("/brands/{brand}/posts", response_model=list[ExamplePost], summary="Example posts (drill-down)",
+            responses=NOT_FOUND)
 async def posts(brand: BrandPath, label: Literal["negative", "neutral", "positive"] | None = None,
                 since: Since = None, until: Until = None, limit: Annotated[int, Query(ge=1, le=200)] = 20,
                 language: Annotated[str | None, Query(pattern=r"^[a-z]{2}$",
@@ -100,12 +149,16 @@ async def posts(brand: BrandPath, label: Literal["negative", "neutral", "positiv
     """Newest first; `confidence` is the winning label's probability. Posts in a language the model does not
     support (`language_supported` false) are listed here but not counted in trends."""
     since, until = window(since, until)
-    return await example_posts(state.engine, brand_name(brand), label, since, until, limit, language)
+    name = brand_name(brand)
+    await known(state, [name])
+    return await example_posts(state.engine, name, label, since, until, limit, language)
 
 
-@router.get("/posts/{post_id:path}/thumbnail", summary="A post's image thumbnail (JPEG)",
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 404: {}})
-async def thumbnail(post_id: str, state: ApiState = Depends(get_state)) -> Response:
+@router.get("/posts/{post_id:path}/thumbnail", summary="A post's image thumbnail (JPEG)", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The JPEG"}, **NOT_FOUND})
+async def thumbnail(post_id: Annotated[StoredText, Path(description="The post's id")],
+                    state: ApiState = Depends(get_state)) -> Response:
     """The small JPEG a worker made of a post's image. A post's thumbnail never changes, so browsers
     may keep it; `private`, since it may be behind a read token."""
     jpeg = await post_thumbnail_jpeg(state.engine, post_id)
@@ -123,12 +176,12 @@ async def health(state: ApiState = Depends(get_state)) -> Health:
 
 
 @router.get("/alerts", response_model=list[AlertEvent], summary="Fired alerts, newest first")
-async def alerts(brand: Annotated[str | None, Query(max_length=64)] = None, since: Since = None,
+async def alerts(brand: BrandFilter = None, since: Since = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50, state: ApiState = Depends(get_state)):
     since, _ = window(since, None)
     return await recent_events(state.engine, brand, limit, since)
 
 
 @router.get("/alert-rules", response_model=list[AlertRule], summary="Alert rules")
-async def alert_rules(brand: Annotated[str | None, Query(max_length=64)] = None, state: ApiState = Depends(get_state)):
+async def alert_rules(brand: BrandFilter = None, state: ApiState = Depends(get_state)):
     return await list_rules(state.engine, brand)

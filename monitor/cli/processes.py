@@ -20,7 +20,7 @@ def worker(concurrency: int) -> None:
     from core.streaming.app import run_app
     from workers.agent.app import build_worker_app
 
-    serve_metrics_or_exit(settings.runtime.metrics_port)
+    serve_metrics_or_exit(settings.runtime.metrics_port, settings.runtime.metrics_host)
     run_app(build_worker_app(settings), settings)
 
 
@@ -31,15 +31,16 @@ def sink() -> None:
     from monitor.sink.agent import build_sink_app
 
     settings = get_settings()
-    serve_metrics_or_exit(settings.runtime.metrics_port)
+    serve_metrics_or_exit(settings.runtime.metrics_port, settings.runtime.metrics_host)
     run_app(build_sink_app(settings), settings)
 
 
-def serve_metrics_or_exit(port: int) -> None:
-    """Serve METRICS_PORT, or stop at start-up with the reason (a taken port) instead of a traceback."""
+def serve_metrics_or_exit(port: int, host: str | None = None) -> None:
+    """Serve METRICS_PORT on METRICS_HOST (`host` overrides it), or stop at start-up with the reason (a taken port)
+    instead of a traceback."""
     from core.metrics import MetricsPortInUse, serve_metrics
 
     try:
-        serve_metrics(port)
+        serve_metrics(port, host or get_settings().runtime.metrics_host)
     except MetricsPortInUse as exc:
         raise click.ClickException(str(exc)) from None

@@ -17,20 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.logging import get_logger
 from monitor.store.brand_rules import BrandMatcher, BrandRule, brand_name, normalise_term
 from monitor.store.db import tracked_brand
+from monitor.store.text import StoredText, stored_text
 
 log = get_logger(__name__)
 
 MAX_NAME_CHARS = 64
+MAX_TERM_CHARS = 200
+"""What the HTTP API accepts for one keyword, alias, hashtag or handle."""
 
 
 class TrackedBrand(BaseModel):
     """A brand and the terms that make a post count for it; plain types, JSON-friendly."""
 
-    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
-    keywords: list[str] = Field(default_factory=list)
-    aliases: list[str] = Field(default_factory=list)
-    hashtags: list[str] = Field(default_factory=list)
-    handles: list[str] = Field(default_factory=list)
+    name: stored_text(min_length=1, max_length=MAX_NAME_CHARS)
+    keywords: list[StoredText] = Field(default_factory=list)
+    aliases: list[StoredText] = Field(default_factory=list)
+    hashtags: list[StoredText] = Field(default_factory=list)
+    handles: list[StoredText] = Field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.store.brands import TrackedBrand, add_brand
 from tests.integration.api_helpers import api_client, unique_brand
 
 pytestmark = pytest.mark.integration
@@ -25,9 +26,17 @@ async def test_open_reads_when_no_read_token(settings):
         assert (await client.get("/api/brands")).status_code == 200
 
 
+@pytest.fixture(scope="module")
+async def tracked(engine) -> str:
+    """A tracked brand without data: known, so its reads answer 200 (an unknown one is a 404)."""
+    return (await add_brand(engine, TrackedBrand(name=unique_brand("authread")))).name
+
+
 @pytest.mark.parametrize("path", ["/api/brands", "/api/health", "/api/alerts", "/api/alert-rules",
-                                  "/api/compare?brands=acme", "/api/brands/acme/trends", "/api/brands/acme/posts"])
-async def test_read_endpoints_need_the_read_token(settings, path):
+                                  "/api/compare?brands={brand}", "/api/brands/{brand}/trends",
+                                  "/api/brands/{brand}/posts"])
+async def test_read_endpoints_need_the_read_token(settings, tracked, path):
+    path = path.format(brand=tracked)
     async with api_client(settings, api_read_token=READ, api_admin_token=ADMIN) as client:
         missing = await client.get(path)
         wrong = await client.get(path, headers=bearer("nope"))

@@ -183,6 +183,7 @@ def test_monitor_env_defaults_validate(services, name):
         assert settings.kafka.bootstrap == "kafka:9092"
         assert settings.kafka.session_timeout_s >= 6  # broker's group.min.session.timeout.ms
         assert settings.kafka.heartbeat_s * 3 <= settings.kafka.session_timeout_s
+        assert settings.runtime.metrics_host == "0.0.0.0"  # Prometheus scrapes from its own container
     if name == "api":
         assert settings.api.host == "0.0.0.0" and settings.api.port == 8000
     if name in ("sink", "api"):

@@ -3,6 +3,7 @@
 import socket
 from datetime import UTC, datetime  # noqa: E402 - grouped with the test below
 
+import psutil
 import pytest
 from prometheus_client import REGISTRY
 
@@ -41,6 +42,15 @@ def test_a_port_in_use_stops_the_process_with_the_reason():
         with pytest.raises(MetricsPortInUse, match=f"METRICS_PORT {port} is already in use"):
             serve_metrics(port)
     assert serve_metrics(0) is False
+
+
+def test_metrics_listen_on_loopback_unless_told_otherwise():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert serve_metrics(port) is True
+    listening = {c.laddr for c in psutil.Process().net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+    assert ("127.0.0.1", port) in listening and ("0.0.0.0", port) not in listening
 
 
 def test_a_post_behind_a_utf8_byte_order_mark_is_read():
