@@ -1,15 +1,24 @@
 """Schemathesis fuzzes every operation of the OpenAPI document against the app in-process, on the suite's real
-PostgreSQL and Redis, with and without tokens: never a 5xx, never a status, header or body the document does not
-declare. Bounded (`MAX_EXAMPLES` per operation) to stay well under a minute."""
+PostgreSQL server and Redis, with and without tokens: never a 5xx, never a status, header or body the document does
+not declare. Bounded (`MAX_EXAMPLES` per operation) to stay well under a minute.
+
+The fuzzer creates tracked brands and alert rules with whatever names it generates, so it gets a database of its
+own: left in the shared one, a generated brand's rules would tag other tests' posts."""
 
 from __future__ import annotations
 
+import uuid
+
+import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from sqlalchemy.engine import make_url
 
 from core.settings import Settings
 from monitor.api.app import create_app
+from monitor.store.db import create_engine
+from monitor.store.migrate import upgrade_head
 from tests.integration.api_helpers import labelled, seed
 
 pytestmark = pytest.mark.integration
@@ -39,19 +48,38 @@ def fuzz_schema(settings: Settings, tokens: bool):
 
 
 @pytest.fixture(scope="module")
-async def fuzzed_brand(engine) -> str:
-    await seed(engine, labelled(FUZZED_BRAND, {"positive": 1, "negative": 1}))
+def fuzz_settings(settings: Settings):
+    """The suite's settings on a database of the fuzzer's own, at the newest schema, dropped afterwards."""
+    name = f"fuzz_{uuid.uuid4().hex[:8]}"
+    url = make_url(settings.store.database_url)
+    admin = f"postgresql://{url.username}@{url.host}:{url.port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    own = url.set(database=name).render_as_string(hide_password=False)
+    upgrade_head(own)
+    yield settings.replace(database_url=own)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+async def fuzzed_brand(fuzz_settings: Settings) -> str:
+    engine = create_engine(fuzz_settings.store.database_url or "")
+    try:
+        await seed(engine, labelled(FUZZED_BRAND, {"positive": 1, "negative": 1}))
+    finally:
+        await engine.dispose()
     return FUZZED_BRAND
 
 
 @pytest.fixture(scope="module")
-def open_api(settings, fuzzed_brand):
-    return fuzz_schema(settings, tokens=False)
+def open_api(fuzz_settings, fuzzed_brand):
+    return fuzz_schema(fuzz_settings, tokens=False)
 
 
 @pytest.fixture(scope="module")
-def guarded_api(settings, fuzzed_brand):
-    return fuzz_schema(settings, tokens=True)
+def guarded_api(fuzz_settings, fuzzed_brand):
+    return fuzz_schema(fuzz_settings, tokens=True)
 
 
 @pytest.fixture(autouse=True)
