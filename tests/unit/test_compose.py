@@ -269,6 +269,7 @@ def test_prometheus_scrapes_every_worker_replica_and_the_sink():
 def test_grafana_dashboard_queries_metrics_the_code_exports(services):
     from prometheus_client import REGISTRY
 
+    import connectors.metrics  # noqa: F401 - registers the connectors' metrics
     import core.metrics  # noqa: F401 - registers the worker metrics
 
     exported = set(REGISTRY._names_to_collectors)  # every series name, suffixes included (_total, _bucket, ...)
