@@ -157,11 +157,15 @@ def kraft_cluster(version: str, data_dir: Path, nodes: int = 1,
     """`nodes` KRaft nodes (each broker and controller) of one new cluster; replication = min(nodes, 3).
     `overrides(node)` adds or replaces server properties per node."""
     addresses = [NodeAddress(i + 1, free_port(), free_port()) for i in range(nodes)]
-    cluster_id = _cluster_id()
-    return [kraft_node(version, node, addresses, data_dir, cluster_id, min(nodes, 3),
+    new_id = cluster_id()
+    return [kraft_node(version, node, addresses, data_dir, new_id, min(nodes, 3),
                        overrides(node) if overrides else None) for node in addresses]
 
 
-def _cluster_id() -> str:
-    """A random cluster id as Kafka writes it: a UUID in URL-safe base64, unpadded."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id() -> str:
+    """A random cluster id as Kafka makes one: a UUID in URL-safe base64, unpadded, drawn again when it starts with
+    '-' (as Kafka's `Uuid.randomUuid` does), which `kafka-storage format -t` would take for an option."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
