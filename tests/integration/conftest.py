@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
-import psycopg
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
 
 from core.settings import Settings
 from core.streaming.topics import ensure_topics
@@ -15,6 +11,7 @@ from monitor.devstack.embedded.stack import EmbeddedStack
 from monitor.store.db import create_engine
 from monitor.store.migrate import upgrade_head
 from tests.brokers import test_broker
+from tests.integration.database_helpers import private_database
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +47,5 @@ async def redis(settings: Settings):
 @pytest.fixture
 def fresh_database(settings: Settings):
     """An empty database on the test server, dropped afterwards: for tests that must not share the session's."""
-    name = f"fresh_{uuid.uuid4().hex[:8]}"
-    url = make_url(settings.store.database_url)
-    admin = f"postgresql://{url.username}@{url.host}:{url.port}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with private_database(settings.store.database_url or "") as url:
+        yield url

@@ -7,19 +7,16 @@ own: left in the shared one, a generated brand's rules would tag other tests' po
 
 from __future__ import annotations
 
-import uuid
-
-import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from sqlalchemy.engine import make_url
 
 from core.settings import Settings
 from monitor.api.app import create_app
 from monitor.store.db import create_engine
 from monitor.store.migrate import upgrade_head
 from tests.integration.api_helpers import labelled, seed
+from tests.integration.database_helpers import private_database
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +47,9 @@ def fuzz_schema(settings: Settings, tokens: bool):
 @pytest.fixture(scope="module")
 def fuzz_settings(settings: Settings):
     """The suite's settings on a database of the fuzzer's own, at the newest schema, dropped afterwards."""
-    name = f"fuzz_{uuid.uuid4().hex[:8]}"
-    url = make_url(settings.store.database_url)
-    admin = f"postgresql://{url.username}@{url.host}:{url.port}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    own = url.set(database=name).render_as_string(hide_password=False)
-    upgrade_head(own)
-    yield settings.replace(database_url=own)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with private_database(settings.store.database_url or "", prefix="fuzz") as own:
+        upgrade_head(own)
+        yield settings.replace(database_url=own)
 
 
 @pytest.fixture(scope="module")
