@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 import faust
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -112,13 +114,7 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
         await write_with_retry(migrate, "schema")
         async for events in stream.take_events(settings.sink.max_batch, within=settings.sink.max_wait_s):
             metrics.observe_queue_wait(metrics.SINK_QUEUE_WAIT, events, time.time())
-            results, dead = [], []
-            for event in events:
-                try:
-                    results.append(SentimentResult.model_validate_json(event.message.value or b""))
-                except ValidationError as exc:
-                    dead.append(dead_letter(event, ReasonCode.INVALID_RESULT,
-                                            f"invalid sentiment result: {exc.errors()[0]['msg']}"))
+            results, dead = parse_events(events, SentimentResult, ReasonCode.INVALID_RESULT, "sentiment result")
             await send_dead_letters(topics, dead)
             with metrics.SINK_BATCH_SECONDS.time():
                 buckets = await write_with_retry(partial(write_results, engine, results, rules), "postgres")
@@ -131,13 +127,7 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
         """Posts their sources deleted: marked, their text dropped, their counts taken out of the buckets."""
         await write_with_retry(migrate, "schema")
         async for events in stream.take_events(settings.sink.max_batch, within=settings.sink.max_wait_s):
-            reported, dead = [], []
-            for event in events:
-                try:
-                    reported.append(PostDeletion.model_validate_json(event.message.value or b""))
-                except ValidationError as exc:
-                    dead.append(dead_letter(event, ReasonCode.INVALID_DELETION,
-                                            f"invalid post deletion: {exc.errors()[0]['msg']}"))
+            reported, dead = parse_events(events, PostDeletion, ReasonCode.INVALID_DELETION, "post deletion")
             await send_dead_letters(topics, dead)
             applied = await write_with_retry(partial(write_deletions, engine, reported), "postgres")
             count_deletions(applied, len(reported))
@@ -150,6 +140,21 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
         await run_prune_loop(engine, Retention.from_settings(settings), settings.retention.interval_s)
 
     return sink
+
+
+Message = TypeVar("Message", bound=BaseModel)
+
+
+def parse_events(events: Sequence[faust.EventT], model: type[Message], code: ReasonCode, what: str
+                 ) -> tuple[list[Message], list[DeadLetter]]:
+    """Each event's value as `model`, or a dead letter with `code` and the first validation error."""
+    parsed, dead = [], []
+    for event in events:
+        try:
+            parsed.append(model.model_validate_json(event.message.value or b""))
+        except ValidationError as exc:
+            dead.append(dead_letter(event, code, f"invalid {what}: {exc.errors()[0]['msg']}"))
+    return parsed, dead
 
 
 def build_sink_app(settings: Settings) -> faust.App:
