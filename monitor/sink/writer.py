@@ -28,8 +28,6 @@ from sqlalchemy import (
     exists,
     func,
     select,
-    true,
-    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -37,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.logging import get_logger
 from monitor.store.brand_rules import BrandMatcher
 from monitor.store.brands import BrandRuleCache
+from monitor.store.bucketing import bucket_totals
 from monitor.store.db import (
-    GRANULARITIES,
     NOT_DELETED,
     bucket_columns,
     post_deletion,
@@ -98,25 +96,8 @@ def _batch_statement():
                    post_sentiment.c.brands, post_sentiment.c.language_supported)
         .cte("new_posts")
     )
-    sizes = values(column("granularity", String), name="sizes").data([(g,) for g in GRANULARITIES])
-    per_brand = select(
-        func.unnest(new_posts.c.brands).label("brand"),
-        sizes.c.granularity,
-        func.date_trunc(sizes.c.granularity, new_posts.c.created_at, "UTC").label("bucket_start"),
-        new_posts.c.label,
-        new_posts.c.polarity,
-    ).select_from(new_posts.join(sizes, true())).where(new_posts.c.language_supported).subquery("per_brand")
-
-    def count(label: Label):
-        return func.count().filter(per_brand.c.label == label.value)
-
-    keys = (per_brand.c.brand, per_brand.c.granularity, per_brand.c.bucket_start)
-    totals = (
-        select(*keys, count(Label.NEGATIVE), count(Label.NEUTRAL), count(Label.POSITIVE),
-               func.sum(per_brand.c.polarity))
-        .group_by(*keys)
-        .order_by(*keys)  # concurrent sinks lock shared buckets in one order: no deadlocks
-    )
+    totals = bucket_totals(new_posts)
+    totals = totals.order_by(*totals.selected_columns[:3])  # concurrent sinks lock shared buckets in one order
     upsert = insert(trend_bucket).from_select(
         ["brand", "granularity", "bucket_start", "negative", "neutral", "positive", "polarity_sum"], totals
     )

@@ -36,16 +36,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from monitor.store.bucketing import bucket_totals
 from monitor.store.db import (
     BUCKET_COLUMNS,
-    GRANULARITIES,
     bucket_columns,
     post_deletion,
     post_sentiment,
     post_thumbnail,
     trend_bucket,
 )
-from schemas import Label, PostDeletion, TrendBucket
+from schemas import PostDeletion, TrendBucket
 
 POST_LOCK_CLASS = 0x5E_DE
 """The first key of the per-post advisory locks; the two-key space never meets the single-key locks of retention,
@@ -106,25 +106,7 @@ def _deletion_statement():
     # Data-modifying CTEs always run to completion, referenced or not (`add_cte` below renders it).
     thumbnails = delete(post_thumbnail).where(post_thumbnail.c.post_id.in_(select(batch.c.post_id))).cte("thumbnails")
 
-    sizes = values(column("granularity", String), name="sizes").data([(g,) for g in GRANULARITIES])
-    per_brand = select(
-        func.unnest(gone.c.brands).label("brand"),
-        sizes.c.granularity,
-        func.date_trunc(sizes.c.granularity, gone.c.created_at, "UTC").label("bucket_start"),
-        gone.c.label,
-        gone.c.polarity,
-    ).select_from(gone.join(sizes, true())).where(gone.c.language_supported).subquery("per_brand")
-
-    def count(label: Label):
-        return func.count().filter(per_brand.c.label == label.value).label(label.value)
-
-    keys = (per_brand.c.brand, per_brand.c.granularity, per_brand.c.bucket_start)
-    totals = (
-        select(*keys, count(Label.NEGATIVE), count(Label.NEUTRAL), count(Label.POSITIVE),
-               func.sum(per_brand.c.polarity).label("polarity_sum"), func.count().label("removed"))
-        .group_by(*keys)
-        .cte("totals")
-    )
+    totals = bucket_totals(gone).cte("totals")
     tb = trend_bucket.c
     bucket_key = tuple_(tb.brand, tb.granularity, tb.bucket_start)
     # Lock the buckets in key order first, as the writer's upsert does, so it and this do not deadlock (should a
@@ -143,7 +125,7 @@ def _deletion_statement():
                bucket_key.in_(select(locked.c.brand, locked.c.granularity, locked.c.bucket_start)))
         .values(negative=tb.negative - totals.c.negative, neutral=tb.neutral - totals.c.neutral,
                 positive=tb.positive - totals.c.positive, polarity_sum=tb.polarity_sum - totals.c.polarity_sum,
-                removed=tb.removed + totals.c.removed, updated_at=func.now())
+                removed=tb.removed + totals.c.negative + totals.c.neutral + totals.c.positive, updated_at=func.now())
         .returning(*bucket_columns())
         .cte("changed")
     )
