@@ -164,3 +164,26 @@ class ReleaseLog(Generic[T]):
             except TimeoutError:
                 return self.released > position
         return True
+
+
+class ReplayServer(LocalServer, Generic[T]):
+    """A local server replaying a held list of events that tests release step by step (`ReleaseLog`)."""
+
+    def __init__(self, items: Sequence[T]) -> None:
+        super().__init__()
+        self._log: ReleaseLog[T] = ReleaseLog(items)
+
+    @property
+    def released(self) -> int:
+        return self._log.released
+
+    def release(self, n: int = 1) -> int:
+        """The next `n` items happen now: live subscribers receive them (and timelines show them)."""
+        return self._log.release(n)
+
+    def release_all(self) -> int:
+        return self._log.release_all()
+
+    def append(self, items: Sequence[T]) -> None:
+        """More (unreleased) items at the end of the list."""
+        self._log.append(items)

@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from core.logging import get_logger
-from monitor.devstack.sources._base import OTHER_LANGS, TEXTS, LocalServer, ReleaseLog, sample_jpeg
+from monitor.devstack.sources._base import OTHER_LANGS, TEXTS, ReplayServer, sample_jpeg
 
 log = get_logger(__name__)
 
@@ -192,7 +192,7 @@ class _Filter:
         return not collection or collection in self.exact or collection.startswith(self.prefixes)
 
 
-class JetstreamReplayServer(LocalServer):
+class JetstreamReplayServer(ReplayServer[dict[str, Any]]):
     """Serves `GET /subscribe` (WebSocket) over a held event list that tests release step by step.
 
     `events_per_connection` closes each connection after that many events, to exercise reconnect-with-cursor.
@@ -202,8 +202,7 @@ class JetstreamReplayServer(LocalServer):
     name = "jetstream"
 
     def __init__(self, events: Sequence[dict[str, Any]], *, events_per_connection: int | None = None) -> None:
-        super().__init__()
-        self._log: ReleaseLog[dict[str, Any]] = ReleaseLog(events)
+        super().__init__(events)
         self.events_per_connection = events_per_connection
         self.connections = 0
         self.cursors: list[int | None] = []
@@ -213,21 +212,6 @@ class JetstreamReplayServer(LocalServer):
     def ws_url(self) -> str:
         """`ws://127.0.0.1:<port>/subscribe`, what a client connects to."""
         return self.url.replace("http://", "ws://", 1) + "/subscribe"
-
-    @property
-    def released(self) -> int:
-        return self._log.released
-
-    def release(self, n: int = 1) -> int:
-        """The next `n` events happen now: live subscribers receive them."""
-        return self._log.release(n)
-
-    def release_all(self) -> int:
-        return self._log.release_all()
-
-    def append(self, events: Sequence[dict[str, Any]]) -> None:
-        """More (unreleased) events at the end of the list."""
-        self._log.append(events)
 
     def _routes(self, app: web.Application) -> None:
         app.router.add_get("/subscribe", self._subscribe)

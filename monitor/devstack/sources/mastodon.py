@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from core.logging import get_logger
-from monitor.devstack.sources._base import OTHER_LANGS, TEXTS, LocalServer, ReleaseLog, sample_jpeg
+from monitor.devstack.sources._base import OTHER_LANGS, TEXTS, ReplayServer, sample_jpeg
 
 log = get_logger(__name__)
 
@@ -154,7 +154,7 @@ def _matches(stream: str, tag: str | None, only_media: bool, item: dict[str, Any
     return True
 
 
-class MastodonReplayServer(LocalServer):
+class MastodonReplayServer(ReplayServer[MastodonItem]):
     """Mastodon's streaming (SSE) and timeline (REST) endpoints over a held list of updates and deletes.
 
     `rate_limit` allows that many REST requests per `rate_window_s` (Mastodon's default window is 5 minutes),
@@ -167,11 +167,10 @@ class MastodonReplayServer(LocalServer):
     def __init__(self, items: Sequence[MastodonItem], *, access_token: str | None = None,
                  rate_limit: int | None = None, rate_window_s: float = 300.0,
                  events_per_connection: int | None = None, heartbeat_s: float = 1.0) -> None:
-        super().__init__()
         for kind, _payload in items:
             if kind not in ("update", "delete"):
                 raise ValueError(f"item kind must be 'update' or 'delete', not {kind!r}")
-        self._log: ReleaseLog[MastodonItem] = ReleaseLog(items)
+        super().__init__(items)
         self.access_token = access_token
         self.rate_limit = rate_limit
         self.rate_window_s = rate_window_s
@@ -182,20 +181,6 @@ class MastodonReplayServer(LocalServer):
         self.rest_paths: list[str] = []
         self._window_start: float | None = None
         self._window_count = 0
-
-    @property
-    def released(self) -> int:
-        return self._log.released
-
-    def release(self, n: int = 1) -> int:
-        """The next `n` items happen now: open streams receive them and the timelines show them."""
-        return self._log.release(n)
-
-    def release_all(self) -> int:
-        return self._log.release_all()
-
-    def append(self, items: Sequence[MastodonItem]) -> None:
-        self._log.append(items)
 
     def _routes(self, app: web.Application) -> None:
         streaming = {"/public": "public", "/public/local": "public:local", "/public/remote": "public:remote",
