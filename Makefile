@@ -28,7 +28,7 @@ demo: $(STAMP)
 KAFKA_BROKERS ?= kafka-3.9 kafka-4.1
 
 test: $(STAMP) chromium
-	$(BIN)/ruff check schemas core workers monitor benchmarks tests bench
+	$(BIN)/ruff check schemas core connectors workers monitor benchmarks tests bench
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q -ra
 	@for broker in $(KAFKA_BROKERS); do \
