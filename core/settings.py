@@ -84,8 +84,9 @@ class KafkaSettings(_Section):
     idempotent_producer: bool = Field(
         validation_alias="KAFKA_IDEMPOTENT_PRODUCER",
         default=True,
-        description="The worker's results producer is idempotent (acks=all either way): a retried send after a "
-        "lost acknowledgement is not written twice. The embedded Tansu broker lacks it; its stack sets false.",
+        description="Every producer of the worker and the sink (results, dead letters) is idempotent (acks=all "
+        "either way): a retried send after a lost acknowledgement is not written twice. The embedded Tansu broker "
+        "lacks it; its stack sets false.",
     )
     session_timeout_s: float = Field(
         validation_alias="CONSUMER_SESSION_TIMEOUT_S",

@@ -24,6 +24,7 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
         app_id,
         fetch_wait_s=settings.kafka.fetch_wait_s,
         fetch_min_bytes=settings.kafka.fetch_min_bytes,
+        idempotent_producer=settings.kafka.idempotent_producer,
         broker=brokers,
         store="memory://",
         datadir=str(datadir),

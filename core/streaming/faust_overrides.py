@@ -1,4 +1,5 @@
-"""Faust's Kafka consumer, without four tasks per message and with a configurable fetch wait.
+"""Faust's Kafka consumer, without four tasks per message and with a configurable fetch wait; its producer,
+idempotent outside transactions too (`IdempotentProducer`).
 
 Faust hands every fetched message to its app with `await consumer.wait_first(callback(message),
 consumer.suspend_flow.wait())`: a race, so that a callback blocked on a full stream buffer lets go when a
@@ -93,17 +94,32 @@ class EagerConsumer(aiokafka_driver.Consumer):
         return await super().wait_first(Suspended(first, pending), *others, timeout=timeout)
 
 
+class IdempotentProducer(aiokafka_driver.Producer):
+    """Faust's producer, idempotent when its app asks for it. Faust turns idempotence on only inside
+    transactions; the sink's and the worker's dead letters are sent outside any, so without this a send retried
+    after a lost acknowledgement could be written twice."""
+
+    def _settings_extra(self) -> dict[str, Any]:
+        extra = dict(super()._settings_extra())
+        if self.app.idempotent_producer:
+            extra["enable_idempotence"] = True
+        return extra
+
+
 class EagerTransport(aiokafka_driver.Transport):
     Consumer = EagerConsumer
+    Producer = IdempotentProducer
 
 
 class App(faust.App):
     """A Faust app whose Kafka consumer is `EagerConsumer`, waiting at most `fetch_wait_s` per fetch for
-    `fetch_min_bytes`."""
+    `fetch_min_bytes`, and whose producer is idempotent when `idempotent_producer` is set."""
 
-    def __init__(self, id: str, *, fetch_wait_s: float, fetch_min_bytes: int = 1, **options: Any) -> None:
+    def __init__(self, id: str, *, fetch_wait_s: float, fetch_min_bytes: int = 1, idempotent_producer: bool = False,
+                 **options: Any) -> None:
         super().__init__(id, **options)
         self.fetch_wait_s, self.fetch_min_bytes = fetch_wait_s, fetch_min_bytes
+        self.idempotent_producer = idempotent_producer
 
     def _new_transport(self) -> EagerTransport:
         return EagerTransport(self.conf.broker_consumer, self)

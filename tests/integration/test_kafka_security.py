@@ -1,6 +1,8 @@
-"""SASL/PLAIN over TLS on Apache Kafka: the worker consumes and produces, the admin client creates topics, and a
-producer reads results, all through KAFKA_SECURITY_PROTOCOL=SASL_SSL; a wrong password is refused. The broker's
-certificate is signed by a CA made here with openssl (KAFKA_SSL_CAFILE)."""
+"""SASL over TLS on Apache Kafka, with PLAIN and with SCRAM-SHA-512: the worker consumes and produces, the admin
+client creates topics, and a consumer reads results, all through KAFKA_SECURITY_PROTOCOL=SASL_SSL; a wrong password
+is refused. The broker's certificate is signed by a CA made here with openssl (KAFKA_SSL_CAFILE); SCRAM credentials
+are stored in the cluster's metadata through the admin API (librdkafka's AlterUserScramCredentials), as an operator
+would with `kafka-configs --alter --add-config SCRAM-SHA-512=[...]`."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from tests.brokers import test_broker
 pytestmark = pytest.mark.integration
 
 USER, PASSWORD = "monitor", "monitor-secret"
+MECHANISMS = ("PLAIN", "SCRAM-SHA-512")
 POSTS = 12
 
 
@@ -46,8 +49,19 @@ def make_certificates(folder: Path) -> tuple[Path, Path]:
     return folder / "ca.pem", server
 
 
-@pytest.fixture
-def secured_broker(tmp_path):
+def add_scram_user(plaintext_bootstrap: str) -> None:
+    """The SCRAM-SHA-512 credential for USER, written through the broker's unsecured listener."""
+    from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    admin = AdminClient({"bootstrap.servers": plaintext_bootstrap})
+    upsert = UserScramCredentialUpsertion(USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                                          PASSWORD.encode())
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        future.result(timeout=30)
+
+
+@pytest.fixture(params=MECHANISMS)
+def secured_broker(request, tmp_path):
     broker = test_broker()
     if broker == "tansu":
         pytest.skip("SASL and TLS are tested on Apache Kafka (EMBEDDED_BROKER=kafka-3.9 or kafka-4.1)")
@@ -60,10 +74,12 @@ def secured_broker(tmp_path):
                          f"SASL_SSL://127.0.0.1:{secure_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port},SASL_SSL://127.0.0.1:{secure_port}",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
-            "sasl.enabled.mechanisms": "PLAIN",
+            "sasl.enabled.mechanisms": ",".join(MECHANISMS),
             "listener.name.sasl_ssl.plain.sasl.jaas.config":
                 "org.apache.kafka.common.security.plain.PlainLoginModule required "
                 f'user_{USER}="{PASSWORD}";',
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": server_pem,
         }
@@ -71,20 +87,22 @@ def secured_broker(tmp_path):
     [node] = kraft_cluster(KAFKA_VERSIONS[broker.removeprefix("kafka-")], tmp_path / "kafka", overrides=secured)
     node.start()
     try:
-        yield f"127.0.0.1:{secure_port}", ca
+        if request.param.startswith("SCRAM"):
+            add_scram_user(f"127.0.0.1:{node.port}")
+        yield f"127.0.0.1:{secure_port}", ca, request.param
     finally:
         node.stop()
 
 
-def secure_env(bootstrap: str, ca: Path, password: str = PASSWORD) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP": bootstrap, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN",
+def secure_env(bootstrap: str, ca: Path, mechanism: str, password: str = PASSWORD) -> dict[str, str]:
+    return {"KAFKA_BOOTSTRAP": bootstrap, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": mechanism,
             "KAFKA_SASL_USERNAME": USER, "KAFKA_SASL_PASSWORD": password, "KAFKA_SSL_CAFILE": str(ca),
             "TOPIC_PARTITIONS": "2", "MODEL_CHECKPOINT": "untrained", "WORKER_GROUP": "worker-sasl"}
 
 
-async def test_the_worker_runs_over_sasl_plain_and_tls(secured_broker, tmp_path):
-    bootstrap, ca = secured_broker
-    env = secure_env(bootstrap, ca)
+async def test_the_worker_runs_over_sasl_and_tls(secured_broker, tmp_path):
+    bootstrap, ca, mechanism = secured_broker
+    env = secure_env(bootstrap, ca, mechanism)
     settings = Settings(**{name.lower(): value for name, value in env.items()})
     await ensure_topics(settings)
     posts = list(sample_posts(POSTS, seed=91, start=datetime(2026, 10, 1, tzinfo=UTC)))
@@ -115,8 +133,9 @@ async def test_the_worker_runs_over_sasl_plain_and_tls(secured_broker, tmp_path)
 
 
 async def test_a_wrong_password_is_refused(secured_broker):
-    bootstrap, ca = secured_broker
-    settings = Settings(**{name.lower(): value for name, value in secure_env(bootstrap, ca, "wrong").items()})
+    bootstrap, ca, mechanism = secured_broker
+    env = secure_env(bootstrap, ca, mechanism, "wrong")
+    settings = Settings(**{name.lower(): value for name, value in env.items()})
     producer = AIOKafkaProducer(**client_options(settings), request_timeout_ms=10_000)
     with pytest.raises(KafkaError):
         async with asyncio.timeout(60):

@@ -18,6 +18,10 @@ UPSTREAM = {
         "c2701bfc3e6f6cad95c2be36d6a255a8",
     "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083995e3565c0f0a25a",
     "faust.app.base:App._new_transport": "42db531312dd776fc3937154a32f19ee",
+    # Faust's producer settings: `IdempotentProducer` adds idempotence to `_settings_extra`, which `_new_producer`
+    # merges last.
+    "faust.transport.drivers.aiokafka:Producer._settings_extra": "a4c7bc41b63822236e4c9be1c49437d0",
+    "faust.transport.drivers.aiokafka:Producer._new_producer": "e72355c3430ed02f5202c83e2f5ef7da",
     # aiokafka keeps the fetch settings in `_fetch_max_wait_ms` / `_fetch_min_bytes` and hands them to its
     # fetcher on `start`.
     "aiokafka.consumer.consumer:AIOKafkaConsumer.__init__": "01506f316191f7c99c785bec915756d1",
@@ -50,3 +54,17 @@ def test_the_fetch_settings_still_reach_aiokafkas_fetcher():
     start = inspect.getsource(AIOKafkaConsumer.start)
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start, "core.streaming.faust_overrides: fetch wait"
     assert "fetch_min_bytes=self._fetch_min_bytes" in start, "core.streaming.faust_overrides: fetch min bytes"
+
+
+async def test_the_apps_producer_is_idempotent_when_the_settings_ask(tmp_path):
+    """Dead letters go through the Faust app's producer; on a broker that supports it, it must not write a retried
+    send twice (`KAFKA_IDEMPOTENT_PRODUCER`, on by default)."""
+    from core.settings import Settings
+    from core.streaming.app import create_app
+
+    for idempotent in (True, False):
+        settings = Settings(kafka_bootstrap="127.0.0.1:9", kafka_idempotent_producer=idempotent,
+                            data_dir=tmp_path)
+        producer = create_app(f"pin-{idempotent}", settings).producer._new_producer()
+        assert (producer._txn_manager is not None) is idempotent  # aiokafka's state for producer ids and sequences
+        assert producer._txn_manager is None or producer.client is not None
