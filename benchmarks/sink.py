@@ -28,7 +28,15 @@ from core.logging import get_logger
 from monitor.sink.writer import post_row, write_results
 from monitor.store.brand_rules import BrandMatcher
 from monitor.store.brands import BrandRuleCache, TrackedBrand, add_brand
-from monitor.store.db import GRANULARITIES, bucket_columns, create_engine, post_sentiment, trend_bucket
+from monitor.store.db import (
+    BUCKET_KEY,
+    GRANULARITIES,
+    UNKNOWN_LANGUAGE,
+    bucket_columns,
+    create_engine,
+    post_sentiment,
+    trend_bucket,
+)
 from monitor.store.migrate import upgrade_head
 from schemas import LABELS, SentimentResult
 
@@ -77,11 +85,12 @@ async def write_row_at_a_time(engine: AsyncEngine, results: Sequence[SentimentRe
                     start = func.date_trunc(granularity, literal(result.created_at), "UTC")
                     stmt = insert(trend_bucket).values(
                         brand=brand, granularity=granularity, bucket_start=start,
+                        language=result.language or UNKNOWN_LANGUAGE, language_supported=result.language_supported,
                         negative=int(label == "negative"), neutral=int(label == "neutral"),
                         positive=int(label == "positive"), polarity_sum=result.polarity)
                     ex, tb = stmt.excluded, trend_bucket.c
                     await conn.execute(stmt.on_conflict_do_update(
-                        index_elements=["brand", "granularity", "bucket_start"],
+                        index_elements=list(BUCKET_KEY),
                         set_={"negative": tb.negative + ex.negative, "neutral": tb.neutral + ex.neutral,
                               "positive": tb.positive + ex.positive,
                               "polarity_sum": tb.polarity_sum + ex.polarity_sum}))
@@ -100,9 +109,9 @@ async def _reset(engine: AsyncEngine) -> None:
 
 async def _bucket_totals(engine: AsyncEngine) -> dict:
     async with engine.connect() as conn:
-        rows = await conn.execute(select(*bucket_columns()))
-        return {(r.brand, r.granularity, r.bucket_start): (r.negative, r.neutral, r.positive, round(r.polarity_sum, 6))
-                for r in rows}
+        rows = await conn.execute(select(*bucket_columns(), trend_bucket.c.language, trend_bucket.c.language_supported))
+        return {(r.brand, r.granularity, r.bucket_start, r.language, r.language_supported):
+                (r.negative, r.neutral, r.positive, round(r.polarity_sum, 6)) for r in rows}
 
 
 async def _timed(coro) -> float:

@@ -34,9 +34,9 @@ INSERT INTO post_thumbnail (post_id, jpeg)
 SELECT :prefix || g, decode(repeat('ff', 3000), 'hex') FROM generate_series(1, :n, 2) g;
 """
 BUCKETS = """
-INSERT INTO trend_bucket (brand, granularity, bucket_start, positive, polarity_sum)
+INSERT INTO trend_bucket (brand, granularity, bucket_start, language, language_supported, positive, polarity_sum)
 SELECT 'b' || (g % 100), 'minute', date_trunc('minute', now() - interval '61 days') - (g / 100) * interval '1 minute',
-       1, 0.7
+       'und', true, 1, 0.7
 FROM generate_series(0, :n - 1) g;
 """
 

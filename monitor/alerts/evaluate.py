@@ -1,4 +1,5 @@
-"""One evaluation pass over the enabled rules, reading minute buckets from PostgreSQL (the source of truth).
+"""One evaluation pass over the enabled rules, reading minute buckets from PostgreSQL (the source of truth): the
+default trend figures, posts in languages the model supports.
 
 A rule fires at most once per cooldown: the last firing is read in the same transaction that
 inserts the new one, and the caller holds an advisory lock, so replicas never double-fire.
@@ -26,7 +27,8 @@ class Totals:
 async def window_totals(conn: AsyncConnection, brand: str, since: datetime, until: datetime) -> Totals:
     tb = trend_bucket.c
     query = select(func.coalesce(func.sum(tb.volume), 0), func.coalesce(func.sum(tb.negative), 0)).where(
-        tb.brand == brand, tb.granularity == "minute", tb.bucket_start >= since, tb.bucket_start < until)
+        tb.language_supported, tb.brand == brand, tb.granularity == "minute", tb.bucket_start >= since,
+        tb.bucket_start < until)
     volume, negative = (await conn.execute(query)).one()
     return Totals(int(volume), int(negative))
 

@@ -37,7 +37,12 @@ class TrendSeries(BaseModel):
     brand: str
     granularity: str
     source: str
-    """`redis` (hot cache) or `postgres` (fallback or older than the hot window)."""
+    """`redis` (hot cache) or `postgres` (fallback, older than the hot window, or one language)."""
+    language: str | None = None
+    """The `language` asked for; null: the default series, every language the model supports."""
+    language_supported: bool | None = None
+    """With `language`: false when the model was not evaluated on it (the default series leaves it out); null when
+    the window has no post in it, or without `language`."""
     points: list[TrendPoint]
 
 
@@ -56,8 +61,38 @@ class Comparison(BaseModel):
     granularity: str
     since: datetime | None
     until: datetime | None
+    language: str | None = None
+    """The `language` asked for; null: every language the model supports."""
+    language_supported: bool | None = None
+    """With `language`: whether the model was evaluated on it (null when no compared brand has a post in it)."""
     total_volume: int
     brands: list[BrandComparison]
+
+
+class LanguageVolume(BaseModel):
+    language: str
+    """ISO 639-1 code, or `und` when the posts' language could not be told."""
+    language_supported: bool
+    """False: the model was not evaluated on this language, and the default trend figures leave these posts out."""
+    negative: int
+    neutral: int
+    positive: int
+    volume: int
+    share: float
+    """Of the brand's posts in every language over the window."""
+
+
+class LanguageBreakdown(BaseModel):
+    brand: str
+    granularity: str
+    since: datetime
+    until: datetime | None
+    total_volume: int
+    """Posts in every language, supported or not."""
+    unsupported_volume: int
+    """Posts the default trend figures leave out."""
+    languages: list[LanguageVolume]
+    """Largest volume first; a language appears twice if the model's support for it changed within the window."""
 
 
 class ExamplePost(BaseModel):

@@ -15,7 +15,14 @@ from sqlalchemy.types import Text
 
 from core.logging import error_summary, get_logger
 from monitor.store.brands import list_brands
-from monitor.store.db import NOT_DELETED, post_sentiment, post_thumbnail, tracked_brand, trend_bucket
+from monitor.store.db import (
+    NOT_DELETED,
+    UNKNOWN_LANGUAGE,
+    post_sentiment,
+    post_thumbnail,
+    tracked_brand,
+    trend_bucket,
+)
 
 log = get_logger(__name__)
 
@@ -24,10 +31,11 @@ HEALTH_SAMPLE_POSTS = 1000
 
 
 async def brands_overview(engine: AsyncEngine) -> list[dict]:
-    """Tracked brands plus every brand that has day buckets (producer tags need no tracking), by name."""
+    """Tracked brands plus every brand that has day buckets (producer tags need no tracking), by name; the volume
+    is the default trend figure's (supported languages)."""
     tracked = {b.name for b in await list_brands(engine)}
     tb = trend_bucket.c
-    query = (select(tb.brand, func.sum(tb.volume), func.max(tb.bucket_start))
+    query = (select(tb.brand, func.sum(tb.volume).filter(tb.language_supported), func.max(tb.bucket_start))
              .where(tb.granularity == "day").group_by(tb.brand))
     async with engine.connect() as conn:
         seen = {brand: (int(volume or 0), last) for brand, volume, last in await conn.execute(query)}
@@ -37,8 +45,8 @@ async def brands_overview(engine: AsyncEngine) -> list[dict]:
 
 async def unknown_brands(engine: AsyncEngine, names: list[str]) -> list[str]:
     """Those of `names` (stored form) that are neither tracked nor in any trend bucket or post, in their order.
-    Posts count too: a brand whose posts are all in unsupported languages has no buckets. Each test is an index
-    lookup (primary keys, the GIN index on brands)."""
+    Posts count too, as before migration 0008 (when posts in unsupported languages had no buckets). Each test is an
+    index lookup (primary keys, the GIN index on brands)."""
     if not names:
         return []
     given = func.unnest(literal(names, ARRAY(Text))).table_valued("name").render_derived()
@@ -54,8 +62,8 @@ async def unknown_brands(engine: AsyncEngine, names: list[str]) -> list[str]:
 
 async def example_posts(engine: AsyncEngine, brand: str, label: str | None, since: datetime | None,
                         until: datetime | None, limit: int, language: str | None = None) -> list[dict]:
-    """The newest posts about `brand` (GIN index on brands), optionally one label, language and a time window; never
-    one its source deleted."""
+    """The newest posts about `brand` (GIN index on brands), optionally one label, language (`und`: unknown) and a
+    time window; never one its source deleted."""
     ps = post_sentiment.c
     query = select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
                    ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref, ps.language, ps.language_supported,
@@ -65,7 +73,7 @@ async def example_posts(engine: AsyncEngine, brand: str, label: str | None, sinc
     if label:
         query = query.where(ps.label == label)
     if language:
-        query = query.where(ps.language == language)
+        query = query.where(ps.language.is_(None) if language == UNKNOWN_LANGUAGE else ps.language == language)
     if since:
         query = query.where(ps.created_at >= since)
     if until:

@@ -1,4 +1,8 @@
-"""Read endpoints: brands, trend series, comparison, example posts and their thumbnails, health, alerts."""
+"""Read endpoints: brands, trend series, comparison, languages, example posts and their thumbnails, health, alerts.
+
+Trend figures count the posts in languages the model supports, as they always did; `language` asks for one
+language's posts instead, supported or not, read from PostgreSQL (the Redis series hold the default figures only).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,17 @@ from pydantic import BeforeValidator
 from monitor.alerts.rules import AlertEvent, AlertRule, list_rules, recent_events
 from monitor.api.auth import require_read
 from monitor.api.errors import COMMON, NOT_FOUND, invalid, single_valued_query
-from monitor.api.models import BrandComparison, BrandInfo, Comparison, ExamplePost, Health, TrendPoint, TrendSeries
+from monitor.api.models import (
+    BrandComparison,
+    BrandInfo,
+    Comparison,
+    ExamplePost,
+    Health,
+    LanguageBreakdown,
+    LanguageVolume,
+    TrendPoint,
+    TrendSeries,
+)
 from monitor.api.queries import (
     brands_overview,
     database_health,
@@ -24,8 +38,11 @@ from monitor.api.queries import (
 from monitor.api.state import ApiState, get_state
 from monitor.store import brand_rules
 from monitor.store.brands import MAX_NAME_CHARS
+from monitor.store.cache import hot_since
+from monitor.store.languages import language_supported, language_volumes
 from monitor.store.retention import Retention
 from monitor.store.text import StoredText, stored_text
+from monitor.store.trends import read_trends
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_read), Depends(single_valued_query)], responses=COMMON)
 
@@ -48,6 +65,10 @@ Since = Annotated[datetime | None, BeforeValidator(rfc3339),
                   Query(description="RFC 3339 date-time with offset, e.g. `2026-01-31T12:00:00Z`")]
 Until = Annotated[datetime | None, BeforeValidator(rfc3339),
                   Query(description="RFC 3339 date-time with offset, exclusive")]
+LanguageFilter = Annotated[str | None, Query(
+    pattern=r"^[a-z]{2}$|^und$",
+    description="Only posts in this language, whether the model supports it or not: an ISO 639-1 code (`de`), or "
+                "`und` for posts whose language could not be told")]
 MAX_COMPARE = 12
 
 
@@ -96,14 +117,21 @@ async def brands(state: ApiState = Depends(get_state)) -> list[dict]:
 @router.get("/brands/{brand}/trends", response_model=TrendSeries, summary="One brand's trend series",
             responses=NOT_FOUND)
 async def trends(brand: BrandPath, granularity: Granularity = "minute", since: Since = None, until: Until = None,
-                 state: ApiState = Depends(get_state)) -> TrendSeries:
-    """Served from the Redis hot series when warm, else PostgreSQL (`source` says which)."""
+                 language: LanguageFilter = None, state: ApiState = Depends(get_state)) -> TrendSeries:
+    """Posts in the languages the model supports, served from the Redis hot series when warm, else PostgreSQL
+    (`source` says which). With `language`, that language's posts only, and whether the model supports it."""
     since, until = series_window(granularity, since, until, state)
     name = brand_name(brand)
     await known(state, [name])
-    read = await state.reader.read(name, granularity, since, until)
-    return TrendSeries(brand=name, granularity=granularity, source=read.source,
-                       points=[TrendPoint.of(b) for b in read.buckets])
+    if language is None:
+        read = await state.reader.read(name, granularity, since, until)
+        return TrendSeries(brand=name, granularity=granularity, source=read.source,
+                           points=[TrendPoint.of(b) for b in read.buckets])
+    since = since or hot_since(granularity)  # the reader's default window
+    buckets = await read_trends(state.engine, name, granularity, since, until, language)
+    supported = await language_supported(state.engine, [name], language, granularity, since, until)
+    return TrendSeries(brand=name, granularity=granularity, source="postgres", language=language,
+                       language_supported=supported, points=[TrendPoint.of(b) for b in buckets])
 
 
 @router.get("/compare", response_model=Comparison, summary="Share of voice and net sentiment of several brands",
@@ -112,9 +140,10 @@ async def compare(brands: Annotated[list[StoredText], Query(min_length=1, max_le
                                                             description="Repeat or comma-separate, 1 to 12 brands; "
                                                                         "404 names any unknown one")],
                   granularity: Granularity = "minute", since: Since = None, until: Until = None,
-                  state: ApiState = Depends(get_state)) -> Comparison:
+                  language: LanguageFilter = None, state: ApiState = Depends(get_state)) -> Comparison:
     """Totals over the window (default: the granularity's hot window) per brand; share of voice = brand volume
-    over the summed volume of the brands compared."""
+    over the summed volume of the brands compared. Posts in the languages the model supports, or with `language`
+    that language's only."""
     since, until = series_window(granularity, since, until, state)
     parts = [part for raw in brands for part in raw.split(",") if part.strip()]
     if any(len(part.strip()) > MAX_NAME_CHARS for part in parts):
@@ -123,15 +152,19 @@ async def compare(brands: Annotated[list[StoredText], Query(min_length=1, max_le
     if not names or len(names) > MAX_COMPARE:
         raise invalid(("query", "brands"), f"compare 1 to {MAX_COMPARE} brands")
     await known(state, names)
+    start = since or hot_since(granularity)  # the reader's default window, for reads of one language
     rows = []
     for name in names:
-        buckets = (await state.reader.read(name, granularity, since, until)).buckets
+        buckets = (await read_trends(state.engine, name, granularity, start, until, language) if language
+                   else (await state.reader.read(name, granularity, since, until)).buckets)
         counts = {label: sum(getattr(b, label) for b in buckets) for label in ("negative", "neutral", "positive")}
         volume = sum(counts.values())
         polarity = sum(b.polarity_sum for b in buckets)
         rows.append({"brand": name, **counts, "volume": volume, "polarity_sum": polarity})
     total = sum(r["volume"] for r in rows)
-    return Comparison(granularity=granularity, since=since, until=until, total_volume=total, brands=[
+    supported = await language_supported(state.engine, names, language, granularity, start, until) if language else None
+    return Comparison(granularity=granularity, since=since, until=until, language=language,
+                      language_supported=supported, total_volume=total, brands=[
         BrandComparison(brand=r["brand"], negative=r["negative"], neutral=r["neutral"], positive=r["positive"],
                         volume=r["volume"], share_of_voice=r["volume"] / total if total else 0.0,
                         net_sentiment=(r["positive"] - r["negative"]) / r["volume"] if r["volume"] else 0.0,
@@ -139,15 +172,35 @@ async def compare(brands: Annotated[list[StoredText], Query(min_length=1, max_le
         for r in rows])
 
 
+@router.get("/brands/{brand}/languages", response_model=LanguageBreakdown, responses=NOT_FOUND,
+            summary="A brand's posts per language, and which the trend figures leave out")
+async def languages(brand: BrandPath, granularity: Granularity = "minute", since: Since = None, until: Until = None,
+                    state: ApiState = Depends(get_state)) -> LanguageBreakdown:
+    """Label counts per language over the window (default: the granularity's hot window), from PostgreSQL. Posts in
+    a language the model was not evaluated on (`language_supported` false) are left out of the trend figures:
+    this shows how many."""
+    since, until = series_window(granularity, since, until, state)
+    name = brand_name(brand)
+    await known(state, [name])
+    since = since or hot_since(granularity)
+    rows = await language_volumes(state.engine, name, granularity, since, until)
+    total = sum(r.volume for r in rows)
+    return LanguageBreakdown(
+        brand=name, granularity=granularity, since=since, until=until, total_volume=total,
+        unsupported_volume=sum(r.volume for r in rows if not r.language_supported),
+        languages=[LanguageVolume(language=r.language, language_supported=r.language_supported, negative=r.negative,
+                                  neutral=r.neutral, positive=r.positive, volume=r.volume,
+                                  share=r.volume / total if total else 0.0) for r in rows])
+
+
 @router.get("/brands/{brand}/posts", response_model=list[ExamplePost], summary="Example posts (drill-down)",
             responses=NOT_FOUND)
 async def posts(brand: BrandPath, label: Literal["negative", "neutral", "positive"] | None = None,
                 since: Since = None, until: Until = None, limit: Annotated[int, Query(ge=1, le=200)] = 20,
-                language: Annotated[str | None, Query(pattern=r"^[a-z]{2}$",
-                                                      description="ISO 639-1 code, e.g. `de`")] = None,
+                language: LanguageFilter = None,
                 state: ApiState = Depends(get_state)) -> list[dict]:
     """Newest first; `confidence` is the winning label's probability. Posts in a language the model does not
-    support (`language_supported` false) are listed here but not counted in trends."""
+    support (`language_supported` false) are listed here but left out of the default trend figures."""
     since, until = window(since, until)
     name = brand_name(brand)
     await known(state, [name])

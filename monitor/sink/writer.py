@@ -1,16 +1,18 @@
 """Effectively-once trend writes: a post counts in its buckets only the first time it is seen, and never once its
 source has deleted it.
 
-One SQL statement per batch. The batch travels as one JSON parameter, unpacked by
-`jsonb_to_recordset` (a constant statement text whatever the batch size); per-post rows
-are inserted with ON CONFLICT DO NOTHING, and only the rows really inserted (RETURNING)
-feed the minute, hour and day bucket upserts; posts in a language the model was not evaluated on
-(`language_supported` false) are stored but left out of the buckets. Redelivered or replayed results therefore
-never double-count, and the Kafka offset is committed only after this transaction (the
-agent acks after the write returns). A post already in `post_deletion` (its deletion arrived first) is neither
-stored nor counted; `monitor/store/deletions.py` takes out posts deleted later, and both take per-post locks first
-(`lock_posts`) so a result and a deletion written at once cannot miss each other. Thumbnails of posts' images follow
-in a last statement of the same transaction.
+One SQL statement per batch. The batch travels as one JSON parameter, unpacked by `jsonb_to_recordset` (a constant
+statement text whatever the batch size); per-post rows are inserted with ON CONFLICT DO NOTHING, and only the rows
+really inserted (RETURNING) feed the minute, hour and day bucket upserts, each post in the row of its language and
+of whether the model was evaluated on it (`monitor/store/bucketing.py`). Redelivered or replayed results therefore
+never double-count, and the Kafka offset is committed only after this transaction (the agent acks after the write
+returns). What comes back, for Redis, is each changed bucket's sum over its supported rows: the default trend
+figures, which leave unsupported languages out.
+
+A post already in `post_deletion` (its deletion arrived first) is neither stored nor counted;
+`monitor/store/deletions.py` takes out posts deleted later. Both take per-post locks first (`lock_posts`), so a
+result and a deletion written at once cannot miss each other, then per-bucket locks, so the supported sums they
+read back are exact. Thumbnails of posts' images follow in a last statement of the same transaction.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.logging import get_logger
 from monitor.store.brand_rules import BrandMatcher
 from monitor.store.brands import BrandRuleCache
-from monitor.store.bucketing import bucket_totals
+from monitor.store.bucketing import bucket_lock_statement, bucket_totals, supported_totals
 from monitor.store.db import (
+    BUCKET_KEY,
     NOT_DELETED,
     bucket_columns,
     post_deletion,
@@ -78,8 +81,8 @@ def post_row(result: SentimentResult, matcher: BrandMatcher = _NO_RULES) -> dict
     }
 
 
-def _batch_statement():
-    rows = func.jsonb_to_recordset(bindparam("rows", type_=JSONB)).table_valued(
+def _batch_rows():
+    return func.jsonb_to_recordset(bindparam("rows", type_=JSONB)).table_valued(
         column("post_id", String), column("created_at", post_sentiment.c.created_at.type),
         column("label", String), column("p_negative", Float), column("p_neutral", Float),
         column("p_positive", Float), column("polarity", Float), column("brands", ARRAY(Text)),
@@ -87,30 +90,37 @@ def _batch_statement():
         column("text_excerpt", Text), column("image_ref", Text), column("language", String),
         column("language_supported", Boolean),
     ).render_derived(name="batch", with_types=True)
+
+
+def _batch_statement():
+    rows = _batch_rows()
     names = [c.name for c in rows.c]
+    ps = post_sentiment.c
     new_posts = (
         insert(post_sentiment)
         .from_select(names, select(*rows.c).where(~exists().where(post_deletion.c.post_id == rows.c.post_id)))
         .on_conflict_do_nothing(index_elements=["post_id"])
-        .returning(post_sentiment.c.created_at, post_sentiment.c.label, post_sentiment.c.polarity,
-                   post_sentiment.c.brands, post_sentiment.c.language_supported)
+        .returning(ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported)
         .cte("new_posts")
     )
     totals = bucket_totals(new_posts)
-    totals = totals.order_by(*totals.selected_columns[:3])  # concurrent sinks lock shared buckets in one order
-    upsert = insert(trend_bucket).from_select(
-        ["brand", "granularity", "bucket_start", "negative", "neutral", "positive", "polarity_sum"], totals
-    )
+    totals = totals.order_by(*totals.selected_columns[:5])  # concurrent sinks lock shared buckets in one order
+    upsert = insert(trend_bucket).from_select([*BUCKET_KEY, "negative", "neutral", "positive", "polarity_sum"], totals)
     ex, tb = upsert.excluded, trend_bucket.c
-    return upsert.on_conflict_do_update(
-        index_elements=["brand", "granularity", "bucket_start"],
+    changed = upsert.on_conflict_do_update(
+        index_elements=list(BUCKET_KEY),
         set_={"negative": tb.negative + ex.negative, "neutral": tb.neutral + ex.neutral,
               "positive": tb.positive + ex.positive, "polarity_sum": tb.polarity_sum + ex.polarity_sum,
               "updated_at": func.now()},
-    ).returning(*bucket_columns())
+    ).returning(*bucket_columns(), tb.language, tb.language_supported).cte("changed")
+    return supported_totals(changed)
 
 
 BATCH_STATEMENT = _batch_statement()
+"""Returns the new supported sum of each bucket the batch changed in a supported row (`supported_totals`)."""
+
+BUCKET_LOCK_STATEMENT = bucket_lock_statement(select(*_batch_rows().c).cte("batch_posts"))
+"""Before the batch's statement: the buckets its supported posts may change (posts already stored included)."""
 
 
 def _thumbnail_statement():
@@ -128,11 +138,13 @@ left no row to refer to, or a row whose image is forgotten)."""
 
 async def write_batch(conn: AsyncConnection, results: Sequence[SentimentResult],
                       matcher: BrandMatcher = _NO_RULES) -> list[TrendBucket]:
-    """The batch's one statement (after its posts' locks), on a connection whose transaction the caller owns."""
+    """The batch's statement (after its posts' and buckets' locks), on a connection whose transaction the caller
+    owns."""
     unique = list({r.post_id: r for r in reversed(results)}.values())  # first delivery wins inside a batch
     unique.sort(key=lambda r: r.post_id)  # a stable lock order on post_sentiment too
     rows = [post_row(r, matcher) for r in unique]
     await lock_posts(conn, (r.post_id for r in unique))
+    await conn.execute(BUCKET_LOCK_STATEMENT, {"rows": rows})
     changed = (await conn.execute(BATCH_STATEMENT, {"rows": rows})).mappings().all()
     thumbnails = [{"post_id": r.post_id, "jpeg": r.thumbnail} for r in unique if r.thumbnail]
     if thumbnails:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
     true,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -79,6 +81,8 @@ trend_bucket = Table(
     Column("brand", String(64), nullable=False),
     Column("granularity", String(8), nullable=False),
     Column("bucket_start", DateTime(timezone=True), nullable=False),
+    Column("language", Text, nullable=False),
+    Column("language_supported", Boolean, nullable=False),
     Column("negative", Integer, nullable=False, server_default="0"),
     Column("neutral", Integer, nullable=False, server_default="0"),
     Column("positive", Integer, nullable=False, server_default="0"),
@@ -86,9 +90,19 @@ trend_bucket = Table(
     Column("removed", Integer, nullable=False, server_default="0"),
     Column("volume", Integer, Computed("negative + neutral + positive", persisted=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("brand", "granularity", "bucket_start"),
+    PrimaryKeyConstraint("brand", "granularity", "bucket_start", "language", "language_supported"),
     CheckConstraint("granularity IN ('minute', 'hour', 'day')", name="trend_bucket_granularity"),
+    CheckConstraint(r"language ~ '^([a-z]{2}|und)$'", name="trend_bucket_language"),
+    Index("ix_trend_bucket_supported", "brand", "granularity", "bucket_start",
+          postgresql_where=text("language_supported")),
 )
+
+UNKNOWN_LANGUAGE = "und"
+"""`trend_bucket.language` of posts whose language is unknown (ISO 639-2's code for it), and of every bucket written
+before buckets had a language."""
+
+BUCKET_KEY = ("brand", "granularity", "bucket_start", "language", "language_supported")
+"""`trend_bucket`'s primary key: the sink's upserts conflict on it."""
 
 BUCKET_COLUMNS = ("brand", "granularity", "bucket_start", "negative", "neutral", "positive", "polarity_sum",
                   "removed")

@@ -50,6 +50,12 @@ def current_revision(database_url: str) -> str | None:
         engine.dispose()
 
 
+def upgrade(database_url: str, revision: str) -> None:
+    """Up to `revision` only (tests of a revision's data migration start from the one before)."""
+    with _ALEMBIC:
+        command.upgrade(alembic_config(database_url), revision)
+
+
 def downgrade(database_url: str, revision: str) -> None:
     with _ALEMBIC:
         command.downgrade(alembic_config(database_url), revision)

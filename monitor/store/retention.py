@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core import metrics
 from core.logging import error_summary, get_logger
 from core.settings import Settings
-from monitor.store.db import post_deletion, post_sentiment, trend_bucket
+from monitor.store.db import BUCKET_KEY, post_deletion, post_sentiment, trend_bucket
 
 log = get_logger(__name__)
 
@@ -82,8 +82,7 @@ def _expired_deletions(before: datetime):
 
 def _expired_minute_buckets(before: datetime):
     tb = trend_bucket.c
-    return select(tb.brand, tb.granularity, tb.bucket_start).where(
-        and_(tb.granularity == "minute", tb.bucket_start < before))
+    return select(*(tb[name] for name in BUCKET_KEY)).where(and_(tb.granularity == "minute", tb.bucket_start < before))
 
 
 def _delete_posts_chunk(before: datetime):
@@ -99,7 +98,7 @@ def _delete_deletions_chunk(before: datetime):
 def _delete_minute_buckets_chunk(before: datetime):
     tb = trend_bucket.c
     chunk = _expired_minute_buckets(before).limit(CHUNK_ROWS).with_for_update(skip_locked=True)
-    return delete(trend_bucket).where(tuple_(tb.brand, tb.granularity, tb.bucket_start).in_(chunk))
+    return delete(trend_bucket).where(tuple_(*(tb[name] for name in BUCKET_KEY)).in_(chunk))
 
 
 async def _count(conn: AsyncConnection, query) -> int:

@@ -1,41 +1,60 @@
-"""Reading trends back from PostgreSQL, the source of truth: buckets for code, plain records for analysts."""
+"""Reading trends back from PostgreSQL, the source of truth: buckets for code, plain records for analysts.
+
+A bucket is the sum of its rows (one per language and support): by default the rows of languages the model
+supports, the figures every reader showed before buckets had a language; with `language`, that language's rows
+whether supported or not.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor.store.bucketing import COUNTS
 from monitor.store.cache import HOT_WINDOWS
-from monitor.store.db import GRANULARITIES, bucket_columns, trend_bucket
+from monitor.store.db import GRANULARITIES, trend_bucket
 from schemas import TrendBucket
+
+
+def summed_buckets(*where) -> Select:
+    """`TrendBucket` columns per (brand, granularity, start), summed over the rows that match `where`."""
+    tb = trend_bucket.c
+    keys = (tb.brand, tb.granularity, tb.bucket_start)
+    return select(*keys, *(func.sum(tb[name]).label(name) for name in COUNTS)).where(*where).group_by(*keys)
+
+
+def rows_of(language: str | None = None):
+    """Which rows a bucket sums: the supported ones, or all of one language."""
+    return trend_bucket.c.language_supported if language is None else trend_bucket.c.language == language
 
 
 async def read_trends(
     engine: AsyncEngine, brand: str | None = None, granularity: str = "minute",
-    since: datetime | None = None, until: datetime | None = None,
+    since: datetime | None = None, until: datetime | None = None, language: str | None = None,
 ) -> list[TrendBucket]:
-    """Buckets with since <= bucket_start < until, by brand then time."""
+    """Buckets with since <= bucket_start < until, by brand then time: supported languages, or only `language`."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, not {granularity!r}")
-    query = select(*bucket_columns()).where(trend_bucket.c.granularity == granularity)
+    tb = trend_bucket.c
+    where = [rows_of(language), tb.granularity == granularity]
     if brand:
-        query = query.where(trend_bucket.c.brand == brand.lower())
+        where.append(tb.brand == brand.lower())
     if since:
-        query = query.where(trend_bucket.c.bucket_start >= since)
+        where.append(tb.bucket_start >= since)
     if until:
-        query = query.where(trend_bucket.c.bucket_start < until)
+        where.append(tb.bucket_start < until)
     async with engine.connect() as conn:
-        rows = (await conn.execute(query.order_by(trend_bucket.c.brand, trend_bucket.c.bucket_start))).mappings()
+        rows = (await conn.execute(summed_buckets(*where).order_by(tb.brand, tb.bucket_start))).mappings()
         return [TrendBucket(**row) for row in rows]
 
 
 async def buckets_updated_since(engine: AsyncEngine, since: datetime) -> list[TrendBucket]:
-    """Buckets changed at or after `since` (PostgreSQL clock), inside Redis's hot windows."""
+    """Buckets whose supported rows changed at or after `since` (PostgreSQL clock), inside Redis's hot windows."""
     tb = trend_bucket.c
     hot = or_(*(and_(tb.granularity == g, tb.bucket_start >= func.now() - window) for g, window in HOT_WINDOWS.items()))
-    query = select(*bucket_columns()).where(tb.updated_at >= since, hot)
+    query = summed_buckets(rows_of(), hot).having(func.max(tb.updated_at) >= since)
     async with engine.connect() as conn:
         return [TrendBucket(**row) for row in (await conn.execute(query)).mappings()]
 
@@ -58,10 +77,10 @@ def bucket_record(bucket: TrendBucket) -> dict:
 
 async def trend_records(
     engine: AsyncEngine, brand: str | None = None, granularity: str = "minute",
-    since: datetime | None = None, until: datetime | None = None,
+    since: datetime | None = None, until: datetime | None = None, language: str | None = None,
 ) -> list[dict]:
     """Trend rows for analysts: `pandas.DataFrame(await trend_records(engine, "acme", "hour"))`."""
-    return [bucket_record(b) for b in await read_trends(engine, brand, granularity, since, until)]
+    return [bucket_record(b) for b in await read_trends(engine, brand, granularity, since, until, language)]
 
 
 def format_table(buckets: list[TrendBucket]) -> str:

@@ -91,6 +91,22 @@ def test_live_update_arrives_after_new_results(page, seeded):
     assert page.errors == []
 
 
+def test_languages_left_out_of_the_trends_are_shown_apart(page, seeded):
+    german = [r.model_copy(update={"language": "de", "language_supported": False})
+              for r in sample_results(4, "german", brands=["initech"], seed=11, minutes_back=5)]
+    before = seeded.stored()
+    seeded.produce(german)
+    wait_stored(seeded, before + len(german))
+    open_dashboard(page, seeded.base_url)
+    page.select_option("#brand", "initech")
+    expect(page.locator("#language-table tr[data-language=de]")).to_have_class("unsupported")
+    row = page.locator("#language-table tr[data-language=de] td")
+    assert row.nth(1).inner_text() == str(len(german))
+    expect(page.locator("#language-meta")).to_contain_text(f"{len(german)} of ")
+    assert chart_total(page) == SEED_VOLUME["initech"]  # the trend chart still counts supported posts only
+    assert page.errors == []
+
+
 def test_without_token_the_page_asks_for_one(page, seeded):
     page.goto(seeded.base_url + "/")
     page.wait_for_selector("#login:not([hidden])")

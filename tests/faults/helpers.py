@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.process import ChildProcess
@@ -139,11 +139,12 @@ def expected_volumes(posts: Sequence[Post]) -> Counter:
 
 
 async def stored_volumes(engine: AsyncEngine) -> Counter:
+    """Every language's rows of a bucket together: each post is counted in one of them, supported or not."""
+    tb = trend_bucket.c
     async with engine.connect() as conn:
-        rows = await conn.execute(select(trend_bucket.c.brand, trend_bucket.c.granularity,
-                                         trend_bucket.c.bucket_start, trend_bucket.c.volume)
-                                  .where(trend_bucket.c.brand != MARKER_BRAND))
-        return Counter({(brand, g, start): volume for brand, g, start, volume in rows})
+        rows = await conn.execute(select(tb.brand, tb.granularity, tb.bucket_start, func.sum(tb.volume))
+                                  .where(tb.brand != MARKER_BRAND).group_by(tb.brand, tb.granularity, tb.bucket_start))
+        return Counter({(brand, g, start): int(volume) for brand, g, start, volume in rows})
 
 
 async def assert_counted_once(engine: AsyncEngine, posts: Sequence[Post], report: FaultReport, scenario: str,

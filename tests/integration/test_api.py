@@ -201,3 +201,40 @@ async def test_posts_in_other_languages_are_listed_by_language_and_marked(settin
     assert [(p["language"], p["language_supported"]) for p in listed] == [("de", False)]
     assert bad.status_code == 422
     assert sum(p["volume"] for p in trend["points"]) == 1  # the German post is not counted
+
+
+async def test_trends_by_language_and_the_languages_left_out(settings, engine):
+    brand = unique_brand()
+    english = labelled(brand, {"positive": 1, "negative": 1}, prefix=f"{brand}-en")
+    german = labelled(brand, {"negative": 2, "neutral": 1}, prefix=f"{brand}-de")
+    unknown = labelled(brand, {"neutral": 1}, prefix=f"{brand}-und")
+    await seed(engine, [*(r.model_copy(update={"language": "en"}) for r in english),
+                        *(r.model_copy(update={"language": "de", "language_supported": False}) for r in german),
+                        *unknown])
+    async with api_client(settings) as client:
+        default = (await client.get(f"/api/brands/{brand}/trends")).json()
+        in_german = (await client.get(f"/api/brands/{brand}/trends", params={"language": "de"})).json()
+        in_english = (await client.get(f"/api/brands/{brand}/trends", params={"language": "en"})).json()
+        in_french = (await client.get(f"/api/brands/{brand}/trends", params={"language": "fr"})).json()
+        compared = (await client.get("/api/compare", params={"brands": brand, "language": "de"})).json()
+        languages = (await client.get(f"/api/brands/{brand}/languages")).json()
+        unknown_posts = (await client.get(f"/api/brands/{brand}/posts", params={"language": "und"})).json()
+        refused = [await client.get(path, params={"language": value})
+                   for path in (f"/api/brands/{brand}/trends", "/api/compare?brands=" + brand)
+                   for value in ("german", "DE", "undx", "")]
+        missing = await client.get("/api/brands/no-such-brand-x/languages")
+    assert (default["language"], default["language_supported"]) == (None, None)
+    assert sum(p["volume"] for p in default["points"]) == 3  # English and unknown: as before
+    assert (in_german["source"], in_german["language"], in_german["language_supported"]) == ("postgres", "de", False)
+    assert [(p["negative"], p["neutral"], p["positive"]) for p in in_german["points"]] == [(2, 1, 0)]
+    assert in_english["language_supported"] is True and sum(p["volume"] for p in in_english["points"]) == 2
+    assert (in_french["points"], in_french["language_supported"]) == ([], None)
+    assert (compared["language"], compared["language_supported"], compared["total_volume"]) == ("de", False, 3)
+    assert (languages["total_volume"], languages["unsupported_volume"]) == (6, 3)
+    assert [(r["language"], r["language_supported"], r["volume"]) for r in languages["languages"]] == [
+        ("de", False, 3), ("en", True, 2), ("und", True, 1)]
+    assert languages["languages"][0]["share"] == pytest.approx(0.5)
+    assert languages["since"] and languages["until"] is None
+    assert [p["language"] for p in unknown_posts] == [None]
+    assert [r.status_code for r in refused] == [422] * len(refused)
+    assert missing.status_code == 404

@@ -104,13 +104,23 @@ async def test_text_and_thumbnail_are_gone_and_readers_skip_the_post(engine):
     assert [p["post_id"] for p in listed] == ["text-2"]
 
 
-async def test_posts_in_unsupported_languages_are_marked_but_never_subtracted(engine):
+async def test_a_deleted_post_leaves_the_bucket_of_its_language(engine):
     german = result("unsup-del-1", ["langdel"], T0, "negative").model_copy(
         update={"language": "de", "language_supported": False})
-    await write_results(engine, [german, result("unsup-del-2", ["langdel"], T0, "positive")])
+    english = result("unsup-del-3", ["langdel"], T0, "neutral").model_copy(update={"language": "en"})
+    await write_results(engine, [german, english, result("unsup-del-2", ["langdel"], T0, "positive")])
     applied = await write_deletions(engine, [deletion("unsup-del-1")])
-    assert (applied.deleted, applied.buckets) == (1, [])
-    assert await counts(engine, "langdel") == {g: [(0, 0, 1, 0)] for g in GRANULARITIES}
+    assert (applied.deleted, applied.buckets) == (1, [])  # the supported sums did not change: nothing for Redis
+    assert await counts(engine, "langdel") == {g: [(0, 1, 1, 0)] for g in GRANULARITIES}
+    for g in GRANULARITIES:
+        [bucket] = await read_trends(engine, "langdel", g, language="de")
+        assert (bucket.volume, bucket.removed) == (0, 1)
+
+    applied = await write_deletions(engine, [deletion("unsup-del-3"), deletion("unsup-del-1")])
+    assert applied.deleted == 1
+    assert {(b.negative, b.neutral, b.positive, b.removed) for b in applied.buckets} == {(0, 0, 1, 1)}  # en + und
+    assert await counts(engine, "langdel") == {g: [(0, 0, 1, 1)] for g in GRANULARITIES}
+    assert [b.removed for b in await read_trends(engine, "langdel", "day", language="de")] == [1]  # not twice
 
 
 async def test_a_result_and_its_deletion_written_at_once_never_both_count(engine):

@@ -1,16 +1,22 @@
-"""Alembic owns the schema: fresh databases, concurrent sinks upgrading at once, the `monitor migrate` command."""
+"""Alembic owns the schema: fresh databases, concurrent sinks upgrading at once, the `monitor migrate` command, and
+revisions that move existing data."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from monitor.store.migrate import current_revision, downgrade, head_revision, upgrade_head
+from monitor.store.db import GRANULARITIES, create_engine
+from monitor.store.deletions import write_deletions
+from monitor.store.migrate import current_revision, downgrade, head_revision, upgrade, upgrade_head
+from monitor.store.trends import read_trends
+from schemas import PostDeletion
 from tests.integration.cli_helpers import monitor
 
 pytestmark = pytest.mark.integration
@@ -19,8 +25,7 @@ OBJECTS = {"post_sentiment", "post_thumbnail", "post_deletion", "trend_bucket", 
 
 
 def relations(database_url: str) -> set[str]:
-    plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain) as conn:
+    with psycopg.connect(plain_url(database_url)) as conn:
         rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
         return {name for (name,) in rows}
 
@@ -50,3 +55,90 @@ def test_monitor_migrate_command(stack, fresh_database):
     assert done.returncode == 0, done.stderr
     assert f"schema at revision {head_revision()}" in done.stdout
     assert relations(fresh_database) >= OBJECTS
+
+
+def plain_url(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+AT = datetime(2026, 3, 1, 10, 15, 20, tzinfo=UTC)
+POSTS_0007 = [  # post_id, brand, label, polarity, language, supported, deleted
+    ("m-en", "mig", "positive", 0.7, "en", True, False),
+    ("m-und", "mig", "neutral", 0.0, None, True, False),
+    ("m-de", "mig", "negative", -0.7, "de", False, False),  # never counted before 0008
+    ("m-gone", "mig", "positive", 0.6, "en", True, True),  # counted, then taken out (removed = 1)
+    ("s-en", "migshort", "positive", 0.7, "en", True, False),
+    ("s-und", "migshort", "neutral", 0.0, None, True, False),
+]
+BUCKETS_0007 = {  # (brand, granularity) -> negative, neutral, positive, polarity_sum, removed
+    **{("mig", g): (0, 1, 2, 1.2, 1) for g in GRANULARITIES},  # m-en, m-und and one post retention pruned (0.5)
+    ("migshort", "minute"): (0, 1, 0, 0.0, 0),  # pruned, then refilled by a late post: holds less than is stored
+    ("migshort", "hour"): (0, 1, 1, 0.7, 0),
+    ("migshort", "day"): (0, 1, 1, 0.7, 0),
+}
+
+
+def seed_0007(database_url: str) -> None:
+    with psycopg.connect(plain_url(database_url)) as conn:
+        for post_id, brand, label, polarity, language, supported, deleted in POSTS_0007:
+            conn.execute(
+                "INSERT INTO post_sentiment (post_id, created_at, label, p_negative, p_neutral, p_positive, polarity, "
+                "brands, tagged_brands, keywords, model_version, text_excerpt, language, language_supported, "
+                "deleted_at) VALUES (%s, %s, %s, 0, 0, 0, %s, %s, %s, '{}', 'test', '', %s, %s, %s)",
+                (post_id, AT, label, polarity, [brand], [brand], language, supported, AT if deleted else None))
+        for (brand, granularity), (negative, neutral, positive, polarity_sum, removed) in BUCKETS_0007.items():
+            conn.execute(
+                "INSERT INTO trend_bucket (brand, granularity, bucket_start, negative, neutral, positive, "
+                "polarity_sum, removed) VALUES (%s, %s, date_trunc(%s, %s::timestamptz, 'UTC'), %s, %s, %s, %s, %s)",
+                (brand, granularity, granularity, AT, negative, neutral, positive, polarity_sum, removed))
+
+
+def bucket_rows(database_url: str, brand: str, granularity: str) -> dict:
+    with psycopg.connect(plain_url(database_url)) as conn:
+        columns = ", ".join(c for c in ("language", "language_supported") if c in trend_columns(conn))
+        rows = conn.execute(f"SELECT {columns + ', ' if columns else ''}negative, neutral, positive, "
+                            "round(polarity_sum::numeric, 6)::float8, removed FROM trend_bucket "
+                            "WHERE brand = %s AND granularity = %s", (brand, granularity)).fetchall()
+    width = 2 if columns else 0
+    return {tuple(r[:width]): tuple(r[width:]) for r in rows}
+
+
+def trend_columns(conn) -> set[str]:
+    rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'trend_bucket'")
+    return {name for (name,) in rows}
+
+
+def summary(database_url: str, brand: str) -> list[tuple]:
+    with psycopg.connect(plain_url(database_url)) as conn:
+        return conn.execute("SELECT granularity, negative, neutral, positive, volume, round(mean_polarity::numeric, 6) "
+                            "FROM trend_summary WHERE brand = %s ORDER BY granularity", (brand,)).fetchall()
+
+
+async def test_upgrade_from_0007_splits_buckets_by_language_and_deletions_stay_exact(fresh_database):
+    upgrade(fresh_database, "0007")
+    seed_0007(fresh_database)
+    before = summary(fresh_database, "mig")
+    upgrade_head(fresh_database)
+
+    assert summary(fresh_database, "mig") == before  # the default figures read as they did
+    for granularity in GRANULARITIES:
+        assert bucket_rows(fresh_database, "mig", granularity) == {
+            ("und", True): (0, 1, 1, 0.5, 1),  # the pruned post's share and the unknown-language post
+            ("en", True): (0, 0, 1, 0.7, 0),  # the stored English post, in its own row
+            ("de", False): (1, 0, 0, -0.7, 0)}  # the unsupported post, counted now
+    assert bucket_rows(fresh_database, "migshort", "minute") == {("und", True): (0, 1, 0, 0.0, 0)}  # left whole
+    assert bucket_rows(fresh_database, "migshort", "hour") == {("und", True): (0, 1, 0, 0.0, 0),
+                                                               ("en", True): (0, 0, 1, 0.7, 0)}
+
+    engine = create_engine(fresh_database)
+    try:
+        applied = await write_deletions(engine, [PostDeletion(post_id="m-en", deleted_at=AT, source="test")])
+        assert {(b.negative, b.neutral, b.positive, b.removed) for b in applied.buckets} == {(0, 1, 1, 2)}
+        assert [(b.volume, b.removed) for b in await read_trends(engine, "mig", "hour")] == [(2, 2)]
+        assert [(b.volume, b.removed) for b in await read_trends(engine, "mig", "hour", language="en")] == [(0, 1)]
+    finally:
+        await engine.dispose()
+
+    downgrade(fresh_database, "0007")  # supported rows fold back into one per bucket; unsupported ones go
+    assert bucket_rows(fresh_database, "mig", "day") == {(): (0, 1, 1, 0.5, 2)}
+    assert bucket_rows(fresh_database, "migshort", "hour") == {(): (0, 1, 1, 0.7, 0)}

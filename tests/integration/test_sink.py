@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from monitor.sink.writer import EXCERPT_CHARS, write_results
-from monitor.store.db import GRANULARITIES, post_sentiment, post_thumbnail
+from monitor.store.db import GRANULARITIES, post_sentiment, post_thumbnail, trend_bucket
 from monitor.store.trends import read_trends
 from schemas import LABELS
 from tests.integration.trend_helpers import bucket_counts, expected_counts, result
@@ -102,17 +103,44 @@ async def test_a_thumbnail_is_stored_once_beside_its_post(engine):
     assert left is None  # it goes with its post
 
 
-async def test_posts_in_unsupported_languages_are_stored_but_not_counted(engine):
+async def test_posts_in_unsupported_languages_are_counted_apart_from_the_default_trends(engine):
     english = result("lang-1", ["langbrand"], T0, "positive").model_copy(update={"language": "en"})
     german = result("lang-2", ["langbrand"], T0, "negative").model_copy(
         update={"language": "de", "language_supported": False})
     unknown = result("lang-3", ["langbrand"], T0, "neutral")  # too short to tell: counted as before
-    await write_results(engine, [english, german, unknown])
+    changed = await write_results(engine, [english, german, unknown])
+    assert {(b.negative, b.neutral, b.positive) for b in changed} == {(0, 1, 1)}  # what Redis gets: supported only
     buckets = await read_trends(engine, "langbrand", "minute")
     assert [(b.negative, b.neutral, b.positive) for b in buckets] == [(0, 1, 1)]
+    for language, counts in (("de", (1, 0, 0)), ("en", (0, 0, 1)), ("und", (0, 1, 0))):
+        for granularity in GRANULARITIES:
+            [bucket] = await read_trends(engine, "langbrand", granularity, language=language)
+            assert (bucket.negative, bucket.neutral, bucket.positive) == counts, (language, granularity)
+    assert await read_trends(engine, "langbrand", "minute", language="fr") == []
     async with engine.connect() as conn:
         rows = (await conn.execute(select(post_sentiment.c.post_id, post_sentiment.c.language,
                                           post_sentiment.c.language_supported)
                                    .where(post_sentiment.c.post_id.like("lang-%"))
                                    .order_by(post_sentiment.c.post_id))).all()
+        keys = (await conn.execute(select(trend_bucket.c.language, trend_bucket.c.language_supported).where(
+            trend_bucket.c.brand == "langbrand", trend_bucket.c.granularity == "day"))).all()
     assert [tuple(r) for r in rows] == [("lang-1", "en", True), ("lang-2", "de", False), ("lang-3", None, True)]
+    assert sorted(tuple(k) for k in keys) == [("de", False), ("en", True), ("und", True)]
+
+    more_german = result("lang-4", ["langbrand"], T0, "positive").model_copy(
+        update={"language": "de", "language_supported": False})
+    assert await write_results(engine, [more_german, german]) == []  # no supported sum changed: nothing for Redis
+    [bucket] = await read_trends(engine, "langbrand", "hour", language="de")
+    assert (bucket.negative, bucket.positive) == (1, 1)
+
+
+async def test_concurrent_sinks_read_back_exact_supported_sums(engine):
+    """Two languages in one bucket are two rows that two transactions may change at once: the bucket lock orders
+    them, so each returns a distinct supported total, and the newest snapshot (Redis keeps it) is the truth."""
+    posts = [result(f"conc-{i}", ["concbrand"], T0 + timedelta(seconds=i), "positive").model_copy(
+        update={"language": ("en", None, "es")[i % 3]}) for i in range(24)]
+    returned = await asyncio.gather(*(write_results(engine, [p]) for p in posts))
+    day = [b for changed in returned for b in changed if b.granularity == "day"]
+    assert sorted(b.volume for b in day) == list(range(1, len(posts) + 1))
+    [truth] = await read_trends(engine, "concbrand", "day")
+    assert max(day, key=lambda b: b.volume) == truth

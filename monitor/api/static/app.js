@@ -135,6 +135,21 @@ async function loadCompare() {
     el("td", {}, (r.net_sentiment >= 0 ? "+" : "") + r.net_sentiment.toFixed(2)))));
 }
 
+// Posts per language for the selected brand; those in languages the model does not support are left out of the
+// trends above, and shown here so that is visible.
+async function loadLanguages() {
+  if (!state.brand) return;
+  const breakdown = await api(`/api/brands/${encodeURIComponent(state.brand)}/languages?granularity=${state.granularity}`);
+  const rows = breakdown.languages.map((r) => el("tr",
+    { class: r.language_supported ? "" : "unsupported", "data-language": r.language },
+    el("td", {}, r.language), el("td", {}, String(r.volume)), el("td", {}, (r.share * 100).toFixed(1) + " %"),
+    el("td", {}, r.language_supported ? "yes" : "no: not supported")));
+  $("language-table").querySelector("tbody").replaceChildren(...rows);
+  $("language-meta").textContent = breakdown.unsupported_volume
+    ? `${breakdown.unsupported_volume} of ${breakdown.total_volume} posts left out of the trends`
+    : (breakdown.total_volume ? "every post counted" : "no posts in this window");
+}
+
 // Thumbnails of inline images, by API path -> a promise of an object URL. An <img> cannot send the token,
 // so each is fetched with it, once: a post's thumbnail never changes.
 const thumbnails = new Map();
@@ -210,7 +225,7 @@ async function loadHealth() {
 }
 
 async function refreshAll() {
-  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadAlerts(), loadHealth()]);
+  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadAlerts(), loadHealth()]);
 }
 
 function guarded(fn) {
@@ -239,7 +254,7 @@ function connectLive() {
       debounce("brands", guarded(async () => { await loadBrands(); await loadCompare(); }), 500);
     }
     if (update.brand === state.brand) {
-      debounce("trends", guarded(async () => { await loadTrends(); await loadPosts(); }), 300);
+      debounce("trends", guarded(async () => { await loadTrends(); await loadPosts(); await loadLanguages(); }), 300);
     }
     debounce("compare", guarded(loadCompare), 800);
     debounce("alerts", guarded(loadAlerts), 1500);
@@ -253,11 +268,11 @@ function bindControls() {
     const url = new URL(window.location.href);
     url.searchParams.set("brand", state.brand);
     window.history.replaceState(null, "", url.pathname + url.search);
-    guarded(async () => { await Promise.all([loadTrends(), loadPosts(), loadCompare()]); })();
+    guarded(async () => { await Promise.all([loadTrends(), loadPosts(), loadCompare(), loadLanguages()]); })();
   });
   $("granularity").addEventListener("change", (event) => {
     state.granularity = event.target.value;
-    guarded(async () => { await Promise.all([loadTrends(), loadCompare()]); })();
+    guarded(async () => { await Promise.all([loadTrends(), loadCompare(), loadLanguages()]); })();
   });
   for (const button of document.querySelectorAll(".filters button")) {
     button.addEventListener("click", () => {
