@@ -58,16 +58,50 @@ log = get_logger(__name__)
 PARTITIONS = 4
 
 
+def parse_cpus(text: str) -> frozenset[int]:
+    """'1', '0,2' or '2-3' -> the CPU numbers (as `taskset -c` reads them)."""
+    cpus: set[int] = set()
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return frozenset(cpus)
+
+
+def pin_this_process(cpus: frozenset[int]) -> None:
+    """Every thread of this process on `cpus`; processes started afterwards inherit it (Linux sets affinity per
+    thread, so one call for the process would leave its other threads where they were)."""
+    for thread in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(thread), cpus)
+
+
 @contextlib.contextmanager
-def broker(bootstrap: str | None, kind: str = "tansu") -> Iterator[tuple[str, int | None]]:
+def broker(bootstrap: str | None, kind: str = "tansu",
+           cpus: frozenset[int] | None = None) -> Iterator[tuple[str, int | None]]:
     """KAFKA_BOOTSTRAP when set, otherwise a private embedded broker of `kind` (EMBEDDED_BROKER: Tansu or Apache
-    Kafka) for the benchmark's lifetime: (bootstrap address, the embedded broker's pid or None)."""
+    Kafka) for the benchmark's lifetime: (bootstrap address, the embedded broker's pid or None).
+
+    With `cpus`, the broker runs on those CPUs and this process, the worker and its model processes on the others:
+    as on a production host, where the brokers are other machines, so the worker's rate does not depend on how
+    much CPU the broker itself burns."""
     if bootstrap:
         yield bootstrap, None
         return
 
     server = broker_server(kind, Path(tempfile.mkdtemp(prefix="bench-worker-")))
-    server.start()
+    if cpus:
+        everything = frozenset(os.sched_getaffinity(0))
+        rest = everything - cpus
+        if not cpus <= everything or not rest:
+            raise ValueError(f"--broker-cpus {sorted(cpus)}: must be some, not all, of this host's CPUs "
+                             f"{sorted(everything)}")
+        pin_this_process(cpus)
+        try:
+            server.start()
+        finally:
+            pin_this_process(rest)
+    else:
+        server.start()
     try:
         yield f"127.0.0.1:{server.port}", server.pid
     finally:
@@ -239,7 +273,8 @@ def linked(posts: list[Post], base_url: str) -> list[Post]:
 
 def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,
                          batch_size: int, image_share: float, concurrency: int = 1, timeout_s: float = 900.0,
-                         out: Path | None = None, linked_images: bool = False, image_latency_ms: float = 0.0) -> dict:
+                         out: Path | None = None, linked_images: bool = False, image_latency_ms: float = 0.0,
+                         broker_cpus: frozenset[int] | None = None) -> dict:
     name = checkpoint
     model = load_model(checkpoint, device)
     if checkpoint in PRESETS:  # the worker process loads it like any checkpoint
@@ -249,7 +284,7 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     kind = Settings().runtime.embedded_broker
     broker_env = TANSU_CONSUMER_ENV if not bootstrap and kind == "tansu" else {}
-    with broker(bootstrap, kind) as (address, broker_pid), \
+    with broker(bootstrap, kind, broker_cpus) as (address, broker_pid), \
             (image_server(image_latency_ms) if linked_images else contextlib.nullcontext(None)) as images_url:
         payloads = [post.model_dump_json().encode() for post in (linked(sample, images_url) if images_url else sample)]
         base = Settings(kafka_bootstrap=address)
@@ -257,17 +292,21 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
                              timeout_s, broker_pid, linked_images, broker_env)
         single = run_worker(base, payloads[:baseline_posts], 1, concurrency, checkpoint, device, f"{run_id}-b1",
                             timeout_s, broker_pid, linked_images, broker_env)
+    worker_cpus = sorted(os.sched_getaffinity(0))  # with --broker-cpus, this process stays on the worker's CPUs
     model_alone = posts_per_s(model, sample, decoded, batch_size)
     report = {
         "benchmark": "worker posts/s, Kafka posts -> sentiment (JSON parsing, image decoding, RADM, produce)",
         "command": f"monitor bench worker --model {name} --device {device} --posts {posts} "
                    f"--baseline-posts {baseline_posts} --batch-size {batch_size} --image-share {image_share} "
                    f"--concurrency {concurrency}"
-                   + (f" --linked-images --image-latency-ms {image_latency_ms:g}" if linked_images else ""),
+                   + (f" --linked-images --image-latency-ms {image_latency_ms:g}" if linked_images else "")
+                   + (f" --broker-cpus {','.join(map(str, sorted(broker_cpus)))}" if broker_cpus else ""),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),
         "broker": "KAFKA_BOOTSTRAP" if bootstrap else f"embedded {kind}",
+        "cpus": {"broker": sorted(broker_cpus), "worker_and_model": worker_cpus} if broker_cpus and not bootstrap
+        else "shared",
         "model": {"name": name, "version": model.version},
         "image_share": image_share,
         "images": f"linked: fetched by the worker from a local HTTP server answering after {image_latency_ms:g} ms"

@@ -96,14 +96,17 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
               help="Worker processes on the host (`monitor worker --concurrency`).")
 @click.option("--timeout-s", default=900.0, show_default=True,
               help="Give up on a run (and show the worker's log) when its results take longer.")
+@click.option("--broker-cpus", default=None, metavar="CPUS",
+              help="Run the embedded broker on these CPUs ('1', '2-3') and the worker on the others, as brokers on "
+                   "their own hosts would be; default: all share every CPU.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="[default: bench/results/worker-<model>-<cpu|gpu>[-c<concurrency>][-linked].json]")
 def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, batch_size: int,
                  image_share: float, linked_images: bool, image_latency_ms: float, concurrency: int,
-                 timeout_s: float, out: Path | None) -> None:
+                 timeout_s: float, broker_cpus: str | None, out: Path | None) -> None:
     """Worker posts/s from Kafka to `sentiment` vs batch size 1 and vs the model alone (on KAFKA_BOOTSTRAP, or
     an embedded broker)."""
-    from benchmarks.worker import run_worker_benchmark
+    from benchmarks.worker import parse_cpus, run_worker_benchmark
     from workers.inference.model import resolve_device
 
     suffix = (f"-c{concurrency}" if concurrency > 1 else "") + ("-linked" if linked_images else "")
@@ -111,7 +114,7 @@ def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, 
                       f"{suffix}.json")
     report = run_worker_benchmark(get_settings().kafka.bootstrap, model_name, device, posts, baseline_posts,
                                   batch_size, image_share, concurrency, timeout_s, out, linked_images,
-                                  image_latency_ms)
+                                  image_latency_ms, parse_cpus(broker_cpus) if broker_cpus else None)
     click.echo(f"worker, batch {batch_size}:  {report['worker']['posts_per_s']:>10,.1f} posts/s")
     click.echo(f"worker, batch 1:   {report['worker_batch_1']['posts_per_s']:>10,.1f} posts/s  "
                f"-> micro-batching {report['batching_speedup']}x")

@@ -25,3 +25,11 @@ def test_one_fetch_past_both_edges_widens_the_window_to_the_first_results():
 def test_every_result_in_one_fetch_is_not_measured():
     assert meter_with([(400, 3.0)]).ms_per_post(400) == {}
     assert meter_with([]).ms_per_post(400) == {}
+
+
+def test_broker_cpus_read_as_taskset_does():
+    from benchmarks.worker import parse_cpus
+
+    assert parse_cpus("1") == {1}
+    assert parse_cpus("0,2-3") == {0, 2, 3}
+    assert parse_cpus(" 4 , ") == {4}
