@@ -20,6 +20,7 @@ from monitor.alerts.baseline import (
     baseline_samples,
     exceeds,
     hour_of_week,
+    hour_of_week_label,
     hour_start,
     robust_baseline,
     z_score,
@@ -31,11 +32,6 @@ from monitor.store.db import post_sentiment, trend_bucket
 log = get_logger(__name__)
 
 EXAMPLES_PER_REASON = 2
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def hour_of_week_label(hour: int) -> str:
-    return f"{DAYS[hour // 24]} {hour % 24:02d}:00 UTC"
 
 
 async def _window(conn: AsyncConnection, brand: str, since: datetime, until: datetime) -> tuple[int, int, int]:

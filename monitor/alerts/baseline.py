@@ -27,6 +27,8 @@ MIN_SEASONAL_SAMPLES = 3
 MIN_SAMPLES = 24
 """Hourly values needed for any baseline: under a day of history, a rule stays quiet."""
 
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
 Metric = Literal["volume", "net_sentiment"]
 
 
@@ -38,6 +40,10 @@ def hour_of_week(moment: datetime) -> int:
     """0 = Monday 00:00-01:00 UTC ... 167 = Sunday 23:00-24:00 UTC."""
     moment = moment.astimezone(UTC)
     return moment.weekday() * 24 + moment.hour
+
+
+def hour_of_week_label(hour: int) -> str:
+    return f"{DAYS[hour // 24]} {hour % 24:02d}:00 UTC"
 
 
 @dataclass(frozen=True)
