@@ -93,14 +93,14 @@ def pick_examples(posts: list) -> list[ExampleRef]:
 
 def _message(rule: AlertRule, observed: float, volume: int, z: float, baseline: Baseline, hour: int,
              keyphrases: list[str]) -> str:
-    compared = f"the median of {hour_of_week_label(hour)} hours" if baseline.seasonal else "the median hour"
+    usual = f"at {hour_of_week_label(hour)} in past weeks" if baseline.seasonal else "per past hour"
     if rule.metric == AnomalyMetric.VOLUME:
-        head = (f"{rule.brand}: volume anomaly, {volume} posts in the last hour vs {compared} of "
-                f"{baseline.median:g}")
+        head = (f"{rule.brand}: volume anomaly, {volume} posts in the last hour vs a median of "
+                f"{baseline.median:g} {usual}")
     else:
         moved = "fell" if z < 0 else "rose"
         head = (f"{rule.brand}: net sentiment {moved} to {observed:+.2f} over {volume} posts in the last hour vs "
-                f"{compared} of {baseline.median:+.2f}")
+                f"a median of {baseline.median:+.2f} {usual}")
     about = f"; about: {', '.join(keyphrases)}" if keyphrases else ""
     return f"{head} (z = {z:+.1f}, threshold {rule.threshold:g}){about}"
 

@@ -69,9 +69,8 @@ def distinctive_terms(window: Sequence[str], background: Sequence[str], top: int
     scored.sort(key=lambda pair: (-round(pair[0], 6), -len(pair[1].split()), pair[1]))  # ties: the phrase
     chosen: list[str] = []
     for _z, term in scored:
-        words = set(term.split())
-        if any(words <= set(other.split()) or set(other.split()) <= words for other in chosen):
-            continue  # "battery" adds nothing next to "battery fire" (or the reverse)
+        if set(term.split()) & {word for other in chosen for word in other.split()}:
+            continue  # "battery" or "fire scare" adds little next to "battery fire": each word shows once
         chosen.append(term)
         if len(chosen) == top:
             break

@@ -43,9 +43,10 @@ def why_lines(event: AlertEvent) -> list[tuple[str, str]]:
     base = details.baseline
     hour = hour_of_week_label(base.hour_of_week)
     kind = f"same hour of week ({hour})" if base.seasonal else "all past hours (history too short for seasonality)"
-    observed = f"{details.observed:g} posts" if details.metric.value == "volume" else f"{details.observed:+.3f}"
+    observed = (f"{details.observed:g} posts in the last hour" if details.metric.value == "volume"
+                else f"{details.observed:+.3f} over the last hour ({event.volume} posts)")
     lines = [("z-score", f"{details.z:+.2f} (threshold {event.threshold:g})"),
-             ("Observed", f"{observed} in the last hour ({event.volume} posts)"),
+             ("Observed", observed),
              ("Baseline", f"median {base.median:g}, scale {base.scale:.3g} ({base.scale_from}), "
                           f"{base.samples} hourly samples, {kind}")]
     if details.keyphrases:

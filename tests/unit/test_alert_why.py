@@ -15,7 +15,8 @@ from monitor.alerts.keyphrases import distinctive_terms
 from monitor.alerts.messages import email_message, message_key, webhook_body
 from monitor.alerts.rules import AlertEvent, AlertKind, AlertRuleIn, AnomalyMetric
 
-ORDINARY = "great coffee morning service store app update price love order delivery staff friendly".split()
+ORDINARY = ["great", "coffee", "morning", "service", "store", "app", "update", "price", "love", "order", "delivery",
+            "staff", "friendly"]
 
 
 def corpus(n: int, extra: str = "", seed: int = 1) -> list[str]:
