@@ -320,8 +320,55 @@ class AlertSettings(_Section):
     )
     interval_s: float = Field(
         validation_alias="ALERT_INTERVAL_S",
-        default=30.0, gt=0, description="How often alert rules are evaluated.",
+        default=30.0, gt=0, description="How often alert rules are evaluated (and pending deliveries retried).",
     )
+    max_messages_per_hour: int = Field(
+        validation_alias="ALERT_MAX_MESSAGES_PER_HOUR",
+        default=20, ge=1, le=10_000,
+        description="Messages each channel (webhook, email) sends per rolling hour at most; when more alerts wait, "
+        "the last message of the budget summarises the rest, and beyond it they wait for the next hour.",
+    )
+    smtp_host: str | None = Field(
+        validation_alias="ALERT_SMTP_HOST", default=None,
+        description="SMTP server that emails fired alerts (optional; needs ALERT_SMTP_FROM and ALERT_SMTP_TO).",
+    )
+    smtp_port: int = Field(
+        validation_alias="ALERT_SMTP_PORT", default=587, ge=1, le=65535,
+        description="SMTP port: 587 for STARTTLS, 465 for implicit TLS, 25 for a local relay.",
+    )
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        validation_alias="ALERT_SMTP_SECURITY", default="starttls",
+        description="`starttls` (upgrade the connection, fail if the server cannot), `tls` (implicit TLS) or "
+        "`none` (plain SMTP, for a relay on the same host or network).",
+    )
+    smtp_user: str | None = Field(
+        validation_alias="ALERT_SMTP_USER", default=None, description="SMTP login (optional).",
+    )
+    smtp_password: str | None = Field(
+        validation_alias="ALERT_SMTP_PASSWORD", default=None,
+        description="SMTP password (with ALERT_SMTP_USER); never logged.",
+    )
+    smtp_from: str | None = Field(
+        validation_alias="ALERT_SMTP_FROM", default=None, description="Sender address of alert emails.",
+    )
+    smtp_to: str = Field(
+        validation_alias="ALERT_SMTP_TO", default="", description="Comma-separated recipients of alert emails.",
+    )
+    smtp_timeout_s: float = Field(
+        validation_alias="ALERT_SMTP_TIMEOUT_S", default=10.0, gt=0, le=300,
+        description="Connect and command timeout of the SMTP client.",
+    )
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> AlertSettings:
+        if self.smtp_host and not (self.smtp_from and self.recipients()):
+            raise ValueError("ALERT_SMTP_HOST needs ALERT_SMTP_FROM and ALERT_SMTP_TO")
+        if bool(self.smtp_user) != bool(self.smtp_password):
+            raise ValueError("ALERT_SMTP_USER and ALERT_SMTP_PASSWORD go together")
+        return self
+
+    def recipients(self) -> list[str]:
+        return [address.strip() for address in self.smtp_to.split(",") if address.strip()]
 
 
 class IngestSettings(_Section):

@@ -1,5 +1,6 @@
-"""One evaluation pass over the enabled rules, reading minute buckets from PostgreSQL (the source of truth): the
-default trend figures, posts in languages the model supports.
+"""One evaluation pass over the enabled rules, reading trend buckets from PostgreSQL (the source of truth): the
+default trend figures, posts in languages the model supports. Threshold rules read minute buckets; anomaly rules
+also hour buckets and, when they fire, posts (monitor/alerts/anomaly.py).
 
 A rule fires at most once per cooldown: the last firing is read in the same transaction that
 inserts the new one, and the caller holds an advisory lock, so replicas never double-fire.
@@ -13,8 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from monitor.alerts.anomaly import check_anomaly
 from monitor.alerts.rules import AlertEvent, AlertKind, AlertRule
-from monitor.alerts.tables import alert_event, alert_rule
+from monitor.alerts.tables import alert_delivery, alert_event, alert_rule
 from monitor.store.db import trend_bucket
 
 
@@ -39,6 +41,8 @@ def _minute(moment: datetime) -> datetime:
 
 async def check_rule(conn: AsyncConnection, rule: AlertRule, now: datetime) -> dict | None:
     """The `alert_event` row this rule fires now, or None. The window ends with the current (partial) minute."""
+    if rule.kind == AlertKind.ANOMALY:
+        return await check_anomaly(conn, rule, now)
     until = _minute(now) + timedelta(minutes=1)
     since = until - timedelta(minutes=rule.window_minutes)
     window = await window_totals(conn, rule.brand, since, until)
@@ -71,8 +75,9 @@ async def _cooling_down(conn: AsyncConnection, rule: AlertRule, now: datetime) -
     return last is not None and last > now - timedelta(minutes=rule.cooldown_minutes)
 
 
-async def evaluate_rules(conn: AsyncConnection, now: datetime) -> list[AlertEvent]:
-    """Check every enabled rule; insert and return the alerts fired (inside the caller's transaction)."""
+async def evaluate_rules(conn: AsyncConnection, now: datetime, channels: tuple[str, ...] = ()) -> list[AlertEvent]:
+    """Check every enabled rule; insert and return the alerts fired (inside the caller's transaction), each with a
+    pending delivery per channel in `channels` (the outbox the delivery pass works through)."""
     rules = [AlertRule(**row) for row in
              (await conn.execute(select(alert_rule).where(alert_rule.c.enabled).order_by(alert_rule.c.id))).mappings()]
     fired: list[AlertEvent] = []
@@ -82,5 +87,8 @@ async def evaluate_rules(conn: AsyncConnection, now: datetime) -> list[AlertEven
         row = await check_rule(conn, rule, now)
         if row is not None:
             stored = (await conn.execute(alert_event.insert().values(**row).returning(*alert_event.c))).mappings().one()
+            if channels:
+                await conn.execute(alert_delivery.insert().values([{"event_id": stored["id"], "channel": channel}
+                                                                   for channel in channels]))
             fired.append(AlertEvent(**stored))
     return fired

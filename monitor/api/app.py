@@ -37,8 +37,7 @@ def create_app(settings: Settings, run_alerts: bool = True) -> FastAPI:
         app.state.api = ApiState.open(settings)
         loop = None
         if run_alerts:
-            loop = asyncio.create_task(run_alert_loop(app.state.api.engine, settings.alerts.interval_s,
-                                                      settings.alerts.webhook_url))
+            loop = asyncio.create_task(run_alert_loop(app.state.api.engine, settings.alerts))
         try:
             yield
         finally:

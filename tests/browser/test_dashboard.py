@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
 
+from monitor.alerts.tables import alert_event
 from tests.browser.conftest import READ_TOKEN, sample_results
 
 pytestmark = pytest.mark.browser
@@ -104,6 +106,34 @@ def test_languages_left_out_of_the_trends_are_shown_apart(page, seeded):
     assert row.nth(1).inner_text() == str(len(german))
     expect(page.locator("#language-meta")).to_contain_text(f"{len(german)} of ")
     assert chart_total(page) == SEED_VOLUME["initech"]  # the trend chart still counts supported posts only
+    assert page.errors == []
+
+
+def test_anomaly_alerts_show_their_why(page, seeded):
+    """An anomaly alert as the alert loop stores it: the list shows its z-score, keyphrases and example posts (read
+    from the stored posts by id)."""
+    negative = next(r for r in SEED if r.label.value == "negative")
+    now = datetime.now(UTC)
+    details = {"metric": "volume", "z": 6.4, "observed": 42.0, "keyphrases": ["support terrible", "still waiting"],
+               "baseline": {"median": 9.0, "mad": 2.0, "scale": 2.97, "scale_from": "mad", "samples": 4,
+                            "seasonal": True, "hour_of_week": 33},
+               "example_posts": [{"post_id": negative.post_id, "reason": "most_negative"},
+                                 {"post_id": "never-stored", "reason": "most_recent"}]}
+    with seeded.engine.begin() as conn:
+        event_id = conn.execute(alert_event.insert().values(
+            brand=negative.brands[0], kind="anomaly", fired_at=now, window_start=now - timedelta(minutes=59),
+            window_end=now + timedelta(minutes=1), value=6.4, threshold=4.0, volume=42, details=details,
+            message=f"{negative.brands[0]}: volume anomaly, 42 posts in the last hour").returning(alert_event.c.id)
+        ).scalar_one()
+    open_dashboard(page, seeded.base_url)
+    item = page.locator(f"#alerts li[data-alert-id='{event_id}']")
+    expect(item.locator(".why .z")).to_have_text("z +6.4")
+    expect(item.locator(".why")).to_contain_text("vs median 9 (Tue 09:00 UTC, 4 weeks)")
+    assert item.locator(".keyphrases .chip").all_inner_texts() == ["support terrible", "still waiting"]
+    examples = item.locator(".examples li")
+    assert examples.count() == 1  # the post never stored drops out
+    expect(examples.first).to_have_attribute("data-post-id", negative.post_id)
+    expect(examples.first).to_contain_text(negative.text)
     assert page.errors == []
 
 

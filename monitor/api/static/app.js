@@ -202,10 +202,34 @@ async function loadPosts() {
   $("posts").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No posts in this window.")]));
 }
 
+const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/* An anomaly's why: z-score and baseline, keyphrases, and the example posts still stored. */
+function alertWhy(a) {
+  const d = a.details;
+  const base = d.baseline;
+  const hour = `${DAYS[Math.floor(base.hour_of_week / 24)]} ${String(base.hour_of_week % 24).padStart(2, "0")}:00 UTC`;
+  const observed = d.metric === "volume" ? `${d.observed} posts` : d.observed.toFixed(2);
+  const median = d.metric === "volume" ? `${base.median}` : base.median.toFixed(2);
+  const why = el("div", { class: "why" },
+    el("span", { class: "z" }, `z ${d.z >= 0 ? "+" : ""}${d.z.toFixed(1)}`),
+    el("span", { class: "meta" }, ` ${d.metric.replace("_", " ")} ${observed} vs median ${median} ` +
+      (base.seasonal ? `(${hour}, ${base.samples} weeks)` : `(all hours, ${base.samples} samples)`)));
+  if (d.keyphrases.length) {
+    why.append(el("div", { class: "keyphrases" }, ...d.keyphrases.map((k) => el("span", { class: "chip" }, k))));
+  }
+  if (a.examples.length) {
+    why.append(el("ul", { class: "examples" }, ...a.examples.map((p) => el("li", { "data-post-id": p.post_id },
+      el("span", { class: "badge " + p.label }, p.label), " ", p.text_excerpt || "(no text)"))));
+  }
+  return why;
+}
+
 async function loadAlerts() {
   const alerts = await api("/api/alerts?limit=30");
-  const items = alerts.map((a) => el("li", {},
+  const items = alerts.map((a) => el("li", { "data-alert-id": String(a.id), "data-kind": a.kind },
     el("span", { class: "kind" }, a.kind.replace("_", " ")), a.message,
+    ...(a.details ? [alertWhy(a)] : []),
     el("span", { class: "when" }, new Date(a.fired_at).toLocaleString())));
   $("alerts").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No alerts fired.")]));
   $("alert-meta").textContent = alerts.length ? `${alerts.length} most recent` : "";
