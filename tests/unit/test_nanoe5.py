@@ -114,3 +114,32 @@ def test_the_shipped_multilingual_checkpoint_loads_and_marks_its_languages(conve
 
 def test_checkpoint_names():
     assert resolve_checkpoint("multilingual") == Path(resolve_checkpoint("bootstrap")).with_name("multilingual.pt")
+
+
+CLEAR = {"I absolutely love this, best day ever!": Label.POSITIVE,
+         "Das ist furchtbar, ich hasse es.": Label.NEGATIVE,
+         "¡Me encanta, es maravilloso!": Label.POSITIVE,
+         "C'est horrible, je déteste ça.": Label.NEGATIVE}
+
+
+def test_the_worker_runs_the_multilingual_checkpoint_on_clear_posts(converted):
+    from workers.inference.model import SentimentModel
+
+    model = SentimentModel.load("multilingual", device="cpu")
+    now = datetime.now(UTC)
+    posts = [Post(post_id=f"p{i}", created_at=now, text=text) for i, text in enumerate(CLEAR)]
+    decoded = [model.decode(post, max_pixels=40_000_000) for post in posts]
+    assert [result.label for result in model.predict(posts, decoded)] == list(CLEAR.values())
+
+
+def test_the_multilingual_training_record_names_its_data():
+    import json
+
+    card = json.loads(resolve_checkpoint("multilingual").with_suffix(".json").read_text())
+    assert set(card["trained_on"]["sources"]) == {f"umsab/{language}" for language in
+                                                  ("arabic", "english", "french", "german", "hindi", "italian",
+                                                   "portuguese", "spanish")} | {"folder"}
+    assert card["trained_on"]["test"].startswith("not read")
+    assert card["config"]["temperature"] == card["temperature"]
+    assert set(card["val_by_language"]) == {"arabic", "english", "french", "german", "hindi", "italian",
+                                            "portuguese", "spanish"}
