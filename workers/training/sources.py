@@ -1,7 +1,9 @@
 """Where a training batch's logits come from: the full model on raw posts, or cached frozen-encoder outputs.
 
 A trained text encoder with a frozen image encoder runs live on the text and replays each image file's
-cached features (`LiveSource` with a model).
+cached features (`LiveSource` with a model). When only the text encoder's top layers train
+(`frozen_text_layers`), `PartialSource` runs the frozen bottom once per text and replays its states into the
+top layers, which then train on exactly what the live encoder would feed them.
 
 With both encoders frozen their outputs never change, so `CachedSource` runs them once per text and
 once per distinct image file, keeps the outputs (fp16, text without padding) and, while attached,
@@ -280,15 +282,117 @@ class CachedSource:
             model.text_encoder.value = model.image_encoder.value = None
 
 
+class _StopForward(Exception):
+    """Raised by a hook once the frozen layers' output is captured: the layers above need not run."""
+
+
+class PartialSource:
+    """The frozen bottom of the text encoder (embeddings + `frozen_text_layers` layers) run once per text, the
+    frozen image encoder once per image file; batches replay both, and the top text layers run live."""
+
+    def __init__(self, model: RADM, processor: RADMProcessor, examples: Sequence[Example], device: torch.device,
+                 batch_size: int = 64, dtype: torch.dtype = torch.float16, desc: str = "cache") -> None:
+        first = model.config.frozen_text_layers
+        if not (first and model.config.freeze_image_encoder and not model.config.freeze_text_encoder):
+            raise ValueError("PartialSource needs frozen_text_layers, a trained text encoder and a frozen image one")
+        self.first = first
+        self.examples = list(examples)
+        self.labels = torch.tensor([e.label for e in self.examples], dtype=torch.long)
+        self.processor = processor
+        self.states: list[Tensor] = [torch.empty(0)] * len(self.examples)
+        started = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        try:
+            self._cache_texts(model, device, batch_size, dtype, desc)
+        finally:
+            model.train(was_training)
+        self.image_cache = encode_image_files(model, processor, self.examples, device, desc=desc)
+        log.info("frozen text layers cached", source=desc, examples=len(self.examples), layers=first,
+                 seconds=round(time.perf_counter() - started, 1))
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @torch.no_grad()
+    def _cache_texts(self, model: RADM, device: torch.device, batch_size: int, dtype: torch.dtype,
+                     desc: str) -> None:
+        count = len(self.examples)
+        order = sorted(range(count), key=lambda i: len(self.examples[i].text))
+        captured: dict[str, Tensor] = {}
+
+        def grab(_module: nn.Module, args: tuple[Tensor, ...]) -> None:
+            captured["states"] = args[0].detach()
+            raise _StopForward
+
+        layers = model.text_encoder.model.encoder.layer
+        handle = layers[self.first].register_forward_pre_hook(grab) if self.first < len(layers) else None
+        try:
+            for start in tqdm(range(0, count, batch_size), desc=f"{desc}: text", unit="batch", disable=None):
+                rows = order[start:start + batch_size]
+                tokens = self.processor.tokenize([self.examples[i].text for i in rows])
+                mask = tokens["attention_mask"]
+                encoder_mask = mask.bool().clone()
+                encoder_mask[:, 0] |= ~encoder_mask.any(1)  # as RADM.encode_text
+                try:
+                    states = model.text_encoder(tokens["input_ids"].to(device), encoder_mask.to(device))
+                except _StopForward:
+                    states = captured.pop("states")
+                for position, row in enumerate(rows):
+                    length = max(int(mask[position].sum()), 1)  # real tokens only (a blank text keeps one)
+                    self.states[row] = (tokens["input_ids"][position, :length], mask[position, :length],
+                                        states[position, :length].to("cpu", dtype).clone())
+        finally:
+            if handle is not None:
+                handle.remove()
+
+    @contextlib.contextmanager
+    def attach(self, model: RADM) -> Iterator[None]:
+        """Replay the images; the text encoder runs its top layers over the states each batch sets."""
+        image_encoder = model.image_encoder
+        model.image_encoder = _Replay(image_encoder.width)
+        try:
+            yield
+        finally:
+            model.image_encoder = image_encoder
+            model.text_encoder.replay = None
+
+    def logits(self, model: RADM, indices: Sequence[int], device: torch.device) -> Tensor:
+        if not isinstance(model.image_encoder, _Replay):
+            raise RuntimeError("call inside `with source.attach(model):`")
+        batch = [self.states[i] for i in indices]
+        width = max(int(mask.shape[0]) for _, mask, _ in batch)
+        input_ids = torch.full((len(batch), width), self.processor.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros(len(batch), width, dtype=torch.long)
+        states = torch.zeros(len(batch), width, model.text_encoder.width)
+        for position, (ids, mask, hidden) in enumerate(batch):
+            length = ids.shape[0]
+            input_ids[position, :length], attention_mask[position, :length] = ids, mask
+            states[position, :length] = hidden.float()
+        rows = torch.as_tensor(list(indices), dtype=torch.long)
+        has_image, image = replayed_images(*self.image_cache, rows)
+        model.text_encoder.replay = (self.first, states.to(device))
+        model.image_encoder.value = image.to(device)
+        try:
+            return model(input_ids.to(device), attention_mask.to(device),
+                         torch.zeros(len(batch), 1, 1, 1, device=device), has_image.to(device))
+        finally:
+            model.text_encoder.replay = None
+            model.image_encoder.value = None
+
+
 def make_source(model: RADM, processor: RADMProcessor, examples: Sequence[Example], device: torch.device,
                 cache: bool | None = None, desc: str = "cache") -> BatchSource:
-    """Whatever is frozen is cached (unless `cache=False`): both encoders (CachedSource), or the image encoder
-    alone while the text encoder trains (LiveSource with replayed images)."""
+    """Whatever is frozen is cached (unless `cache=False`): both encoders (CachedSource), the image encoder and
+    the text encoder's frozen bottom layers (PartialSource), or the image encoder alone while the whole text
+    encoder trains (LiveSource with replayed images)."""
     frozen = model.config.freeze_text_encoder and model.config.freeze_image_encoder
     if cache is None:
         cache = model.config.freeze_image_encoder
     if cache and frozen:
         return CachedSource(model, processor, examples, device, desc=desc)
+    if cache and model.config.freeze_image_encoder and model.config.frozen_text_layers:
+        return PartialSource(model, processor, examples, device, desc=desc)
     if cache and model.config.freeze_image_encoder:
         return LiveSource(processor, examples, model, device, desc=desc)
     if cache:
