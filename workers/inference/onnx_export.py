@@ -11,7 +11,7 @@ quantization of Conv measured slower on CPU than float32, docs/performance.md).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -29,8 +29,25 @@ PRECISIONS: tuple[Precision, ...] = ("fp32", "int8")
 GRAPHS = ("image", "text")
 """`image`: posts with an image (input_ids, attention_mask, pixel_values); `text`: posts without one."""
 QUANTIZED_OPS = ("MatMul", "Gemm")
-QUANTIZE_SCOPES = ("all", "text-encoder")
-"""Which MatMul/Gemm nodes int8 covers: every one, or only the text encoder's (the RADM head stays float32)."""
+
+
+def _text_encoder(name: str) -> bool:
+    return "/text_encoder/" in name
+
+
+def _text_ffn_output(name: str) -> bool:
+    """The text encoder's FFN down-projections (BERT `output.dense`), which read GELU outputs with the widest
+    activation range of the network: per-tensor uint8 activations lose the most there."""
+    return _text_encoder(name) and "/output/dense/" in name and "/attention/" not in name
+
+
+QUANTIZE_SCOPES: dict[str, Callable[[str], bool]] = {
+    "all": lambda name: True,
+    "text-encoder": _text_encoder,
+    "skip-ffn-output": lambda name: not _text_ffn_output(name),
+}
+"""Which MatMul/Gemm nodes int8 covers, by node name (docs/performance.md, "CPU fast path", for the measurements)."""
+DEFAULT_SCOPE = "skip-ffn-output"
 
 
 def graph_path(folder: Path, graph: str, precision: Precision) -> Path:
@@ -72,29 +89,28 @@ def export_graphs(model: RADM, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def quantizable_nodes(path: Path, scope: str) -> list[str] | None:
-    """The MatMul/Gemm node names int8 covers under `scope` (None: every one of them)."""
-    if scope == "all":
-        return None
-    if scope != "text-encoder":
-        raise ValueError(f"unknown quantization scope {scope!r}; one of {QUANTIZE_SCOPES}")
+def quantizable_nodes(path: Path, scope: str) -> list[str]:
+    """The MatMul/Gemm node names int8 covers under `scope`."""
     import onnx
 
+    if scope not in QUANTIZE_SCOPES:
+        raise ValueError(f"unknown quantization scope {scope!r}; one of {sorted(QUANTIZE_SCOPES)}")
     graph = onnx.load(str(path), load_external_data=False).graph
-    return [node.name for node in graph.node
-            if node.op_type in QUANTIZED_OPS and node.name.startswith("/model/text_encoder/")]
+    return [node.name for node in graph.node if node.op_type in QUANTIZED_OPS and QUANTIZE_SCOPES[scope](node.name)]
 
 
-def quantize_graphs(folder: Path, graphs: Sequence[str] = GRAPHS, scope: str = "all") -> dict[str, Path]:
-    """Each `<graph>.fp32.onnx` -> `<graph>.int8.onnx` (dynamic quantization, int8 weights, MatMul/Gemm only)."""
+def quantize_graphs(folder: Path, graphs: Sequence[str] = GRAPHS, scope: str = DEFAULT_SCOPE,
+                    per_channel: bool = True) -> dict[str, Path]:
+    """Each `<graph>.fp32.onnx` -> `<graph>.int8.onnx`: dynamic quantization of MatMul/Gemm weights to int8, one
+    scale per output channel (per tensor lost a label in ten on the probe posts)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     paths = {}
     for graph in graphs:
         source, target = graph_path(folder, graph, "fp32"), graph_path(folder, graph, "int8")
         quantize_dynamic(source, target, op_types_to_quantize=list(QUANTIZED_OPS), weight_type=QuantType.QInt8,
-                         per_channel=False, nodes_to_quantize=quantizable_nodes(source, scope))
+                         per_channel=per_channel, nodes_to_quantize=quantizable_nodes(source, scope))
         paths[graph] = target
-        log.info("ONNX graph quantized", graph=graph, scope=scope, path=str(target),
+        log.info("ONNX graph quantized", graph=graph, scope=scope, per_channel=per_channel, path=str(target),
                  mib=round(target.stat().st_size / 2**20, 1))
     return paths
