@@ -107,27 +107,37 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
 @click.option("--broker-cpus", default=None, metavar="CPUS",
               help="Run the embedded broker on these CPUs ('1', '2-3') and the worker on the others, as brokers on "
                    "their own hosts would be; default: all share every CPU.")
+@click.option("--runtimes", default="torch", show_default=True,
+              help="Comma-separated MODEL_RUNTIME choices to compare: torch, onnx-fp32, onnx-int8; the first is the "
+                   "baseline (batch 1, model alone), each runs --rounds times, interleaved.")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="[default: bench/results/worker-<model>-<cpu|gpu>[-c<concurrency>][-linked].json]")
+              help="[default: bench/results/worker-<model>-<cpu|gpu>[-c<concurrency>][-linked][-runtimes].json]")
 def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, batch_size: int,
                  image_share: float, linked_images: bool, image_latency_ms: float, concurrency: int,
-                 timeout_s: float, broker_cpus: str | None, out: Path | None) -> None:
+                 timeout_s: float, broker_cpus: str | None, runtimes: str, rounds: int, out: Path | None) -> None:
     """Worker posts/s from Kafka to `sentiment` vs batch size 1 and vs the model alone (on KAFKA_BOOTSTRAP, or
     an embedded broker)."""
     from benchmarks.worker import parse_cpus, run_worker_benchmark
     from workers.inference.model import resolve_device
 
-    suffix = (f"-c{concurrency}" if concurrency > 1 else "") + ("-linked" if linked_images else "")
+    suffix = (f"-c{concurrency}" if concurrency > 1 else "") + ("-linked" if linked_images else "") \
+        + ("-runtimes" if runtimes != "torch" else "")
     out = out or Path(f"bench/results/worker-{model_name}-{resolve_device(device).type.replace('cuda', 'gpu')}"
                       f"{suffix}.json")
     report = run_worker_benchmark(get_settings().kafka.bootstrap, model_name, device, posts, baseline_posts,
                                   batch_size, image_share, concurrency, timeout_s, out, linked_images,
-                                  image_latency_ms, parse_cpus(broker_cpus) if broker_cpus else None)
+                                  image_latency_ms, parse_cpus(broker_cpus) if broker_cpus else None,
+                                  runtimes.split(","), rounds)
     click.echo(f"worker, batch {batch_size}:  {report['worker']['posts_per_s']:>10,.1f} posts/s")
     click.echo(f"worker, batch 1:   {report['worker_batch_1']['posts_per_s']:>10,.1f} posts/s  "
                f"-> micro-batching {report['batching_speedup']}x")
     click.echo(f"model alone:       {report['model_alone']['posts_per_s']:>10,.1f} posts/s  "
                f"-> pipeline efficiency {report['pipeline_efficiency']}")
+    for runtime, entry in report.get("runtimes", {}).items():
+        click.echo(f"{runtime:>10}: worker {entry['worker_posts_per_s']:>8,.1f} posts/s "
+                   f"{entry['worker_posts_per_s_rounds']} ({entry['vs_first']}x), model alone "
+                   f"{entry['model_alone_posts_per_s']:,.1f} posts/s ({entry['model_alone_vs_first']}x)")
     cpu = "  ".join(f"{part} {ms:.3f}" for part, ms in report["worker"]["cpu_ms_per_post"].items())
     click.echo(f"CPU ms per post:   {cpu}")
     click.echo(f"device:            {report['device']}")

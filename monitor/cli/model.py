@@ -21,12 +21,11 @@ def model() -> None:
 @click.option("--checkpoint", default=None, help=CHECKPOINT_HELP + "  [default: MODEL_CHECKPOINT]")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Export folder root [default: MODEL_ONNX_CACHE, else ~/.cache/sentiment-monitor/onnx].")
-@click.option("--quantize-scope", type=click.Choice(["all", "text-encoder", "skip-ffn-output"]),
-              default="skip-ffn-output", show_default=True, help="Which MatMul/Gemm nodes int8 quantizes.")
-@click.option("--per-tensor", is_flag=True, help="One int8 scale per weight tensor instead of per output channel.")
+@click.option("--quantize", "method", type=click.Choice(["blockwise", "dynamic"]), default="blockwise",
+              show_default=True, help="int8 method: blockwise MatMulNBits (int8 activations per block of 32) or "
+              "quantize_dynamic (one activation scale per tensor; lower agreement).")
 @click.option("--force", is_flag=True, help="Export again even when a current export is there.")
-def export_onnx(checkpoint: str | None, cache: Path | None, quantize_scope: str, per_tensor: bool,
-                force: bool) -> None:
+def export_onnx(checkpoint: str | None, cache: Path | None, method: str, force: bool) -> None:
     """Export the checkpoint to ONNX (fp32 + int8) where the worker looks for it, and probe both against PyTorch.
     Workers export on first use anyway; this does it ahead of time (an image build, a deploy step)."""
     from workers.inference.onnx_cache import (
@@ -49,7 +48,7 @@ def export_onnx(checkpoint: str | None, cache: Path | None, quantize_scope: str,
         export = read_export(folder, expected)
         click.echo(f"current export already there: {folder}")
     except StaleExport:
-        export = export_checkpoint(checkpoint, folder, settings.threads, quantize_scope, not per_tensor)
+        export = export_checkpoint(checkpoint, folder, settings.threads, method)
     for precision, parity in export.manifest["probe"].items():
         click.echo(f"{precision}: probe agreement {parity['agreement'] * 100:.2f}% over {parity['posts']} posts, "
                    f"max |dp| {parity['max_abs_diff']:.3g}  {'holds' if parity['holds'] else 'DOES NOT HOLD'}")

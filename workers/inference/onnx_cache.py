@@ -25,7 +25,7 @@ import torch
 from core.logging import get_logger
 from core.settings import ModelSettings
 from workers.inference.model import SentimentModel, resolve_checkpoint, threads_for
-from workers.inference.onnx_export import DEFAULT_SCOPE, PRECISIONS, Precision, export_graphs, quantize_graphs
+from workers.inference.onnx_export import BLOCK, PRECISIONS, Precision, export_graphs, quantize_graphs
 from workers.inference.onnx_model import OnnxSentimentModel
 from workers.inference.onnx_parity import Parity, compare, probe_posts
 from workers.radm import RADMConfig
@@ -115,7 +115,7 @@ def read_export(folder: Path, expected: dict[str, Any]) -> Export:
 
 
 def export_checkpoint(checkpoint: str | Path | None, folder: Path, threads: int = 0,
-                      quantize_scope: str = DEFAULT_SCOPE, per_channel: bool = True) -> Export:
+                      quantize_method: str = "blockwise") -> Export:
     """Export `checkpoint` (a MODEL_CHECKPOINT value) to `folder`: fp32 and int8 graphs, probed against PyTorch,
     and the manifest last. Written beside the folder and renamed into place, so that worker processes exporting
     at once never read a half-written export."""
@@ -125,7 +125,7 @@ def export_checkpoint(checkpoint: str | Path | None, folder: Path, threads: int 
     staging = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     export_graphs(reference.model, staging)
-    quantize_graphs(staging, scope=quantize_scope, per_channel=per_channel)
+    quantize_graphs(staging, method=quantize_method)
     probe = probe_posts(reference.config.image_size)
     expected = reference.score(probe)
     threads = threads or torch.get_num_threads()
@@ -137,8 +137,7 @@ def export_checkpoint(checkpoint: str | Path | None, folder: Path, threads: int 
         "checkpoint": str(resolve_checkpoint(checkpoint) or checkpoint),
         "version": reference.version,
         "parameters": sum(p.numel() for p in reference.model.parameters()),
-        "quantization": {"scope": quantize_scope, "per_channel": per_channel, "weights": "int8",
-                         "activations": "uint8, dynamic"},
+        "quantization": {"method": quantize_method, "block": BLOCK if quantize_method == "blockwise" else None},
         "probe": parity,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
