@@ -130,9 +130,12 @@ def quantize_graphs(folder: Path, graphs: Sequence[str] = GRAPHS, method: str = 
 
 def _quantize_blockwise(source: Path, target: Path, block: int) -> None:
     """Every MatMul with a constant weight -> MatMulNBits (8 bits, symmetric, int8 compute)."""
+    import logging
+
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line per node
     quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=8, block_size=block, is_symmetric=True,
                                      accuracy_level=4)
     quantizer.process()
