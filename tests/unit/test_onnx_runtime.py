@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.settings import ModelSettings
-from workers.inference.model import SentimentModel, load_worker_model, use_onnx
+from workers.inference.model import SentimentModel
 from workers.inference.onnx_cache import (
     StaleExport,
     checkpoint_config,
@@ -22,6 +22,7 @@ from workers.inference.onnx_cache import (
 from workers.inference.onnx_model import OnnxSentimentModel
 from workers.inference.onnx_parity import MIN_AGREEMENT, compare, probe_posts
 from workers.inference.predictor import Predictor
+from workers.inference.runtime import load_worker_model, use_onnx
 from workers.radm import RADM, RADMConfig
 
 
