@@ -10,6 +10,8 @@ known peak, model FLOPs utilisation (MFU) follow from the measured rate.
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -60,6 +62,34 @@ def load_model(preset_or_checkpoint: str, device: str, compile: bool = False,
         return SentimentModel(RADM(config), resolve_device(device), f"{config.version}-random", compile,
                               dtype=dtype)
     return SentimentModel.load(preset_or_checkpoint, device, compile=compile, dtype=dtype)
+
+
+RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
+"""`--runtimes`: eager PyTorch (at each of `--precisions`) and the ONNX export at fp32 and int8 (CPU only)."""
+
+
+def checkpoint_file(preset_or_checkpoint: str) -> str:
+    """A MODEL_CHECKPOINT value for an ONNX export: a preset's seeded random weights saved to a file first, so that
+    the export's fingerprint (and the worker) has one to read."""
+    if preset_or_checkpoint not in PRESETS or Path(preset_or_checkpoint).exists():
+        return preset_or_checkpoint
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"bench-model-{preset_or_checkpoint}.pt"
+    if not path.exists():
+        load_model(preset_or_checkpoint, "cpu").save(path)
+    return str(path)
+
+
+def load_onnx_model(preset_or_checkpoint: str, precision: str, threads: int = 0) -> SentimentModel:
+    """The ONNX export of a checkpoint or preset (exported into MODEL_ONNX_CACHE first when needed)."""
+    from core.settings import ModelSettings
+    from workers.inference.model import threads_for
+    from workers.inference.onnx_cache import ensure_export, load_export
+
+    cache = ModelSettings().onnx_cache
+    export = ensure_export(checkpoint_file(preset_or_checkpoint), cache)
+    return load_export(export, precision, threads_for(export.manifest["parameters"], threads))
 
 
 def bench_posts(model: SentimentModel, count: int, image_share: float,
@@ -156,53 +186,76 @@ def profile_predict(model: SentimentModel, posts: Sequence[Post], decoded: Seque
 def run_model_benchmark(model_name: str, device: str, batch_sizes: Sequence[int], image_share: float = 0.5,
                         min_seconds: float = 3.0, precisions: Sequence[str] = ("default",),
                         out=None, compile: bool = False, profile: Path | None = None,
-                        bucket_rows: int | None = None) -> dict:
-    """Measure posts/s per batch size (and per precision on a GPU); ratios against batch size 1. With
-    `compile`, the first (warm-up) call of each batch size includes torch.compile's work; with `profile`,
-    the profiler's tables for the first precision at the largest batch size go there. `bucket_rows` overrides
-    the device's `min_bucket_rows` (0 = one forward pass per batch)."""
+                        bucket_rows: int | None = None, runtimes: Sequence[str] = ("torch",),
+                        rounds: int = 1) -> dict:
+    """Measure posts/s per batch size (and per precision on a GPU, per runtime on a CPU); ratios against batch
+    size 1 and against eager torch. With `compile`, the first (warm-up) call of each batch size includes
+    torch.compile's work; with `profile`, the profiler's tables for the first precision at the largest batch size
+    go there. `bucket_rows` overrides the device's `min_bucket_rows` (0 = one forward pass per batch). Each batch
+    size is measured `rounds` times per runtime, the runtimes interleaved (A, B, A, B), and the median kept, so a
+    neighbour's load falls on all of them alike."""
     dtypes = {"default": None, **{name: dtype for dtype, name in PRECISION_NAMES.items()}}
-    models = {precision: load_model(model_name, device, compile, dtypes[precision]) for precision in precisions}
+    unknown = set(runtimes) - set(RUNTIMES)
+    if unknown:
+        raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {RUNTIMES}")
+    models: dict[str, SentimentModel] = {}
+    if "torch" in runtimes:
+        models |= {precision: load_model(model_name, device, compile, dtypes[precision]) for precision in precisions}
+    reference = next(iter(models.values()), None) or load_model(model_name, device)
+    for runtime in runtimes:
+        if runtime != "torch":
+            models[runtime] = load_onnx_model(model_name, runtime.removeprefix("onnx-"), torch.get_num_threads())
     if bucket_rows is not None:
         for each in models.values():
             each.min_bucket_rows = bucket_rows
-    model = models[precisions[0]]
-    posts, decoded = bench_posts(model, max(256, max(batch_sizes)), image_share)
-    flops = flops_per_post(model, posts, decoded, max(batch_sizes))
+    posts, decoded = bench_posts(reference, max(256, max(batch_sizes)), image_share)
+    flops = flops_per_post(reference, posts, decoded, max(batch_sizes))
+    samples: dict[tuple[str, int], list[float]] = {}
+    steps = [(name, b, r) for b in sorted(set([1, *batch_sizes])) for r in range(rounds) for name in models]
+    for name, batch_size, _ in tqdm(steps, desc="model benchmark", unit="run"):
+        samples.setdefault((name, batch_size), []).append(
+            posts_per_s(models[name], posts, decoded, batch_size, min_seconds))
     runs = []
-    steps = [(p, b) for p in precisions for b in sorted(set([1, *batch_sizes]))]
-    for precision, batch_size in tqdm(steps, desc="model benchmark", unit="run"):
-        rate = posts_per_s(models[precision], posts, decoded, batch_size, min_seconds)
-        peak = peak_flops(model.device, models[precision].dtype)
+    for (name, batch_size), rates in samples.items():
+        model, rate = models[name], statistics.median(rates)
+        peak = peak_flops(model.device, model.dtype) if model.runtime == "torch" else None
         runs.append({
-            "precision": PRECISION_NAMES[models[precision].dtype],
+            "runtime": model.runtime,
+            "precision": PRECISION_NAMES[model.dtype] if model.runtime == "torch" else model.runtime.split("-")[1],
             "batch_size": batch_size, "posts_per_s": round(rate, 1),
+            **({"posts_per_s_rounds": [round(r, 1) for r in rates]} if rounds > 1 else {}),
             "achieved_tflops": round(rate * flops / 1e12, 4),
             "mfu": round(rate * flops / peak, 4) if peak else None,
         })
-    baseline = {r["precision"]: r["posts_per_s"] for r in runs if r["batch_size"] == 1}
+    baseline = {(r["runtime"], r["precision"]): r["posts_per_s"] for r in runs if r["batch_size"] == 1}
+    eager = {r["batch_size"]: r["posts_per_s"] for r in runs if r["runtime"] == "torch"}  # the first precision's
     for run in runs:
-        run["vs_batch_1"] = round(run["posts_per_s"] / baseline[run["precision"]], 2)
+        run["vs_batch_1"] = round(run["posts_per_s"] / baseline[(run["runtime"], run["precision"])], 2)
+        if eager and run["runtime"] != "torch":
+            run["vs_torch"] = round(run["posts_per_s"] / eager[run["batch_size"]], 2)
     report = {
         "benchmark": "RADM posts/s by batch size (SentimentModel.start/collect and results, on decoded posts)",
         "command": f"monitor bench model --model {model_name} --device {device} "
                    f"--batch-sizes {','.join(map(str, batch_sizes))} --image-share {image_share} "
                    f"--seconds {min_seconds:g} --precisions {','.join(precisions)}" + (" --compile" if compile else "")
-                   + (f" --bucket-rows {bucket_rows}" if bucket_rows is not None else ""),
+                   + (f" --bucket-rows {bucket_rows}" if bucket_rows is not None else "")
+                   + (f" --runtimes {','.join(runtimes)}" if tuple(runtimes) != ("torch",) else "")
+                   + (f" --rounds {rounds}" if rounds > 1 else ""),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": device_name(model.device),
+        "device": device_name(reference.device),
         "host": host_info(),
-        "model": {"name": model_name, "version": model.version, "image_size": model.config.image_size,
-                  "parameters": sum(p.numel() for p in model.model.parameters()),
+        "model": {"name": model_name, "version": reference.version, "image_size": reference.config.image_size,
+                  "parameters": sum(p.numel() for p in reference.model.parameters()),
                   "gflops_per_post": round(flops / 1e9, 3)},
         "image_share": image_share,
         "torch": torch.__version__,
         "compiled": compile,
-        "min_bucket_rows": model.min_bucket_rows,
+        "min_bucket_rows": reference.min_bucket_rows,
         "threads": torch.get_num_threads(),
+        "load_avg_1m_after": round(os.getloadavg()[0], 2),
         "runs": runs,
     }
     write_report(report, out)
     if profile is not None:
-        profile_predict(model, posts, decoded, max(batch_sizes), profile)
+        profile_predict(reference, posts, decoded, max(batch_sizes), profile)
     return report

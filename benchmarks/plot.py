@@ -26,11 +26,13 @@ def plot_results(folder: Path = Path("bench/results"), out: Path | None = None) 
     model_ax, worker_ax, sink_ax, e2e_ax = axes.flat
 
     for report in _load(folder, "model-*.json"):
-        for precision in sorted({run["precision"] for run in report["runs"]}):
-            runs = [r for r in report["runs"] if r["precision"] == precision]
+        kinds = sorted({(run.get("runtime", "torch"), run["precision"]) for run in report["runs"]})
+        for runtime, precision in kinds:
+            runs = [r for r in report["runs"] if (r.get("runtime", "torch"), r["precision"]) == (runtime, precision)]
+            engine = "" if runtime == "torch" else " onnx"
             model_ax.plot([r["batch_size"] for r in runs], [r["posts_per_s"] for r in runs], marker="o",
-                          label=f"{report['model']['version']}{' compiled' if report.get('compiled') else ''} "
-                                f"{precision} ({report['device'][:28]})")
+                          label=f"{report['model']['version']}{' compiled' if report.get('compiled') else ''}"
+                                f"{engine} {precision} ({report['device'][:28]})")
     model_ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="posts/s", title="model alone")
     model_ax.legend(fontsize=6, loc="best")
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
 from benchmarks.image_server import image_server
-from benchmarks.model import PRESETS, bench_posts, load_model, posts_per_s
+from benchmarks.model import PRESETS, bench_posts, checkpoint_file, load_model, load_onnx_model, posts_per_s
 from benchmarks.report import (
     counts,
     device_name,
@@ -220,9 +221,17 @@ class WorkerRun:
     """Linked images the worker used and failed to use (`monitor_worker_linked_images_total`)."""
 
 
+def runtime_env(runtime: str) -> dict[str, str]:
+    """The worker's MODEL_RUNTIME settings for a `--runtimes` name (torch, onnx-fp32, onnx-int8)."""
+    if runtime == "torch":
+        return {"MODEL_RUNTIME": "torch"}
+    return {"MODEL_RUNTIME": "onnx", "MODEL_ONNX_PRECISION": runtime.removeprefix("onnx-")}
+
+
 def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurrency: int, checkpoint: str,
                device: str, run_id: str, timeout_s: float, broker_pid: int | None,
-               linked_images: bool = False, broker_env: dict[str, str] | None = None) -> WorkerRun:
+               linked_images: bool = False, broker_env: dict[str, str] | None = None,
+               runtime: str = "torch") -> WorkerRun:
     """Drain `payloads` with `monitor worker --concurrency <concurrency>` at WORKER_MAX_BATCH=batch_size."""
     topics = {"posts_topic": f"bench-posts-{run_id}", "sentiment_topic": f"bench-sentiment-{run_id}",
               "dlq_topic": f"bench-dlq-{run_id}"}
@@ -238,6 +247,7 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
            "WORKER_GROUP": f"bench-worker-{run_id}",
            **({"WORKER_IMAGE_PRIVATE_HOSTS": "true"} if linked_images else {}),  # the image server is local
            **broker_env,  # the embedded Tansu broker's quick group joins
+           **runtime_env(runtime),
            **{name.upper(): value for name, value in topics.items()}}
     log_path = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
     log.info("worker started for the benchmark", batch_size=batch_size, log=str(log_path))
@@ -265,6 +275,20 @@ def run_worker(base: Settings, payloads: list[bytes], batch_size: int, concurren
     return WorkerRun(steady_rate(stamps), stages, meter.ms_per_post(len(payloads)), pipeline, linked_images)
 
 
+def runtime_comparison(compared: dict[str, list[WorkerRun]], alone: dict[str, float]) -> dict[str, dict]:
+    """Per runtime: the batched worker's median posts/s over its rounds (and each round's), its CPU ms per post
+    and stage times (first round), the model alone, and the ratio to the first runtime (eager torch)."""
+    medians = {runtime: statistics.median(run.posts_per_s for run in runs) for runtime, runs in compared.items()}
+    first = next(iter(compared))
+    return {runtime: {"worker_posts_per_s": round(medians[runtime], 1),
+                      "worker_posts_per_s_rounds": [round(run.posts_per_s, 1) for run in runs],
+                      "vs_first": round(medians[runtime] / medians[first], 2),
+                      "cpu_ms_per_post": runs[0].cpu_ms_per_post, "mean_stage_s": runs[0].mean_stage_s,
+                      "model_alone_posts_per_s": round(alone[runtime], 1),
+                      "model_alone_vs_first": round(alone[runtime] / alone[first], 2)}
+            for runtime, runs in compared.items()}
+
+
 def linked(posts: list[Post], base_url: str) -> list[Post]:
     """The posts with their photos as links to `base_url` (`image_server`), one URL per post."""
     return [post.model_copy(update={"image": None, "image_url": f"{base_url}/{i}.jpg"}) if post.image else post
@@ -274,12 +298,16 @@ def linked(posts: list[Post], base_url: str) -> list[Post]:
 def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, posts: int, baseline_posts: int,
                          batch_size: int, image_share: float, concurrency: int = 1, timeout_s: float = 900.0,
                          out: Path | None = None, linked_images: bool = False, image_latency_ms: float = 0.0,
-                         broker_cpus: frozenset[int] | None = None) -> dict:
+                         broker_cpus: frozenset[int] | None = None, runtimes: Sequence[str] = ("torch",),
+                         rounds: int = 1) -> dict:
+    """The worker on the first of `runtimes` at `batch_size` and at 1, and the model alone; with more runtimes,
+    each one's batched worker `rounds` times, interleaved (A, B, A, B), and its model alone, on the same posts."""
     name = checkpoint
     model = load_model(checkpoint, device)
     if checkpoint in PRESETS:  # the worker process loads it like any checkpoint
-        checkpoint = str(Path(tempfile.mkdtemp(prefix="bench-model-")) / f"{checkpoint}.pt")
-        model.save(Path(checkpoint))
+        checkpoint = checkpoint_file(checkpoint)
+    models = {runtime: model if runtime == "torch" else load_onnx_model(checkpoint, runtime.removeprefix("onnx-"))
+              for runtime in runtimes}  # exports first, outside any timing, so no worker exports on start-up
     sample, decoded = bench_posts(model, posts, image_share)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     kind = Settings().runtime.embedded_broker
@@ -288,26 +316,35 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
             (image_server(image_latency_ms) if linked_images else contextlib.nullcontext(None)) as images_url:
         payloads = [post.model_dump_json().encode() for post in (linked(sample, images_url) if images_url else sample)]
         base = Settings(kafka_bootstrap=address)
-        batched = run_worker(base, payloads, batch_size, concurrency, checkpoint, device, f"{run_id}-b{batch_size}",
-                             timeout_s, broker_pid, linked_images, broker_env)
+        compared: dict[str, list[WorkerRun]] = {runtime: [] for runtime in runtimes}
+        for round_ in range(rounds):
+            for runtime in runtimes:
+                compared[runtime].append(run_worker(
+                    base, payloads, batch_size, concurrency, checkpoint, device,
+                    f"{run_id}-b{batch_size}-{runtime}-{round_}", timeout_s, broker_pid, linked_images, broker_env,
+                    runtime))
+        first = runtimes[0]
+        batched = compared[first][0]
         single = run_worker(base, payloads[:baseline_posts], 1, concurrency, checkpoint, device, f"{run_id}-b1",
-                            timeout_s, broker_pid, linked_images, broker_env)
+                            timeout_s, broker_pid, linked_images, broker_env, first)
     worker_cpus = sorted(os.sched_getaffinity(0))  # with --broker-cpus, this process stays on the worker's CPUs
-    model_alone = posts_per_s(model, sample, decoded, batch_size)
+    alone = {runtime: posts_per_s(each, sample, decoded, batch_size) for runtime, each in models.items()}
+    model_alone = alone[first]
     report = {
         "benchmark": "worker posts/s, Kafka posts -> sentiment (JSON parsing, image decoding, RADM, produce)",
         "command": f"monitor bench worker --model {name} --device {device} --posts {posts} "
                    f"--baseline-posts {baseline_posts} --batch-size {batch_size} --image-share {image_share} "
                    f"--concurrency {concurrency}"
                    + (f" --linked-images --image-latency-ms {image_latency_ms:g}" if linked_images else "")
-                   + (f" --broker-cpus {','.join(map(str, sorted(broker_cpus)))}" if broker_cpus else ""),
+                   + (f" --broker-cpus {','.join(map(str, sorted(broker_cpus)))}" if broker_cpus else "")
+                   + (f" --runtimes {','.join(runtimes)} --rounds {rounds}" if tuple(runtimes) != ("torch",) else ""),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(model.device),
         "host": host_info(),
         "broker": "KAFKA_BOOTSTRAP" if bootstrap else f"embedded {kind}",
         "cpus": {"broker": sorted(broker_cpus), "worker_and_model": worker_cpus} if broker_cpus and not bootstrap
         else "shared",
-        "model": {"name": name, "version": model.version},
+        "model": {"name": name, "version": model.version, "runtime": first},
         "image_share": image_share,
         "images": f"linked: fetched by the worker from a local HTTP server answering after {image_latency_ms:g} ms"
                   if linked_images else "inline",
@@ -321,5 +358,8 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
         "batching_speedup": round(batched.posts_per_s / single.posts_per_s, 2),
         "pipeline_efficiency": round(batched.posts_per_s / model_alone, 3),
     }
+    if len(runtimes) > 1:
+        report["runtimes"] = runtime_comparison(compared, alone)
+        report["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     write_report(report, out)
     return report

@@ -210,6 +210,24 @@ class ModelSettings(_Section):
         default=False,
         description="`torch.compile` the model (its first batches wait for compiling, about a minute on 2 CPU cores).",
     )
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        validation_alias="MODEL_RUNTIME",
+        default="auto",
+        description="What runs the network: `torch`; `onnx` (onnxruntime on the CPU, the checkpoint exported on "
+        "first use); `auto` = onnx where the device is a CPU and the export's probe agrees with PyTorch on at least "
+        "99% of labels, else torch (always torch for `untrained`).",
+    )
+    onnx_precision: Literal["int8", "fp32"] = Field(
+        validation_alias="MODEL_ONNX_PRECISION",
+        default="int8",
+        description="ONNX graphs run: `int8` (dynamically quantized MatMuls) or `fp32`.",
+    )
+    onnx_cache: Path | None = Field(
+        validation_alias="MODEL_ONNX_CACHE",
+        default=None,
+        description="Folder of ONNX exports, one per checkpoint fingerprint (default ~/.cache/sentiment-monitor/onnx); "
+        "`monitor model export-onnx` fills it ahead of time.",
+    )
 
 
 class SinkSettings(_Section):

@@ -58,26 +58,34 @@ def _sizes(value: str) -> list[int]:
                    "[default: 4 on CPU, 0 on GPU]")
 @click.option("--profile", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the torch profiler's table of a few calls at the largest batch size here.")
+@click.option("--runtimes", default="torch", show_default=True,
+              help="Comma-separated: torch (eager, at --precisions), onnx-fp32, onnx-int8 (CPU; exported first "
+                   "into MODEL_ONNX_CACHE when needed).")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1),
+              help="Measurements per runtime and batch size, interleaved across runtimes; the median is reported.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="[default: bench/results/model-<model>[-compiled]-<cpu|gpu>.json]")
+              help="[default: bench/results/model-<model>[-compiled][-runtimes]-<cpu|gpu>.json]")
 def bench_model(model_name: str, device: str, batch_sizes: str, image_share: float, seconds: float,
-                precisions: str, compile_model: bool, bucket_rows: int | None, profile: Path | None,
-                out: Path | None) -> None:
+                precisions: str, compile_model: bool, bucket_rows: int | None, runtimes: str, rounds: int,
+                profile: Path | None, out: Path | None) -> None:
     """RADM posts/s per batch size vs batch size 1; FLOPs per post, TFLOP/s and MFU on a GPU."""
     from benchmarks.model import run_model_benchmark
     from workers.inference.model import resolve_device
 
     kind = resolve_device(device).type.replace("cuda", "gpu")
-    out = out or Path(f"bench/results/model-{model_name}{'-compiled' if compile_model else ''}-{kind}.json")
+    compared = "-runtimes" if runtimes != "torch" else ""
+    out = out or Path(f"bench/results/model-{model_name}{'-compiled' if compile_model else ''}{compared}-{kind}.json")
     report = run_model_benchmark(model_name, device, _sizes(batch_sizes), image_share, seconds,
                                  precisions.split(","), out, compile=compile_model, profile=profile,
-                                 bucket_rows=bucket_rows)
+                                 bucket_rows=bucket_rows, runtimes=runtimes.split(","), rounds=rounds)
     click.echo(f"{report['model']['version']}: {report['model']['gflops_per_post']} GFLOP per post, "
                f"{report['device']}")
     for run in report["runs"]:
         mfu = f"  MFU {run['mfu']:.1%}" if run["mfu"] is not None else ""
-        click.echo(f"{run['precision']:>8} batch {run['batch_size']:>4}: {run['posts_per_s']:>10,.1f} posts/s "
-                   f"({run['vs_batch_1']}x batch 1)  {run['achieved_tflops']} TFLOP/s{mfu}")
+        versus = f"  {run['vs_torch']}x torch" if "vs_torch" in run else ""
+        click.echo(f"{run['runtime']:>9} {run['precision']:>5} batch {run['batch_size']:>4}: "
+                   f"{run['posts_per_s']:>10,.1f} posts/s ({run['vs_batch_1']}x batch 1){versus}  "
+                   f"{run['achieved_tflops']} TFLOP/s{mfu}")
     click.echo(f"wrote {out}")
 
 
@@ -99,27 +107,37 @@ def bench_model(model_name: str, device: str, batch_sizes: str, image_share: flo
 @click.option("--broker-cpus", default=None, metavar="CPUS",
               help="Run the embedded broker on these CPUs ('1', '2-3') and the worker on the others, as brokers on "
                    "their own hosts would be; default: all share every CPU.")
+@click.option("--runtimes", default="torch", show_default=True,
+              help="Comma-separated MODEL_RUNTIME choices to compare: torch, onnx-fp32, onnx-int8; the first is the "
+                   "baseline (batch 1, model alone), each runs --rounds times, interleaved.")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="[default: bench/results/worker-<model>-<cpu|gpu>[-c<concurrency>][-linked].json]")
+              help="[default: bench/results/worker-<model>-<cpu|gpu>[-c<concurrency>][-linked][-runtimes].json]")
 def bench_worker(model_name: str, device: str, posts: int, baseline_posts: int, batch_size: int,
                  image_share: float, linked_images: bool, image_latency_ms: float, concurrency: int,
-                 timeout_s: float, broker_cpus: str | None, out: Path | None) -> None:
+                 timeout_s: float, broker_cpus: str | None, runtimes: str, rounds: int, out: Path | None) -> None:
     """Worker posts/s from Kafka to `sentiment` vs batch size 1 and vs the model alone (on KAFKA_BOOTSTRAP, or
     an embedded broker)."""
     from benchmarks.worker import parse_cpus, run_worker_benchmark
     from workers.inference.model import resolve_device
 
-    suffix = (f"-c{concurrency}" if concurrency > 1 else "") + ("-linked" if linked_images else "")
+    suffix = (f"-c{concurrency}" if concurrency > 1 else "") + ("-linked" if linked_images else "") \
+        + ("-runtimes" if runtimes != "torch" else "")
     out = out or Path(f"bench/results/worker-{model_name}-{resolve_device(device).type.replace('cuda', 'gpu')}"
                       f"{suffix}.json")
     report = run_worker_benchmark(get_settings().kafka.bootstrap, model_name, device, posts, baseline_posts,
                                   batch_size, image_share, concurrency, timeout_s, out, linked_images,
-                                  image_latency_ms, parse_cpus(broker_cpus) if broker_cpus else None)
+                                  image_latency_ms, parse_cpus(broker_cpus) if broker_cpus else None,
+                                  runtimes.split(","), rounds)
     click.echo(f"worker, batch {batch_size}:  {report['worker']['posts_per_s']:>10,.1f} posts/s")
     click.echo(f"worker, batch 1:   {report['worker_batch_1']['posts_per_s']:>10,.1f} posts/s  "
                f"-> micro-batching {report['batching_speedup']}x")
     click.echo(f"model alone:       {report['model_alone']['posts_per_s']:>10,.1f} posts/s  "
                f"-> pipeline efficiency {report['pipeline_efficiency']}")
+    for runtime, entry in report.get("runtimes", {}).items():
+        click.echo(f"{runtime:>10}: worker {entry['worker_posts_per_s']:>8,.1f} posts/s "
+                   f"{entry['worker_posts_per_s_rounds']} ({entry['vs_first']}x), model alone "
+                   f"{entry['model_alone_posts_per_s']:,.1f} posts/s ({entry['model_alone_vs_first']}x)")
     cpu = "  ".join(f"{part} {ms:.3f}" for part, ms in report["worker"]["cpu_ms_per_post"].items())
     click.echo(f"CPU ms per post:   {cpu}")
     click.echo(f"device:            {report['device']}")

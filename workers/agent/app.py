@@ -13,8 +13,8 @@ from core.streaming.app import create_app
 from core.streaming.topics import create_topics
 from workers.agent.agent import register_inference_agent
 from workers.inference.child import ModelProcess
-from workers.inference.model import load_worker_model
 from workers.inference.predictor import Predictor
+from workers.inference.runtime import load_worker_model
 
 log = get_logger(__name__)
 

@@ -48,10 +48,10 @@ from workers.inference.model import (
     Queued,
     SentimentModel,
     decode_post,
-    load_worker_model,
     schema_labels,
     sentiment_results,
 )
+from workers.inference.runtime import load_worker_model
 from workers.radm import RADMConfig
 
 log = get_logger(__name__)

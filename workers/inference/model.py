@@ -15,7 +15,6 @@ import torch
 from torch.profiler import record_function as _record_function
 
 from core.logging import get_logger
-from core.settings import ModelSettings
 from schemas import Label, Post, SentimentResult
 from workers.enrich.language import is_supported
 from workers.media.images import decode_image
@@ -100,18 +99,34 @@ class SentimentModel:
         """What the weights are stored and the activations computed in. Weights cast once, not bf16 autocast,
         which re-casts every weight on every call: a quarter of an H200's time at batch 256 in the profile."""
         self.model = model.to(device=device, dtype=self.dtype).eval()
-        self.device = device
-        self.version = version
-        self.processor = RADMProcessor(model.config)
-        self.labels = schema_labels(model.config)
-        self.min_bucket_rows = default_bucket_rows(device) if min_bucket_rows is None else min_bucket_rows
-        """See `length_buckets`; 0 = one forward pass per batch."""
+        self._setup(model.config, device, version, min_bucket_rows)
         # Dynamic shapes: each length bucket and batch size would otherwise trigger a recompile.
         self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
+
+    def _setup(self, config: RADMConfig, device: torch.device, version: str, min_bucket_rows: int | None) -> None:
+        """What every runtime of the network shares (`OnnxSentimentModel` has no torch network)."""
+        self.device = device
+        self.version = version
+        self.processor = RADMProcessor(config)
+        self.labels = schema_labels(config)
+        self.min_bucket_rows = default_bucket_rows(device) if min_bucket_rows is None else min_bucket_rows
+        """See `length_buckets`; 0 = one forward pass per batch."""
 
     @property
     def config(self) -> RADMConfig:
         return self.model.config
+
+    @property
+    def runtime(self) -> str:
+        """Which engine computes the network (`torch`, `onnx-fp32`, `onnx-int8`): benchmarks and logs say it."""
+        return "torch"
+
+    def bucket_probabilities(self, group: dict[str, torch.Tensor], images: int) -> torch.Tensor:
+        """One length bucket's calibrated probabilities (rows, labels), float32; its first `images` rows are the
+        posts with an image."""
+        with record_function("radm.forward"):
+            logits = self.forward(**group, image_rows=torch.arange(images, device=self.device))
+        return torch.softmax(logits.float() / self.config.temperature, dim=-1)
 
     @property
     def asynchronous(self) -> bool:
@@ -181,10 +196,7 @@ class SentimentModel:
             group = {name: tensor[start:start + len(rows)] for name, tensor in inputs.items()}
             for name in ("input_ids", "attention_mask"):
                 group[name] = group[name][:, :length]
-            images = sum(has_image[row] for row in rows)
-            with record_function("radm.forward"):
-                logits = self.forward(**group, image_rows=torch.arange(images, device=self.device))
-            outputs.append(torch.softmax(logits.float() / self.config.temperature, dim=-1))
+            outputs.append(self.bucket_probabilities(group, sum(has_image[row] for row in rows)))
             start += len(rows)
         with record_function("radm.to_host"):
             in_order, done = torch.cat(outputs), None
@@ -239,14 +251,6 @@ class SentimentModel:
             return sentiment_results(posts, scores, self.labels, self.version, started)
 
 
-def load_worker_model(settings: ModelSettings) -> SentimentModel:
-    """The model as a worker serves it, in whichever process holds it: MODEL_CHECKPOINT on DEVICE (compiled
-    with MODEL_COMPILE), and this process's CPU threads set for its size (`model_threads`)."""
-    model = SentimentModel.load(settings.checkpoint, settings.device, compile=settings.compile)
-    torch.set_num_threads(model_threads(model.model, settings.threads))
-    return model
-
-
 SMALL_MODEL_PARAMETERS = 5_000_000
 
 
@@ -254,11 +258,15 @@ def model_threads(model: torch.nn.Module, requested: int = 0) -> int:
     """Intra-op CPU threads for a model: `requested`, or by default every core for a model over five million
     parameters (bound by arithmetic) and every core but one for a smaller one (bound by Python dispatch, which
     competes with decoding and Kafka for CPU), as `monitor bench worker` showed on a 2-core host."""
+    return threads_for(sum(p.numel() for p in model.parameters()), requested)
+
+
+def threads_for(parameters: int, requested: int = 0) -> int:
+    """`model_threads` by parameter count (an ONNX export has no torch module to count)."""
     if requested:
         return requested
     cores = os.cpu_count() or 1
-    large = sum(p.numel() for p in model.parameters()) > SMALL_MODEL_PARAMETERS
-    return cores if large else max(1, cores - 1)
+    return cores if parameters > SMALL_MODEL_PARAMETERS else max(1, cores - 1)
 
 
 def decode_post(post: Post, image_size: int, max_pixels: int) -> Decoded:

@@ -102,9 +102,10 @@ class RADM(nn.Module):
 
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         # An all-padding row would give the encoder nothing to attend to; let it see token 0, whose
-        # output is masked out below anyway. (Elementwise: a boolean index would wait for the GPU.)
-        encoder_mask = attention_mask.bool().clone()
-        encoder_mask[:, 0] |= ~encoder_mask.any(1)
+        # output is masked out below anyway. (Elementwise: a boolean index would wait for the GPU; out of
+        # place, so that the ONNX exporter can trace it.)
+        real = attention_mask.bool()
+        encoder_mask = torch.cat([real[:, :1] | ~real.any(1, keepdim=True), real[:, 1:]], dim=1)
         frozen = self.config.freeze_text_encoder
         with torch.no_grad() if frozen else contextlib.nullcontext():
             states = self.text_encoder(input_ids, encoder_mask)
