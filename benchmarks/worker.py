@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+import torch
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
@@ -328,6 +329,8 @@ def run_worker_benchmark(bootstrap: str | None, checkpoint: str, device: str, po
         single = run_worker(base, payloads[:baseline_posts], 1, concurrency, checkpoint, device, f"{run_id}-b1",
                             timeout_s, broker_pid, linked_images, broker_env, first)
     worker_cpus = sorted(os.sched_getaffinity(0))  # with --broker-cpus, this process stays on the worker's CPUs
+    if broker_cpus:
+        torch.set_num_threads(len(worker_cpus))  # more threads than CPUs would spin against each other
     alone = {runtime: posts_per_s(each, sample, decoded, batch_size) for runtime, each in models.items()}
     model_alone = alone[first]
     report = {

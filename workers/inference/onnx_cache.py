@@ -146,7 +146,10 @@ def export_checkpoint(checkpoint: str | Path | None, folder: Path, threads: int 
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if folder.exists():
-        shutil.rmtree(folder)
+        try:  # another worker process finished the same export meanwhile: keep it, it may be in use
+            read_export(folder, print_)
+        except StaleExport:
+            shutil.rmtree(folder, ignore_errors=True)
     try:
         staging.rename(folder)
     except OSError:  # another process put its export there first: same fingerprint, so the same graphs
