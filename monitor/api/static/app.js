@@ -164,11 +164,15 @@ function thumbnailSource(path) {
   return thumbnails.get(path);
 }
 
+// Revoked a while after the list stops showing them: an <img> of the list being replaced may still be reading
+// its object URL, and a revoked one fails to load (an error in the console, a broken image).
+const REVOKE_DELAY_MS = 30000;
+
 function forgetThumbnailsBut(kept) {
   for (const [path, source] of thumbnails) {
     if (kept.has(path)) continue;
     thumbnails.delete(path);
-    source.then(URL.revokeObjectURL, () => {});
+    source.then((url) => setTimeout(() => URL.revokeObjectURL(url), REVOKE_DELAY_MS), () => {});
   }
 }
 
