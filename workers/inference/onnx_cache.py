@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from core.digest import file_sha256
 from core.logging import get_logger
 from core.settings import ModelSettings
 from workers.inference.model import SentimentModel, resolve_checkpoint, threads_for
@@ -56,20 +57,12 @@ def _package_version(source: str) -> str | None:
         return None
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fingerprint(checkpoint: str | Path | None, config: RADMConfig) -> dict[str, Any]:
     """What an export depends on: the checkpoint file's sha256 (or the seeded untrained model's torch version),
     its config, and the encoder packages that frozen, left-out encoders are loaded from."""
     path = resolve_checkpoint(checkpoint)
     return {
-        "checkpoint_sha256": _file_sha256(path) if path is not None else None,
+        "checkpoint_sha256": file_sha256(path) if path is not None else None,
         "untrained_torch": torch.__version__ if path is None else None,
         "config": config.to_dict(),
         "encoder_packages": {source: _package_version(source)

