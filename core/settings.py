@@ -53,6 +53,18 @@ class KafkaSettings(_Section):
         default="posts.deletions",
         description="Deletions reported by the sources (JSON `PostDeletion`), from the connectors to the sink.",
     )
+    shadow_topic: str = Field(
+        validation_alias="SHADOW_TOPIC",
+        default="sentiment.shadow",
+        description="A challenger model's results (JSON `SentimentResult`, shadow scoring): kept apart from the "
+                    "trends, compared with the champion's.",
+    )
+    control_topic: str = Field(
+        validation_alias="MODEL_CONTROL_TOPIC",
+        default="models.control",
+        description="Which checkpoint each model role serves (compacted, one partition; `monitor model serve` and "
+                    "`promote` write it, every worker of the role follows it).",
+    )
     topic_partitions: int = Field(
         validation_alias="TOPIC_PARTITIONS",
         default=4, ge=1, description="Partitions created for each topic at start-up.",
@@ -221,6 +233,18 @@ class ModelSettings(_Section):
         validation_alias="MODEL_ONNX_PRECISION",
         default="int8",
         description="ONNX graphs run: `int8` (dynamically quantized MatMuls) or `fp32`.",
+    )
+    role: Literal["champion", "challenger"] = Field(
+        validation_alias="MODEL_ROLE",
+        default="champion",
+        description="`champion`: score every post into `sentiment` (the trends); `challenger`: shadow-score a "
+                    "share of posts (MODEL_SHADOW_SHARE) into SHADOW_TOPIC, in a consumer group of its own.",
+    )
+    shadow_share: float = Field(
+        validation_alias="MODEL_SHADOW_SHARE",
+        default=0.1, ge=0.0, le=1.0,
+        description="The share of posts a challenger scores, chosen by a hash of the post id (the same posts on "
+                    "every replica and replay); a control record's share overrides it.",
     )
     onnx_cache: Path | None = Field(
         validation_alias="MODEL_ONNX_CACHE",

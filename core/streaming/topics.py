@@ -1,4 +1,4 @@
-"""The pipeline's topics (posts, sentiment, dead letters, deletions): declared once for the worker, sink and tests."""
+"""The pipeline's topics (posts, sentiment, dead letters, deletions, shadow results, model control): declared once for the worker, sink and tests."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Topics:
     sentiment: faust.TopicT
     dlq: faust.TopicT
     deletions: faust.TopicT
+    shadow: faust.TopicT
 
 
 def create_topics(app: faust.App, settings: Settings) -> Topics:
@@ -32,7 +33,8 @@ def create_topics(app: faust.App, settings: Settings) -> Topics:
                          partitions=settings.kafka.topic_partitions)
 
     return Topics(posts=topic(settings.kafka.posts_topic), sentiment=topic(settings.kafka.sentiment_topic),
-                  dlq=topic(settings.kafka.dlq_topic), deletions=topic(settings.kafka.deletions_topic))
+                  dlq=topic(settings.kafka.dlq_topic), deletions=topic(settings.kafka.deletions_topic),
+                  shadow=topic(settings.kafka.shadow_topic))
 
 
 async def ensure_topics(settings: Settings) -> None:
@@ -41,10 +43,13 @@ async def ensure_topics(settings: Settings) -> None:
     await admin.start()
     try:
         names = [settings.kafka.posts_topic, settings.kafka.sentiment_topic, settings.kafka.dlq_topic,
-                 settings.kafka.deletions_topic]
+                 settings.kafka.deletions_topic, settings.kafka.shadow_topic]
         existing = set(await admin.list_topics())
         missing = [NewTopic(n, settings.kafka.topic_partitions, settings.kafka.topic_replication) for n in names
                    if n not in existing]
+        if settings.kafka.control_topic not in existing:  # latest record per role is all that matters
+            missing.append(NewTopic(settings.kafka.control_topic, 1, settings.kafka.topic_replication,
+                                    topic_configs={"cleanup.policy": "compact"}))
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)

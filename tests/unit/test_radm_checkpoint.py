@@ -1,5 +1,6 @@
 """RADM.save / RADM.load: self-describing checkpoints that leave frozen pretrained encoders out."""
 
+import hashlib
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -69,10 +70,14 @@ def test_sentiment_model_loads_a_checkpoint_path(tmp_path):
     model = build(RADMConfig.tiny(version="radm-test-7"))
     model.save(tmp_path / "checkpoints" / "bootstrap.pt")
     worker_model = SentimentModel.load(tmp_path / "checkpoints" / "bootstrap.pt", device="cpu")
-    assert worker_model.version == "radm-test-7"
+    sha = hashlib.sha256((tmp_path / "checkpoints" / "bootstrap.pt").read_bytes()).hexdigest()
+    assert worker_model.version == f"radm-test-7@{sha[:12]}"
     assert torch.equal(worker_model.model(**batch()), model(**batch()))
     worker_model.save(tmp_path / "again.pt")
-    assert SentimentModel.load(str(tmp_path / "again.pt"), device="cpu").config == model.config
+    again = SentimentModel.load(str(tmp_path / "again.pt"), device="cpu")
+    assert again.config == model.config
+    assert again.version != worker_model.version  # same config version, other file: another model id
+    assert again.version.startswith("radm-test-7@")
 
 
 def test_worker_refuses_non_sentiment_checkpoints(tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.profiler import record_function as _record_function
 
+from core.digest import file_sha256
 from core.logging import get_logger
 from schemas import Label, Post, SentimentResult
 from workers.enrich.language import is_supported
@@ -61,6 +62,15 @@ def resolve_checkpoint(name: str | Path | None) -> Path | None:
     if str(name) in (BOOTSTRAP, MULTILINGUAL):
         return Path(__file__).resolve().parents[1] / "radm" / "checkpoints" / f"{name}.pt"
     return Path(name)
+
+
+def model_id(version: str, checkpoint: Path | None) -> str:
+    """What results and trend buckets say produced them: the config's version and the first 12 hex digits of the
+    checkpoint file's sha256, so two trainings of one config never share an id (`<version>-untrained` without a
+    file)."""
+    if checkpoint is None:
+        return f"{version}-untrained"
+    return f"{version}@{file_sha256(checkpoint)[:12]}"
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -146,7 +156,7 @@ class SentimentModel:
             log.warning("no MODEL_CHECKPOINT: using a seeded untrained tiny RADM; labels are not meaningful")
             return cls(RADM(config), target, f"{config.version}-untrained", compile, dtype=dtype)
         model = RADM.load(checkpoint, map_location="cpu")
-        return cls(model, target, model.config.version, compile, dtype=dtype)
+        return cls(model, target, model_id(model.config.version, checkpoint), compile, dtype=dtype)
 
     def save(self, path: Path) -> None:
         self.model.save(path)

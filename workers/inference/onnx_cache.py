@@ -33,7 +33,8 @@ from workers.radm import RADMConfig
 
 log = get_logger(__name__)
 
-FORMAT = "radm-onnx-1"
+FORMAT = "radm-onnx-2"
+"""Bumped when what an export holds changes (2: its version is the model id, `model_id`)."""
 MANIFEST = "manifest.json"
 
 
