@@ -3,11 +3,11 @@ source has deleted it.
 
 One SQL statement per batch. The batch travels as one JSON parameter, unpacked by `jsonb_to_recordset` (a constant
 statement text whatever the batch size); per-post rows are inserted with ON CONFLICT DO NOTHING, and only the rows
-really inserted (RETURNING) feed the minute, hour and day bucket upserts, each post in the row of its language and
-of whether the model was evaluated on it (`monitor/store/bucketing.py`). Redelivered or replayed results therefore
-never double-count, and the Kafka offset is committed only after this transaction (the agent acks after the write
-returns). What comes back, for Redis, is each changed bucket's sum over its supported rows: the default trend
-figures, which leave unsupported languages out.
+really inserted (RETURNING) feed the minute, hour and day bucket upserts, each post in the row of its language, of
+whether the model was evaluated on it and of the model's id (`monitor/store/bucketing.py`). Redelivered or replayed
+results therefore never double-count, and the Kafka offset is committed only after this transaction (the agent acks
+after the write returns). What comes back, for Redis, is each changed bucket's sum over its supported rows (every
+model's): the default trend figures, which leave unsupported languages out.
 
 A post already in `post_deletion` (its deletion arrived first) is neither stored nor counted;
 `monitor/store/deletions.py` takes out posts deleted later. Both take per-post locks first (`lock_posts`), so a
@@ -47,7 +47,7 @@ from monitor.store.db import (
     post_thumbnail,
     trend_bucket,
 )
-from monitor.store.deletions import lock_posts
+from monitor.store.post_locks import lock_posts
 from schemas import Label, SentimentResult, TrendBucket
 
 log = get_logger(__name__)
@@ -75,6 +75,7 @@ def post_row(result: SentimentResult, matcher: BrandMatcher = _NO_RULES) -> dict
         "keywords": list(result.keywords),
         "model_version": result.model_version,
         "text_excerpt": result.text[:EXCERPT_CHARS],
+        "full_text": result.text if len(result.text) > EXCERPT_CHARS else None,
         "image_ref": result.image_ref,
         "language": result.language,
         "language_supported": result.language_supported,
@@ -87,7 +88,7 @@ def _batch_rows():
         column("label", String), column("p_negative", Float), column("p_neutral", Float),
         column("p_positive", Float), column("polarity", Float), column("brands", ARRAY(Text)),
         column("tagged_brands", ARRAY(Text)), column("keywords", ARRAY(Text)), column("model_version", String),
-        column("text_excerpt", Text), column("image_ref", Text), column("language", String),
+        column("text_excerpt", Text), column("full_text", Text), column("image_ref", Text), column("language", String),
         column("language_supported", Boolean),
     ).render_derived(name="batch", with_types=True)
 
@@ -100,11 +101,13 @@ def _batch_statement():
         insert(post_sentiment)
         .from_select(names, select(*rows.c).where(~exists().where(post_deletion.c.post_id == rows.c.post_id)))
         .on_conflict_do_nothing(index_elements=["post_id"])
-        .returning(ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported)
+        .returning(ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported,
+                   ps.model_version)
         .cte("new_posts")
     )
     totals = bucket_totals(new_posts)
-    totals = totals.order_by(*totals.selected_columns[:5])  # concurrent sinks lock shared buckets in one order
+    # Concurrent sinks lock shared buckets in one order.
+    totals = totals.order_by(*totals.selected_columns[:len(BUCKET_KEY)])
     upsert = insert(trend_bucket).from_select([*BUCKET_KEY, "negative", "neutral", "positive", "polarity_sum"], totals)
     ex, tb = upsert.excluded, trend_bucket.c
     changed = upsert.on_conflict_do_update(
@@ -112,7 +115,7 @@ def _batch_statement():
         set_={"negative": tb.negative + ex.negative, "neutral": tb.neutral + ex.neutral,
               "positive": tb.positive + ex.positive, "polarity_sum": tb.polarity_sum + ex.polarity_sum,
               "updated_at": func.now()},
-    ).returning(*bucket_columns(), tb.language, tb.language_supported).cte("changed")
+    ).returning(*bucket_columns(), tb.language, tb.language_supported, tb.model_version).cte("changed")
     return supported_totals(changed)
 
 

@@ -1,7 +1,8 @@
 """How a set of posts adds up in the trend buckets: shared by the statement that counts new posts in and the one
 that takes deleted posts out, so the two can never disagree on what a post contributed.
 
-A bucket row is per brand, granularity, start, language and whether the model supports that language; the default
+A bucket row is per brand, granularity, start, language, whether the model supports that language, and the model
+that scored its posts (`trend_bucket`; `rescored_bucket` has the same rows for re-scored posts); the default
 trend figures (the Redis cache, its announcements, the API and alerts) are the sum of a bucket's supported rows.
 Writers that change supported rows first take a lock per (brand, granularity, start) (`bucket_lock_statement`), so
 the supported sum they read back after their change (`supported_totals`) is exact: without it two sinks adding
@@ -40,7 +41,7 @@ COUNTS = ("negative", "neutral", "positive", "polarity_sum", "removed")
 
 def _per_brand(posts: CTE) -> Subquery:
     """One row per post, brand and granularity: `posts` has `created_at`, `label`, `polarity`, `brands`,
-    `language` and `language_supported`."""
+    `language`, `language_supported` and `model_version`."""
     sizes = values(column("granularity", String), name="sizes").data([(g,) for g in GRANULARITIES])
     return select(
         func.unnest(posts.c.brands).label("brand"),
@@ -48,6 +49,7 @@ def _per_brand(posts: CTE) -> Subquery:
         func.date_trunc(sizes.c.granularity, posts.c.created_at, "UTC").label("bucket_start"),
         func.coalesce(posts.c.language, UNKNOWN_LANGUAGE).label("language"),
         posts.c.language_supported,
+        posts.c.model_version,
         posts.c.label,
         posts.c.polarity,
     ).select_from(posts.join(sizes, true())).subquery("per_brand")
@@ -56,15 +58,15 @@ def _per_brand(posts: CTE) -> Subquery:
 def bucket_totals(posts: CTE) -> Select:
     """Per bucket row (`BUCKET_KEY`): the posts' count per label and polarity sum.
 
-    A post counts once for each of its brands at every granularity, in the row of its language (`und` when unknown)
-    and of whether the model supports it."""
+    A post counts once for each of its brands at every granularity, in the row of its language (`und` when unknown),
+    of whether the model supports it, and of the model that scored it."""
     per_brand = _per_brand(posts)
 
     def count(label: Label):
         return func.count().filter(per_brand.c.label == label.value).label(label.value)
 
     keys = (per_brand.c.brand, per_brand.c.granularity, per_brand.c.bucket_start, per_brand.c.language,
-            per_brand.c.language_supported)
+            per_brand.c.language_supported, per_brand.c.model_version)
     return (select(*keys, count(Label.NEGATIVE), count(Label.NEUTRAL), count(Label.POSITIVE),
                    func.sum(per_brand.c.polarity).label("polarity_sum"))
             .group_by(*keys))
@@ -83,7 +85,7 @@ def bucket_lock_statement(posts: CTE) -> Select:
 
 def supported_totals(changed: CTE) -> Select:
     """The supported sum of every bucket that `changed` (the rows a statement just wrote, `BUCKET_COLUMNS` plus
-    `language` and `language_supported`) touched in a supported row, as `TrendBucket` columns.
+    `language`, `language_supported` and `model_version`) touched in a supported row, as `TrendBucket` columns.
 
     The statement's own snapshot predates its writes, so the changed rows are taken from `changed` and the
     bucket's other supported rows from the table; the bucket lock keeps those others still."""
@@ -93,7 +95,7 @@ def supported_totals(changed: CTE) -> Select:
                        changed.c.granularity == tb.granularity, changed.c.bucket_start == tb.bucket_start)
     others = select(*(tb[name] for name in BUCKET_COLUMNS)).where(
         tb.language_supported, exists().where(same_bucket),
-        ~exists().where(same_bucket, changed.c.language == tb.language))
+        ~exists().where(same_bucket, changed.c.language == tb.language, changed.c.model_version == tb.model_version))
     rows = union_all(mine, others).subquery("supported_rows")
     keys = (rows.c.brand, rows.c.granularity, rows.c.bucket_start)
     return select(*keys, *(func.sum(rows.c[name]).label(name) for name in COUNTS)).group_by(*keys).order_by(*keys)

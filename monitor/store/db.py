@@ -54,6 +54,8 @@ post_sentiment = Table(
     Column("language", String(2), nullable=True),
     Column("language_supported", Boolean, nullable=False, server_default=true()),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("full_text", Text, nullable=True),
+    Index("ix_post_sentiment_model_created", "model_version", "created_at"),
 )
 
 NOT_DELETED = post_sentiment.c.deleted_at.is_(None)
@@ -90,7 +92,8 @@ trend_bucket = Table(
     Column("removed", Integer, nullable=False, server_default="0"),
     Column("volume", Integer, Computed("negative + neutral + positive", persisted=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("brand", "granularity", "bucket_start", "language", "language_supported"),
+    Column("model_version", String(64), nullable=False),
+    PrimaryKeyConstraint("brand", "granularity", "bucket_start", "language", "language_supported", "model_version"),
     CheckConstraint("granularity IN ('minute', 'hour', 'day')", name="trend_bucket_granularity"),
     CheckConstraint(r"language ~ '^([a-z]{2}|und)$'", name="trend_bucket_language"),
     Index("ix_trend_bucket_supported", "brand", "granularity", "bucket_start",
@@ -101,12 +104,68 @@ UNKNOWN_LANGUAGE = "und"
 """`trend_bucket.language` of posts whose language is unknown (ISO 639-2's code for it), and of every bucket written
 before buckets had a language."""
 
-BUCKET_KEY = ("brand", "granularity", "bucket_start", "language", "language_supported")
-"""`trend_bucket`'s primary key: the sink's upserts conflict on it."""
+BUCKET_KEY = ("brand", "granularity", "bucket_start", "language", "language_supported", "model_version")
+"""`trend_bucket`'s primary key (and `rescored_bucket`'s, in another order): upserts conflict on it."""
+
+UNRECORDED_MODEL = "unrecorded"
+"""`trend_bucket.model_version` of counts made before buckets had a model (migration 0010)."""
 
 BUCKET_COLUMNS = ("brand", "granularity", "bucket_start", "negative", "neutral", "positive", "polarity_sum",
                   "removed")
 """The columns that make a `schemas.TrendBucket` (the rest are derived or bookkeeping)."""
+
+
+
+def _probabilities() -> list[Column]:
+    return [Column("label", String(16), nullable=False), Column("p_negative", Float, nullable=False),
+            Column("p_neutral", Float, nullable=False), Column("p_positive", Float, nullable=False),
+            Column("polarity", Float, nullable=False)]
+
+
+post_rescore = Table(
+    "post_rescore",
+    metadata,
+    Column("post_id", String(128), ForeignKey("post_sentiment.post_id", ondelete="CASCADE"), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    *_probabilities(),
+    Column("brands", ARRAY(Text), nullable=False),
+    Column("language", String(2), nullable=True),
+    Column("language_supported", Boolean, nullable=False),
+    Column("rescored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("post_id", "model_version"),
+)
+
+rescored_bucket = Table(
+    "rescored_bucket",
+    metadata,
+    Column("model_version", String(64), nullable=False),
+    Column("brand", String(64), nullable=False),
+    Column("granularity", String(8), nullable=False),
+    Column("bucket_start", DateTime(timezone=True), nullable=False),
+    Column("language", Text, nullable=False),
+    Column("language_supported", Boolean, nullable=False),
+    Column("negative", Integer, nullable=False, server_default="0"),
+    Column("neutral", Integer, nullable=False, server_default="0"),
+    Column("positive", Integer, nullable=False, server_default="0"),
+    Column("polarity_sum", Float, nullable=False, server_default="0"),
+    Column("removed", Integer, nullable=False, server_default="0"),
+    Column("volume", Integer, Computed("negative + neutral + positive", persisted=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("model_version", "brand", "granularity", "bucket_start", "language", "language_supported"),
+    CheckConstraint("granularity IN ('minute', 'hour', 'day')", name="rescored_bucket_granularity"),
+)
+
+shadow_result = Table(
+    "shadow_result",
+    metadata,
+    Column("post_id", String(128), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    *_probabilities(),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
+    PrimaryKeyConstraint("post_id", "model_version"),
+)
 
 tracked_brand = Table(
     "tracked_brand",

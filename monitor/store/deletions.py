@@ -15,7 +15,7 @@ locks follow (`monitor/store/bucketing.py`), so the supported sums read back for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -28,7 +28,6 @@ from sqlalchemy import (
     delete,
     func,
     select,
-    text,
     true,
     tuple_,
     update,
@@ -47,26 +46,9 @@ from monitor.store.db import (
     post_thumbnail,
     trend_bucket,
 )
+from monitor.store.post_locks import lock_posts
+from monitor.store.rescored import forget_rescored
 from schemas import PostDeletion, TrendBucket
-
-POST_LOCK_CLASS = 0x5E_DE
-"""The first key of the per-post advisory locks; the two-key space never meets the single-key locks of retention,
-migrations and alerts."""
-
-LOCK_POSTS_STATEMENT = text(
-    "SELECT count(pg_advisory_xact_lock(:lock_class, h)) FROM "
-    "(SELECT DISTINCT hashtext(id) AS h FROM unnest(CAST(:post_ids AS text[])) AS id ORDER BY h) AS keys"
-).bindparams(bindparam("lock_class", POST_LOCK_CLASS, type_=Integer), bindparam("post_ids", type_=ARRAY(Text)))
-"""Locks taken in hash order (not post id order: two ids may share a hash), so two batches never deadlock."""
-
-
-async def lock_posts(conn: AsyncConnection, post_ids: Iterable[str]) -> None:
-    """Serialise this transaction with any other writing a result or a deletion of the same posts, until commit.
-
-    It must run as a statement of its own, before the write: in READ COMMITTED each statement sees what was
-    committed before it started, so only a later statement sees what the transaction waited for.
-    """
-    await conn.execute(LOCK_POSTS_STATEMENT, {"post_ids": sorted(set(post_ids))})
 
 
 @dataclass(frozen=True)
@@ -101,8 +83,9 @@ def _deletion_statement():
     gone = (
         update(post_sentiment)
         .where(ps.post_id == batch.c.post_id, ps.deleted_at.is_(None))
-        .values(deleted_at=batch.c.deleted_at, text_excerpt="", image_ref=None)
-        .returning(ps.post_id, ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported)
+        .values(deleted_at=batch.c.deleted_at, text_excerpt="", full_text=None, image_ref=None)
+        .returning(ps.post_id, ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported,
+                   ps.model_version)
         .cte("gone")
     )
     # Data-modifying CTEs always run to completion, referenced or not (`add_cte` below renders it).
@@ -127,7 +110,7 @@ def _deletion_statement():
         .values(negative=tb.negative - totals.c.negative, neutral=tb.neutral - totals.c.neutral,
                 positive=tb.positive - totals.c.positive, polarity_sum=tb.polarity_sum - totals.c.polarity_sum,
                 removed=tb.removed + totals.c.negative + totals.c.neutral + totals.c.positive, updated_at=func.now())
-        .returning(*bucket_columns(), tb.language, tb.language_supported)
+        .returning(*bucket_columns(), tb.language, tb.language_supported, tb.model_version)
         .cte("changed")
     )
     supported = supported_totals(changed).subquery("supported")
@@ -145,7 +128,8 @@ DELETION_STATEMENT = _deletion_statement()
 
 def _bucket_lock_statement():
     ps = post_sentiment.c
-    alive = select(ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported).where(
+    alive = select(ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported,
+                   ps.model_version).where(
         ps.post_id == func.any(bindparam("post_ids", type_=ARRAY(Text))), ps.deleted_at.is_(None))
     return bucket_lock_statement(alive.cte("alive"))
 
@@ -164,6 +148,7 @@ async def apply_deletions(conn: AsyncConnection, deletions: Sequence[PostDeletio
         return AppliedDeletions([], 0, 0)
     await conn.execute(BUCKET_LOCK_STATEMENT, {"post_ids": [d.post_id for d in unique]})
     rows = (await conn.execute(DELETION_STATEMENT, {"rows": [deletion_row(d) for d in unique]})).mappings().all()
+    await forget_rescored(conn, [d.post_id for d in unique])
     buckets = [TrendBucket(**{name: row[name] for name in BUCKET_COLUMNS}) for row in rows if row["brand"] is not None]
     return AppliedDeletions(buckets, deleted=rows[0]["deleted"], recorded=rows[0]["recorded"])
 

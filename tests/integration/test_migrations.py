@@ -93,14 +93,17 @@ def seed_0007(database_url: str) -> None:
                 (brand, granularity, granularity, AT, negative, neutral, positive, polarity_sum, removed))
 
 
-def bucket_rows(database_url: str, brand: str, granularity: str) -> dict:
+def bucket_rows(database_url: str, brand: str, granularity: str, key: tuple[str, ...] = ("language",
+                                                                                    "language_supported")) -> dict:
+    """Counts per `key` (the columns of it that exist at the database's revision), summed over the others."""
     with psycopg.connect(plain_url(database_url)) as conn:
-        columns = ", ".join(c for c in ("language", "language_supported") if c in trend_columns(conn))
-        rows = conn.execute(f"SELECT {columns + ', ' if columns else ''}negative, neutral, positive, "
-                            "round(polarity_sum::numeric, 6)::float8, removed FROM trend_bucket "
-                            "WHERE brand = %s AND granularity = %s", (brand, granularity)).fetchall()
-    width = 2 if columns else 0
-    return {tuple(r[:width]): tuple(r[width:]) for r in rows}
+        columns = ", ".join(c for c in key if c in trend_columns(conn))
+        rows = conn.execute(f"SELECT {columns + ', ' if columns else ''}sum(negative)::int, sum(neutral)::int, "
+                            "sum(positive)::int, round(sum(polarity_sum)::numeric, 6)::float8, sum(removed)::int "
+                            "FROM trend_bucket WHERE brand = %s AND granularity = %s "
+                            f"{'GROUP BY ' + columns if columns else ''}", (brand, granularity)).fetchall()
+    width = len(columns.split(", ")) if columns else 0
+    return {tuple(r[:width]): tuple(r[width:]) for r in rows if r[width:] != (0, 0, 0, 0.0, 0)}
 
 
 def trend_columns(conn) -> set[str]:
@@ -142,3 +145,33 @@ async def test_upgrade_from_0007_splits_buckets_by_language_and_deletions_stay_e
     downgrade(fresh_database, "0007")  # supported rows fold back into one per bucket; unsupported ones go
     assert bucket_rows(fresh_database, "mig", "day") == {(): (0, 1, 1, 0.5, 2)}
     assert bucket_rows(fresh_database, "migshort", "hour") == {(): (0, 1, 1, 0.7, 0)}
+
+
+async def test_upgrade_to_0010_moves_stored_posts_into_their_models_rows(fresh_database):
+    """Buckets counted before 0010 become 'unrecorded'; stored posts' shares move to their model's rows, so a
+    deletion subtracts from the row its post is in, and one model's series reads its posts only."""
+    upgrade(fresh_database, "0007")
+    seed_0007(fresh_database)
+    upgrade(fresh_database, "0009")
+    before = summary(fresh_database, "mig")
+    upgrade_head(fresh_database)
+    assert summary(fresh_database, "mig") == before
+    by_model = ("language", "language_supported", "model_version")
+    for granularity in GRANULARITIES:
+        assert bucket_rows(fresh_database, "mig", granularity, by_model) == {
+            ("und", True, "unrecorded"): (0, 0, 1, 0.5, 1),  # what retention pruned stays unrecorded
+            ("und", True, "test"): (0, 1, 0, 0.0, 0),
+            ("en", True, "test"): (0, 0, 1, 0.7, 0),
+            ("de", False, "test"): (1, 0, 0, -0.7, 0)}
+    engine = create_engine(fresh_database)
+    try:
+        assert [b.volume for b in await read_trends(engine, "mig", "day", model="test")] == [2]
+        await write_deletions(engine, [PostDeletion(post_id="m-en", deleted_at=AT, source="test")])
+        assert bucket_rows(fresh_database, "mig", "day", by_model)[("en", True, "test")] == (0, 0, 0, 0.0, 1)
+        assert [(b.volume, b.removed) for b in await read_trends(engine, "mig", "day")] == [(2, 2)]
+    finally:
+        await engine.dispose()
+    downgrade(fresh_database, "0009")
+    assert bucket_rows(fresh_database, "mig", "day") == {("und", True): (0, 1, 1, 0.5, 1),
+                                                         ("en", True): (0, 0, 0, 0.0, 1),
+                                                         ("de", False): (1, 0, 0, -0.7, 0)}
