@@ -50,6 +50,8 @@ ASSIGNED = Gauge("monitor_worker_assigned_partition", "1 for each partition of `
 MODEL_INFO = Gauge("monitor_worker_model_info", "The loaded model (value 1).", ["version", "device"])
 
 SINK_RESULTS = Counter("monitor_sink_results", "Sentiment results consumed by the sink (redeliveries included).")
+SINK_SHADOW_RESULTS = Counter("monitor_sink_shadow_results", "A challenger's shadow results consumed by the sink "
+                              "(redeliveries included).")
 SINK_DEAD_LETTERS = Counter("monitor_sink_dead_letters", "Unparseable results and deletions the sink sent to the DLQ.")
 SINK_DELETIONS = Counter("monitor_sink_deletions", "Post deletions the sink applied, by outcome: deleted (a stored "
                          "post marked and taken out of its buckets), recorded (no stored post yet: its result will not "

@@ -1,5 +1,5 @@
 """The sink's agents: sentiment results, and post deletions, in batches -> PostgreSQL (effectively-once) -> Redis
-cache; and retention."""
+cache; a challenger's shadow results -> PostgreSQL; and retention."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from monitor.store.db import create_engine
 from monitor.store.deletions import AppliedDeletions, write_deletions
 from monitor.store.migrate import upgrade_head
 from monitor.store.retention import Retention, run_prune_loop
+from monitor.store.shadow import write_shadow_results
 from monitor.store.trends import buckets_updated_since
 from schemas import DeadLetter, PostDeletion, SentimentResult, TrendBucket
 from schemas.reasons import ReasonCode
@@ -133,6 +134,17 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
             count_deletions(applied, len(reported))
             metrics.SINK_DEAD_LETTERS.inc(len(dead))
             await cache.write(applied.buckets)
+
+    @app.agent(topics.shadow, name="sink-shadow")
+    async def shadow(stream: faust.StreamT) -> None:
+        """A challenger's results (shadow scoring): stored apart, never counted in the trends."""
+        await write_with_retry(migrate, "schema")
+        async for events in stream.take_events(settings.sink.max_batch, within=settings.sink.max_wait_s):
+            results, dead = parse_events(events, SentimentResult, ReasonCode.INVALID_RESULT, "shadow result")
+            await send_dead_letters(topics, dead)
+            await write_with_retry(partial(write_shadow_results, engine, results), "postgres")
+            metrics.SINK_SHADOW_RESULTS.inc(len(results))
+            metrics.SINK_DEAD_LETTERS.inc(len(dead))
 
     @app.task
     async def prune_expired() -> None:

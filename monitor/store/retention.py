@@ -3,10 +3,11 @@
 Per-post rows (`post_sentiment`, with their `post_thumbnail`) serve two readers: the sink's effectively-once
 check, which a redelivered result needs only while Kafka can still redeliver it, and the dashboard's example
 posts. They age by `processed_at`, the time the sink first wrote them, not by `created_at`: a backfill of old
-posts stays deduplicated for the whole retention after it ran. Minute buckets are 1,440 rows per brand and
-day; alert rules read them at most `LOOKBACK_DAYS` (37) back. Hour and day buckets are small and kept. A recorded
-deletion (`post_deletion`) keeps a post's late result from being counted; it ages with the posts, by the time the sink
-recorded it.
+posts stays deduplicated for the whole retention after it ran. Re-scored posts (`post_rescore`) go with their
+posts, a challenger's shadow results with the posts of their time, re-scored minute buckets with the live ones.
+Minute buckets are 1,440 rows per brand and day; alert rules read them at most `LOOKBACK_DAYS` (37) back. Hour and
+day buckets are small and kept. A recorded deletion (`post_deletion`) keeps a post's late result from being counted;
+it ages with the posts, by the time the sink recorded it.
 
 Rows go in chunks of `CHUNK_ROWS`, one short transaction each, so the sink's writes never wait long behind a
 pass. A session advisory lock lets one process prune at a time (every sink replica runs the loop, and an
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core import metrics
 from core.logging import error_summary, get_logger
 from core.settings import Settings
-from monitor.store.db import BUCKET_KEY, post_deletion, post_sentiment, trend_bucket
+from monitor.store.db import BUCKET_KEY, post_deletion, post_sentiment, rescored_bucket, shadow_result, trend_bucket
 
 log = get_logger(__name__)
 
@@ -80,8 +81,12 @@ def _expired_deletions(before: datetime):
     return select(post_deletion.c.post_id).where(post_deletion.c.recorded_at < before)
 
 
-def _expired_minute_buckets(before: datetime):
-    tb = trend_bucket.c
+def _expired_shadow_results(before: datetime):
+    return select(shadow_result.c.post_id, shadow_result.c.model_version).where(shadow_result.c.recorded_at < before)
+
+
+def _expired_minute_buckets(before: datetime, table=trend_bucket):
+    tb = table.c
     return select(*(tb[name] for name in BUCKET_KEY)).where(and_(tb.granularity == "minute", tb.bucket_start < before))
 
 
@@ -95,10 +100,16 @@ def _delete_deletions_chunk(before: datetime):
     return delete(post_deletion).where(post_deletion.c.post_id.in_(chunk))
 
 
-def _delete_minute_buckets_chunk(before: datetime):
-    tb = trend_bucket.c
-    chunk = _expired_minute_buckets(before).limit(CHUNK_ROWS).with_for_update(skip_locked=True)
-    return delete(trend_bucket).where(tuple_(*(tb[name] for name in BUCKET_KEY)).in_(chunk))
+def _delete_shadow_results_chunk(before: datetime):
+    sr = shadow_result.c
+    chunk = _expired_shadow_results(before).limit(CHUNK_ROWS).with_for_update(skip_locked=True)
+    return delete(shadow_result).where(tuple_(sr.post_id, sr.model_version).in_(chunk))
+
+
+def _delete_minute_buckets_chunk(before: datetime, table=trend_bucket):
+    tb = table.c
+    chunk = _expired_minute_buckets(before, table).limit(CHUNK_ROWS).with_for_update(skip_locked=True)
+    return delete(table).where(tuple_(*(tb[name] for name in BUCKET_KEY)).in_(chunk))
 
 
 async def _count(conn: AsyncConnection, query) -> int:
@@ -140,6 +151,11 @@ async def prune(engine: AsyncEngine, retention: Retention, now: datetime | None 
                                                     "post_deletion") if posts_before else 0
                 minutes = await _delete_in_chunks(conn, _delete_minute_buckets_chunk(minutes_before),
                                                   "trend_bucket") if minutes_before else 0
+                if posts_before:  # a challenger's results, like the posts they are compared with
+                    await _delete_in_chunks(conn, _delete_shadow_results_chunk(posts_before), "shadow_result")
+                if minutes_before:
+                    await _delete_in_chunks(conn, _delete_minute_buckets_chunk(minutes_before, rescored_bucket),
+                                            "rescored_bucket")
         except BaseException:
             # A session lock outlives the pass on a pooled connection; closing the session is what surely frees it.
             await conn.invalidate()
