@@ -29,9 +29,12 @@ def _language(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--language", default=None, callback=_language,
               help="Only posts in this language (de; und: unknown), whether the model supports it or not "
                    "(default: every language it supports).")
+@click.option("--model", default=None, help="Only this model's counts (a model id as results carry it, e.g. "
+              "radm-bootstrap-2@b9254a5238cd): the posts it scored live and those `monitor recompute` scored with it "
+              "(default: the live counts, whichever model scored them).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def trends(brand: str | None, granularity: str, since: datetime | None, until: datetime | None,
-           language: str | None, fmt: str) -> None:
+           language: str | None, model: str | None, fmt: str) -> None:
     """Print sentiment trends per brand and bucket from PostgreSQL."""
     from monitor.store.languages import language_supported
     from monitor.store.retention import Retention
@@ -42,7 +45,7 @@ def trends(brand: str | None, granularity: str, since: datetime | None, until: d
         raise click.BadParameter(reason, param_hint="--since")
 
     async def read(engine):
-        records = await trend_records(engine, brand, granularity, since, until, language)
+        records = await trend_records(engine, brand, granularity, since, until, language, model)
         if language is None:
             return records, None
         brands = [brand.lower()] if brand else None

@@ -26,12 +26,13 @@ def _register_commands() -> None:
     from monitor.cli.ingest import ingest
     from monitor.cli.model import model
     from monitor.cli.processes import sink, worker
+    from monitor.cli.recompute import recompute
     from monitor.cli.schema import schema
     from workers.evaluation.cli import evaluate
     from workers.training.cli import COMMANDS as TRAINING_COMMANDS
 
     for command in (demo, stack, worker, sink, ingest, replay, schema, brands, trends, sql, migrate, prune, bench, api,
-                    model, *TRAINING_COMMANDS, evaluate):
+                    model, recompute, *TRAINING_COMMANDS, evaluate):
         main.add_command(command)
 
 

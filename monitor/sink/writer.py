@@ -40,6 +40,7 @@ from monitor.store.brands import BrandRuleCache
 from monitor.store.bucketing import bucket_lock_statement, bucket_totals, supported_totals
 from monitor.store.db import (
     BUCKET_KEY,
+    EXCERPT_CHARS,
     NOT_DELETED,
     bucket_columns,
     post_deletion,
@@ -52,7 +53,6 @@ from schemas import Label, SentimentResult, TrendBucket
 
 log = get_logger(__name__)
 
-EXCERPT_CHARS = 280
 MAX_BRAND_CHARS = 64
 
 _NO_RULES = BrandMatcher()

@@ -58,6 +58,9 @@ post_sentiment = Table(
     Index("ix_post_sentiment_model_created", "model_version", "created_at"),
 )
 
+EXCERPT_CHARS = 280
+"""`post_sentiment.text_excerpt` holds a post's first this many characters; a longer text is also in `full_text`."""
+
 NOT_DELETED = post_sentiment.c.deleted_at.is_(None)
 """Readers that list posts or compute from them add this: a post its source deleted is kept only for deduplication."""
 

@@ -15,12 +15,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, String, Text, and_, bindparam, column, delete, exists, func, select, update
+from sqlalchemy import (
+    Boolean,
+    Float,
+    String,
+    Text,
+    and_,
+    bindparam,
+    column,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.store.bucketing import bucket_totals
-from monitor.store.db import BUCKET_KEY, post_rescore, post_sentiment, rescored_bucket
+from monitor.store.db import BUCKET_KEY, EXCERPT_CHARS, post_rescore, post_sentiment, post_thumbnail, rescored_bucket
 from monitor.store.post_locks import lock_posts
 from schemas import Label, SentimentResult
 
@@ -35,6 +50,43 @@ class StoredPost:
     brands: list[str]
     language: str | None
     thumbnail: bytes | None
+    maybe_cut: bool
+    """Only an excerpt of a text that may have been longer is stored (posts stored before migration 0010)."""
+
+
+def _to_rescore(model_version: str, since: datetime | None, until: datetime | None) -> list:
+    """Stored, undeleted posts created in [since, until) that `model_version` has not scored, live or re-scored."""
+    ps, pr = post_sentiment.c, post_rescore.c
+    where = [ps.deleted_at.is_(None), ps.model_version != model_version,
+             ~exists().where(pr.post_id == ps.post_id, pr.model_version == model_version)]
+    if since is not None:
+        where.append(ps.created_at >= since)
+    if until is not None:
+        where.append(ps.created_at < until)
+    return where
+
+
+async def count_to_rescore(conn: AsyncConnection, model_version: str, since: datetime | None,
+                           until: datetime | None) -> int:
+    query = select(func.count()).select_from(post_sentiment).where(*_to_rescore(model_version, since, until))
+    return (await conn.execute(query)).scalar_one()
+
+
+async def posts_to_rescore(conn: AsyncConnection, model_version: str, since: datetime | None,
+                           until: datetime | None, after: tuple[datetime, str] | None, limit: int
+                           ) -> list[StoredPost]:
+    """The next `limit` posts to re-score after `after` (created_at, post_id): keyset pages, in creation order."""
+    ps = post_sentiment.c
+    where = _to_rescore(model_version, since, until)
+    if after is not None:
+        where.append(tuple_(ps.created_at, ps.post_id) > tuple_(literal(after[0]), literal(after[1])))
+    excerpt_only = ps.full_text.is_(None) & (func.char_length(ps.text_excerpt) >= literal(EXCERPT_CHARS))
+    query = (select(ps.post_id, ps.created_at, func.coalesce(ps.full_text, ps.text_excerpt).label("text"), ps.brands,
+                    ps.language, post_thumbnail.c.jpeg, excerpt_only.label("maybe_cut"))
+             .select_from(post_sentiment.outerjoin(post_thumbnail, post_thumbnail.c.post_id == ps.post_id))
+             .where(*where).order_by(ps.created_at, ps.post_id).limit(limit))
+    return [StoredPost(r.post_id, r.created_at, r.text, list(r.brands), r.language, r.jpeg, r.maybe_cut)
+            for r in await conn.execute(query)]
 
 
 def rescore_row(post: StoredPost, result: SentimentResult) -> dict:

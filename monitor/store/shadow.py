@@ -36,8 +36,9 @@ def _shadow_statement():
         column("label", String), column("p_negative", sr.p_negative.type), column("p_neutral", sr.p_neutral.type),
         column("p_positive", sr.p_positive.type), column("polarity", sr.polarity.type),
     ).render_derived(name="batch", with_types=True)
-    return (insert(shadow_result).from_select([c.name for c in rows.c], select(*rows.c))
-            .on_conflict_do_nothing(index_elements=["post_id", "model_version"]))
+    new = (insert(shadow_result).from_select([c.name for c in rows.c], select(*rows.c))
+           .on_conflict_do_nothing(index_elements=["post_id", "model_version"]).returning(sr.post_id).cte("new"))
+    return select(func.count()).select_from(new)
 
 
 SHADOW_STATEMENT = _shadow_statement()
@@ -50,7 +51,7 @@ async def write_shadow_results(engine: AsyncEngine, results: Sequence[SentimentR
         return 0
     rows = [shadow_row(r) for r in sorted(unique.values(), key=lambda r: (r.post_id, r.model_version))]
     async with engine.begin() as conn:
-        return (await conn.execute(SHADOW_STATEMENT, {"rows": rows})).rowcount
+        return (await conn.execute(SHADOW_STATEMENT, {"rows": rows})).scalar_one()
 
 
 @dataclass

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import delete, select
 
-from monitor.sink.writer import EXCERPT_CHARS, write_results
-from monitor.store.db import GRANULARITIES, post_sentiment, post_thumbnail, trend_bucket
+from monitor.sink.writer import write_results
+from monitor.store.db import EXCERPT_CHARS, GRANULARITIES, post_sentiment, post_thumbnail, trend_bucket
 from monitor.store.trends import read_trends
 from schemas import LABELS
 from tests.integration.trend_helpers import bucket_counts, expected_counts, result
@@ -81,7 +81,7 @@ async def test_post_row_keeps_what_analysts_need(engine):
     async with engine.connect() as conn:
         row = (await conn.execute(select(post_sentiment).where(post_sentiment.c.post_id == "row-1"))).mappings().one()
     assert row["keywords"] == ["kw1", "kw2"] and row["image_ref"] == "sha256:abc"
-    assert row["text_excerpt"] == "x" * EXCERPT_CHARS
+    assert row["text_excerpt"] == "x" * EXCERPT_CHARS and row["full_text"] == "x" * 1000
     assert row["brands"] == row["tagged_brands"] == ["rowbrand"]
     assert row["created_at"] == T0 and row["processed_at"] is not None
     assert row["polarity"] == pytest.approx(0.0) and row["p_neutral"] == pytest.approx(0.8)
