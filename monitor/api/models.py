@@ -43,6 +43,8 @@ class TrendSeries(BaseModel):
     language_supported: bool | None = None
     """With `language`: false when the model was not evaluated on it (the default series leaves it out); null when
     the window has no post in it, or without `language`."""
+    model: str | None = None
+    """The `model` asked for: its live and re-scored counts only; null: the live counts, whichever model."""
     points: list[TrendPoint]
 
 
@@ -121,3 +123,30 @@ class Health(BaseModel):
     """`ok`, or `degraded` when Redis is down (reads fall back to PostgreSQL), or `down` without PostgreSQL."""
     database: dict
     redis: dict
+
+
+class ModelVersion(BaseModel):
+    model_version: str
+    """`<config version>@<first 12 hex digits of the checkpoint's sha256>`."""
+    live_posts: int
+    """Stored posts it scored live (into the default figures)."""
+    rescored_posts: int
+    """Stored posts `monitor recompute` scored with it (its own series only)."""
+    first_post_at: datetime | None
+    """`created_at` of the first and last post it scored live; null when it scored none live."""
+    last_post_at: datetime | None
+
+
+class ShadowAgreement(BaseModel):
+    challenger: str
+    champions: dict[str, int]
+    """Champion model id -> posts compared with it."""
+    compared: int
+    waiting: int
+    """The challenger's results whose post has no champion result (yet), or was deleted."""
+    agreement: float | None
+    """Share of compared posts both labelled alike; null before any."""
+    confusion: dict[str, dict[str, int]]
+    """Champion label -> challenger label -> posts."""
+    label_shares: dict[str, dict[str, float]]
+    """`champion` / `challenger` -> label -> share of the compared posts."""

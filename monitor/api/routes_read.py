@@ -69,6 +69,9 @@ LanguageFilter = Annotated[str | None, Query(
     pattern=r"^[a-z]{2}$|^und$",
     description="Only posts in this language, whether the model supports it or not: an ISO 639-1 code (`de`), or "
                 "`und` for posts whose language could not be told")]
+ModelFilter = Annotated[stored_text(min_length=1, max_length=64) | None, Query(
+    description="Only this model's counts (a model id, as `GET /api/models` lists them): the posts it scored live "
+                "and those `monitor recompute` scored with it")]
 MAX_COMPARE = 12
 
 
@@ -117,12 +120,19 @@ async def brands(state: ApiState = Depends(get_state)) -> list[dict]:
 @router.get("/brands/{brand}/trends", response_model=TrendSeries, summary="One brand's trend series",
             responses=NOT_FOUND)
 async def trends(brand: BrandPath, granularity: Granularity = "minute", since: Since = None, until: Until = None,
-                 language: LanguageFilter = None, state: ApiState = Depends(get_state)) -> TrendSeries:
+                 language: LanguageFilter = None, model: ModelFilter = None,
+                 state: ApiState = Depends(get_state)) -> TrendSeries:
     """Posts in the languages the model supports, served from the Redis hot series when warm, else PostgreSQL
-    (`source` says which). With `language`, that language's posts only, and whether the model supports it."""
+    (`source` says which). With `language`, that language's posts only, and whether the model supports it. With
+    `model`, one model's counts, from PostgreSQL."""
     since, until = series_window(granularity, since, until, state)
     name = brand_name(brand)
     await known(state, [name])
+    if model is not None:
+        buckets = await read_trends(state.engine, name, granularity, since or hot_since(granularity), until, language,
+                                    model)
+        return TrendSeries(brand=name, granularity=granularity, source="postgres", language=language, model=model,
+                           points=[TrendPoint.of(b) for b in buckets])
     if language is None:
         read = await state.reader.read(name, granularity, since, until)
         return TrendSeries(brand=name, granularity=granularity, source=read.source,

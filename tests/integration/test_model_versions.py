@@ -14,7 +14,8 @@ from monitor.sink.writer import write_results
 from monitor.store.deletions import write_deletions
 from monitor.store.shadow import compare_shadow, write_shadow_results
 from monitor.store.trends import read_trends
-from schemas import PostDeletion
+from schemas import Label, PostDeletion
+from tests.integration.api_helpers import api_client, labelled, seed, unique_brand
 from tests.integration.cli_helpers import monitor
 from tests.integration.trend_helpers import result
 from workers.inference.model import SentimentModel
@@ -105,3 +106,27 @@ async def test_shadow_results_are_compared_with_the_champions(engine):
     assert comparison.champions == {"champ@1": 4}
     assert comparison.confusion["positive"] == {"negative": 1, "neutral": 0, "positive": 1}
     assert [b.volume for b in await read_trends(engine, "shbrand", "hour", model="chall@2")] == []  # never counted
+
+
+async def test_api_lists_models_reads_one_models_series_and_shows_shadow_agreement(settings, engine):
+    brand = unique_brand()
+    posts = labelled(brand, {"negative": 2, "positive": 3})
+    champion = [p.model_copy(update={"model_version": "api-champ@1" if i < 4 else "api-champ@0"})
+                for i, p in enumerate(posts)]
+    await seed(engine, champion)
+    await write_shadow_results(engine, [p.model_copy(update={"model_version": "api-chall@9", "label": Label.POSITIVE})
+                                        for p in champion])
+    async with api_client(settings) as client:
+        listed = {m["model_version"]: m for m in (await client.get("/api/models")).json()}
+        one = (await client.get(f"/api/brands/{brand}/trends", params={"model": "api-champ@1"})).json()
+        live = (await client.get(f"/api/brands/{brand}/trends")).json()
+        shadow = (await client.get("/api/models/shadow", params={"challenger": "api-chall@9"})).json()
+        too_long = await client.get(f"/api/brands/{brand}/trends", params={"model": "m" * 65})
+    assert listed["api-champ@1"]["live_posts"] == 4 and listed["api-champ@0"]["live_posts"] == 1
+    assert one["model"] == "api-champ@1" and sum(p["volume"] for p in one["points"]) == 4
+    assert sum(p["volume"] for p in live["points"]) == 5 and live["model"] is None
+    [agreement] = shadow
+    assert agreement["compared"] == 5 and agreement["agreement"] == pytest.approx(3 / 5)
+    assert agreement["confusion"]["negative"]["positive"] == 2
+    assert agreement["champions"] == {"api-champ@1": 4, "api-champ@0": 1}
+    assert too_long.status_code == 422
