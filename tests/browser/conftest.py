@@ -65,13 +65,13 @@ class Pipeline:
         self.env, self.base_url = stack.env(), base_url
         self.engine = create_sync_engine(self.env["DATABASE_URL"])
 
-    def produce(self, results: list[SentimentResult]) -> None:
+    def produce(self, results: list[SentimentResult], topic: str = "sentiment") -> None:
         async def send() -> None:
             producer = AIOKafkaProducer(bootstrap_servers=self.env["KAFKA_BOOTSTRAP"], acks="all")
             await producer.start()
             try:
                 for r in results:
-                    await producer.send("sentiment", key=r.post_id.encode(), value=r.model_dump_json().encode())
+                    await producer.send(topic, key=r.post_id.encode(), value=r.model_dump_json().encode())
                 await producer.flush()
             finally:
                 await producer.stop()

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from monitor.alerts.tables import alert_event
+from schemas import Label
 from tests.browser.conftest import READ_TOKEN, sample_results
 
 pytestmark = pytest.mark.browser
@@ -106,6 +107,33 @@ def test_languages_left_out_of_the_trends_are_shown_apart(page, seeded):
     assert row.nth(1).inner_text() == str(len(german))
     expect(page.locator("#language-meta")).to_contain_text(f"{len(german)} of ")
     assert chart_total(page) == SEED_VOLUME["initech"]  # the trend chart still counts supported posts only
+    assert page.errors == []
+
+
+def test_shadow_challenger_agreement_is_shown(page, seeded):
+    """A challenger's results arrive on their own topic, are stored apart by the sink, and the Models card shows
+    its agreement with the champion and the confusion between their labels."""
+    champion = sample_results(6, "shadowed", brands=["initech"], seed=5, minutes_back=5)
+    before = seeded.stored()
+    seeded.produce(champion)
+    wait_stored(seeded, before + len(champion))
+    flipped = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
+    challenger = [r.model_copy(update={"model_version": "challenger@0123456789ab",
+                                       "label": Label(flipped[r.label.value]) if i < 2 else r.label})
+                  for i, r in enumerate(champion)]
+    seeded.produce(challenger, topic="sentiment.shadow")
+    open_dashboard(page, seeded.base_url)
+    card = page.locator('#shadow [data-challenger="challenger@0123456789ab"]')
+    deadline = time.monotonic() + 60
+    while "of 6 posts" not in (card.inner_text() if card.count() else ""):  # the sink stores them, the card polls
+        assert time.monotonic() < deadline, "the challenger's agreement never showed"
+        page.evaluate("loadModels()")
+        time.sleep(0.5)
+    agreeing = sum(r.label == c.label for r, c in zip(champion, challenger, strict=True))
+    expect(card).to_contain_text(f"agrees on {agreeing / 6 * 100:.1f} % of 6 posts")
+    cells = card.locator("table.confusion td.agree")
+    assert sum(int(cells.nth(i).inner_text()) for i in range(3)) == agreeing
+    expect(page.locator('#model-table tr[data-model="test"]')).to_be_visible()  # the champion's id in the seed
     assert page.errors == []
 
 

@@ -150,6 +150,32 @@ async function loadLanguages() {
     : (breakdown.total_volume ? "every post counted" : "no posts in this window");
 }
 
+// Which models scored the stored posts, and each shadow challenger's agreement with the champion: a 3x3 table of
+// champion label (rows) against challenger label (columns), so a shift between two labels shows at a glance.
+const LABELS = ["negative", "neutral", "positive"];
+
+function confusionTable(comparison) {
+  const head = el("tr", {}, el("th", {}, "champion \\ challenger"), ...LABELS.map((l) => el("th", {}, l)));
+  const rows = LABELS.map((champion) => el("tr", {}, el("th", {}, champion), ...LABELS.map((challenger) =>
+    el("td", { class: champion === challenger ? "agree" : "" }, String(comparison.confusion[champion][challenger])))));
+  return el("table", { class: "confusion" }, el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+async function loadModels() {
+  const [versions, shadow] = await Promise.all([api("/api/models"), api("/api/models/shadow")]);
+  $("model-table").querySelector("tbody").replaceChildren(...versions.slice(0, 8).map((m) => el("tr",
+    { "data-model": m.model_version },
+    el("td", { class: "model-id" }, m.model_version), el("td", {}, String(m.live_posts)),
+    el("td", {}, String(m.rescored_posts)), el("td", {}, m.last_post_at ? timeLabel(m.last_post_at) : "-"))));
+  $("model-meta").textContent = versions.length ? `${versions.length} model${versions.length > 1 ? "s" : ""}` : "";
+  $("shadow").replaceChildren(...shadow.map((c) => el("div", { class: "shadow", "data-challenger": c.challenger },
+    el("p", {}, el("strong", {}, "Shadow " + c.challenger), ": ",
+      c.agreement === null ? "no post compared yet"
+        : `agrees on ${(c.agreement * 100).toFixed(1)} % of ${c.compared} posts`,
+      c.waiting ? ` (${c.waiting} awaiting the champion's result)` : ""),
+    confusionTable(c))));
+}
+
 // Thumbnails of inline images, by API path -> a promise of an object URL. An <img> cannot send the token,
 // so each is fetched with it, once: a post's thumbnail never changes.
 const thumbnails = new Map();
@@ -253,7 +279,8 @@ async function loadHealth() {
 }
 
 async function refreshAll() {
-  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadAlerts(), loadHealth()]);
+  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadAlerts(), loadHealth(),
+    loadModels()]);
 }
 
 function guarded(fn) {
@@ -330,7 +357,7 @@ async function start() {
   connectLive();
   if (state.started) return;
   state.started = true;
-  setInterval(guarded(async () => { await Promise.all([loadAlerts(), loadHealth()]); }), 30000);
+  setInterval(guarded(async () => { await Promise.all([loadAlerts(), loadHealth(), loadModels()]); }), 30000);
   document.body.dataset.ready = "true";
 }
 
