@@ -1,7 +1,8 @@
-"""mkdocs hooks: the configuration and HTTP API pages are generated from the code, so they cannot go stale.
+"""mkdocs hooks: the configuration and HTTP API pages, and the sizing table, are generated, so they cannot go stale.
 
 `docs/configuration.md` and `docs/api.md` hold the hand-written introduction; the marker comment in each is
-replaced at build time by tables made from `core.settings.Settings` and the API's OpenAPI document.
+replaced at build time by tables made from `core.settings.Settings` and the API's OpenAPI document. The sizing
+marker in `docs/operations.md` becomes `monitor bench size`'s table over the committed worker reports.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from typing import Any
 
 SETTINGS_MARKER = "<!-- generated: settings -->"
 OPENAPI_MARKER = "<!-- generated: openapi -->"
+SIZING_MARKER = "<!-- generated: sizing -->"
+SIZING_RATE = 1000.0
+"""The example target of the sizing table (posts/s at peak)."""
 
 
 def _cell(text: object) -> str:
@@ -79,9 +83,21 @@ def openapi_markdown() -> str:
     return "\n".join(parts)
 
 
+def sizing_markdown() -> str:
+    """`monitor bench size --rate SIZING_RATE` over bench/results/worker-*.json."""
+    from pathlib import Path
+
+    from benchmarks.sizing import measured_workers, plan, plan_table
+
+    reports = sorted((Path(__file__).resolve().parents[1] / "bench" / "results").glob("worker-*.json"))
+    return plan_table([plan(m, SIZING_RATE) for path in reports for m in measured_workers(path)])
+
+
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
     if SETTINGS_MARKER in markdown:
         markdown = markdown.replace(SETTINGS_MARKER, settings_markdown())
     if OPENAPI_MARKER in markdown:
         markdown = markdown.replace(OPENAPI_MARKER, openapi_markdown())
+    if SIZING_MARKER in markdown:
+        markdown = markdown.replace(SIZING_MARKER, sizing_markdown())
     return markdown

@@ -212,3 +212,25 @@ def bench_plot(results: Path) -> None:
     from benchmarks.plot import plot_results
 
     click.echo(f"wrote {plot_results(results)}")
+
+
+@bench.command("size")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), required=True,
+              help="Peak posts/s the deployment must keep up with.")
+@click.option("--headroom", type=click.FloatRange(min=1), default=1.5, show_default=True,
+              help="Capacity over the peak (catching up after an outage, uneven partitions).")
+@click.option("--cores", type=click.IntRange(min=1), default=None,
+              help="CPU cores per worker pod [default: the benchmarked host's].")
+@click.argument("reports", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def bench_size(rate: float, headroom: float, cores: int | None, reports: tuple[Path, ...]) -> None:
+    """Worker replicas, cores and partitions for --rate, from `monitor bench worker` REPORTS (default: the
+    worker reports in bench/results/), one row per measured runtime."""
+    from benchmarks.sizing import measured_workers, plan, plan_table
+
+    paths = list(reports) or sorted(Path("bench/results").glob("worker-*.json"))
+    if not paths:
+        raise click.UsageError("no worker reports: run `monitor bench worker` first, or name its JSON")
+    plans = [plan(m, rate, headroom, cores) for path in paths for m in measured_workers(path)]
+    click.echo(plan_table(plans))
+    click.echo(f"\nfor {rate:,.0f} posts/s x {headroom} headroom; posts topic partitions >= replicas x processes "
+               "each, and KEDA's maxReplicaCount <= partitions / processes each")
