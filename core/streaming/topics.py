@@ -1,4 +1,5 @@
-"""The pipeline's topics (posts, sentiment, dead letters, deletions, shadow results, model control): declared once for the worker, sink and tests."""
+"""The pipeline's topics (posts, sentiment, dead letters, deletions, shadow results, model control): declared once
+for the worker, sink and tests."""
 
 from __future__ import annotations
 
