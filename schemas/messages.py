@@ -229,10 +229,11 @@ class ModelAssignment(_Strict):
     share: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Challenger only: the share of posts it shadow-scores (by a hash "
         "of the post id); null keeps the worker's MODEL_SHADOW_SHARE.")
-    updated_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC),
-                                  description="When the assignment was written: an RFC 3339 string or unix seconds.")
+    updated_at: Timestamp | None = Field(
+        default=None, description="When the assignment was written (`monitor model` sets it): an RFC 3339 string or "
+        "unix seconds. A record that repeats the previous one, this included, changes nothing.")
 
     @field_validator("updated_at")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return as_utc(value)
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)

@@ -140,17 +140,15 @@ class ModelSwitch:
 
     async def start(self) -> None:
         """On the worker's event loop: SIGHUP reloads, and the control topic is followed (with `follow`)."""
-        if not self.follow:
-            return
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
-        self._follower = asyncio.create_task(self._follow(), name="model-control")
+        if self.follow:
+            self._follower = asyncio.create_task(self._follow(), name="model-control")
 
     async def stop(self) -> None:
         """Stop following; wait for old models to be closed (they finish their batches first)."""
-        if self.follow:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
