@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import faust
@@ -28,6 +29,7 @@ def build_worker_app(settings: Settings) -> faust.App:
     # The decode threads let go of the GIL for every image (libjpeg-turbo, PIL) and must win it back from a
     # busy event loop: a shorter switch interval than Python's gets them going sooner (docs/performance.md).
     sys.setswitchinterval(settings.worker.gil_switch_ms / 1000)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the agent handles it (a reload): never a stop
     app = create_app(worker_group(settings), settings)
     switch = serving_at_start(settings)
     model = switch.serving.current

@@ -261,7 +261,8 @@ def serving_at_start(settings: Settings) -> ModelSwitch:
     role = ModelRole(settings.model.role)
     assignment: ModelAssignment | None = None
     try:
-        assignment = asyncio.run(read_assignments(settings, STARTUP_READ_TIMEOUT_S)).get(role)
+        assignment = asyncio.run(asyncio.wait_for(read_assignments(settings, STARTUP_READ_TIMEOUT_S),
+                                                  2 * STARTUP_READ_TIMEOUT_S)).get(role)
     except Exception as exc:  # noqa: BLE001 - a worker must start without the control topic
         log.warning("model control topic unreadable at start; serving MODEL_CHECKPOINT", error=repr(exc))
     log_level, log_json = settings.runtime.log_level, settings.runtime.log_json
