@@ -116,6 +116,8 @@ async def test_a_challenger_serves_its_assignment_from_start_and_shadow_scores_o
     local = local_settings(settings, env)
     checkpoint = tmp_path / "radm-test-2.pt"
     RADM(RADMConfig.tiny(version="radm-test-2")).save(checkpoint)
+    nothing = monitor(stack, "model", "promote", env=env)
+    assert nothing.returncode != 0 and "no challenger is assigned" in nothing.stderr, nothing.stderr
     served = monitor(stack, "model", "serve", "--role", "challenger", str(checkpoint), "--share", "0.3", env=env)
     assert served.returncode == 0, served.stderr
     listed = monitor(stack, "model", "assignments", env=env)

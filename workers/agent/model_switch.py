@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from core import metrics
@@ -120,6 +120,7 @@ class ModelSwitch:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._follower: asyncio.Task | None = None
+        self._previous_sighup: signal.Handlers | Callable | int | None = None
         self._report_serving()
 
     @property
@@ -141,14 +142,19 @@ class ModelSwitch:
     async def start(self) -> None:
         """On the worker's event loop: SIGHUP reloads, and the control topic is followed (with `follow`)."""
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            previous = signal.getsignal(signal.SIGHUP)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+            self._previous_sighup = previous
         if self.follow:
             self._follower = asyncio.create_task(self._follow(), name="model-control")
 
     async def stop(self) -> None:
         """Stop following; wait for old models to be closed (they finish their batches first)."""
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._previous_sighup is not None:  # not the default action back: a late SIGHUP must not kill the worker
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+                signal.signal(signal.SIGHUP, self._previous_sighup)
+            self._previous_sighup = None
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
