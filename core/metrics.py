@@ -17,7 +17,8 @@ log = get_logger(__name__)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-POSTS = Counter("monitor_worker_posts", "Posts consumed by the worker, by outcome (scored or dead_letter).",
+POSTS = Counter("monitor_worker_posts", "Posts consumed by the worker, by outcome: scored, dead_letter, and for a "
+                "challenger skipped (outside its share) or dropped (unusable; the champion dead-letters it).",
                 ["outcome"])
 DEAD_LETTERS = Counter("monitor_worker_dead_letters",
                        "Posts sent to the dead-letter topic, by reason code (`schemas.reasons.ReasonCode`).",
@@ -48,6 +49,14 @@ CONSUMER_LAG = Gauge("monitor_worker_consumer_lag",
 ASSIGNED = Gauge("monitor_worker_assigned_partition", "1 for each partition of `posts` this process consumes.",
                  ["topic", "partition"])
 MODEL_INFO = Gauge("monitor_worker_model_info", "The loaded model (value 1).", ["version", "device"])
+MODEL_SWAPS = Counter("monitor_model_swaps", "Model swaps a worker attempted, by outcome: swapped (the new model "
+                      "serves), unchanged (the checkpoint holds the model already serving), refused (it did not load "
+                      "or validate: the old model keeps serving).", ["outcome"])
+SERVING_MODEL = Gauge("monitor_worker_serving_model", "The model id this worker scores with now, and its role "
+                      "(value 1; one series per process).", ["role", "model_id"])
+SHADOW_SHARE = Gauge("monitor_worker_shadow_share", "The share of posts a challenger worker scores (1 for a champion).")
+SHADOW_DEAD_LETTERS = Counter("monitor_worker_shadow_dead_letters", "Posts a challenger worker could not score, by "
+                              "reason code: counted, not written to the DLQ (the champion does that).", ["reason"])
 
 SINK_RESULTS = Counter("monitor_sink_results", "Sentiment results consumed by the sink (redeliveries included).")
 SINK_SHADOW_RESULTS = Counter("monitor_sink_shadow_results", "A challenger's shadow results consumed by the sink "

@@ -206,3 +206,34 @@ class DeadLetter(_Strict):
     key: WireBytes | None = Field(default=None, description="The message's key as it was, base64; the dead letter is "
                                   "published under the same key.")
     failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class ModelRole(StrEnum):
+    """Which model a worker serves: the champion's results feed the trends, a challenger's only the shadow topic."""
+
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+
+
+class ModelAssignment(_Strict):
+    """Which checkpoint a model role serves: a record of the model control topic (MODEL_CONTROL_TOPIC), keyed by the
+    role (`champion` or `challenger`). The topic is compacted, so the latest record per role is the assignment;
+    `monitor model serve` and `monitor model promote` write it and every worker of the role follows it."""
+
+    checkpoint: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1024)] = Field(
+        description="A MODEL_CHECKPOINT value: a path the workers can read, or a shipped name (`bootstrap`, "
+        "`multilingual`, `untrained`).")
+    model_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        default=None, description="The model id the checkpoint must load as (`<config version>@<sha256, 12 hex>`): "
+        "a worker refuses a file that loads as another. Null: whatever the file holds.")
+    share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Challenger only: the share of posts it shadow-scores (by a hash "
+        "of the post id); null keeps the worker's MODEL_SHADOW_SHARE.")
+    updated_at: Timestamp | None = Field(
+        default=None, description="When the assignment was written (`monitor model` sets it): an RFC 3339 string or "
+        "unix seconds. A record that repeats the previous one, this included, changes nothing.")
+
+    @field_validator("updated_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)

@@ -1,4 +1,5 @@
-"""`monitor model ...`: the model's ONNX export (the CPU fast path) and its parity with PyTorch."""
+"""`monitor model ...`: the model's ONNX export (the CPU fast path) and its parity with PyTorch; which checkpoint
+each model role serves (`serve`, `promote`, `assignments`: the model control topic)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ CHECKPOINT_HELP = "A MODEL_CHECKPOINT value: bootstrap (the shipped checkpoint),
 
 @click.group()
 def model() -> None:
-    """The sentiment model's runtimes: ONNX export and parity (MODEL_RUNTIME)."""
+    """The sentiment model: runtimes (ONNX export and parity) and serving (champion, challenger, promotion)."""
 
 
 @model.command("export-onnx")
@@ -111,3 +112,96 @@ def parity(checkpoint: str | None, set_names: str, tweet_data: Path | None, prec
     }
     write_report(report, out)
     click.echo(json.dumps({"wrote": str(out)}))
+
+
+ROLES = click.Choice(["champion", "challenger"])
+
+
+def _assignments() -> dict:
+    import asyncio
+
+    from core.streaming.model_control import read_assignments
+
+    return asyncio.run(read_assignments(get_settings()))
+
+
+def _write(assignments: dict) -> None:
+    import asyncio
+
+    from core.streaming.model_control import write_assignments
+
+    asyncio.run(write_assignments(get_settings(), assignments))
+
+
+def _checked_id(checkpoint: str, model_id: str | None) -> str:
+    """Load the checkpoint here as a worker would check it (sentiment labels, one probe prediction); its model id."""
+    from workers.inference.model import SentimentModel
+    from workers.inference.swap import ModelRefused, validate
+
+    try:
+        loaded = SentimentModel.load(checkpoint, "cpu")
+        validate(loaded, model_id, get_settings().worker.max_image_pixels)
+    except ModelRefused as exc:
+        raise click.ClickException(f"{checkpoint}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any load failure is the operator's to see, not a traceback
+        raise click.ClickException(f"{checkpoint} does not load: {exc}") from None
+    return loaded.version
+
+
+@model.command("serve")
+@click.argument("checkpoint")
+@click.option("--role", type=ROLES, required=True, help="Which workers serve it (MODEL_ROLE).")
+@click.option("--share", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Challenger only: the share of posts it shadow-scores  [default: the workers' MODEL_SHADOW_SHARE].")
+@click.option("--model-id", default=None, help="The id the checkpoint must load as  [default: its id, computed here].")
+@click.option("--no-check", is_flag=True, help="Do not load the checkpoint here (a path only the workers can read); "
+              "the workers check it, against --model-id if given.")
+def serve(checkpoint: str, role: str, share: float | None, model_id: str | None, no_check: bool) -> None:
+    """Assign CHECKPOINT (a path, or bootstrap, multilingual, untrained) to every worker of a role: each loads it,
+    checks it and swaps it in between batches, and serves it after a restart too."""
+    from datetime import UTC, datetime
+
+    from schemas import ModelAssignment, ModelRole
+
+    if share is not None and role != "challenger":
+        raise click.UsageError("--share is for the challenger: the champion scores every post")
+    if not no_check:
+        model_id = _checked_id(checkpoint, model_id)
+    record = ModelAssignment(checkpoint=checkpoint, model_id=model_id, share=share, updated_at=datetime.now(UTC))
+    _write({ModelRole(role): record})
+    click.echo(json.dumps({role: record.model_dump(mode="json")}, indent=2))
+
+
+@model.command("promote")
+def promote() -> None:
+    """Swap the roles: the challenger's checkpoint becomes the champion's, and the champion's (its record, else
+    MODEL_CHECKPOINT) the challenger's, with the challenger's share."""
+    from datetime import UTC, datetime
+
+    from schemas import ModelAssignment, ModelRole
+
+    current = _assignments()
+    challenger = current.get(ModelRole.CHALLENGER)
+    if challenger is None:
+        raise click.ClickException("no challenger is assigned: nothing to promote (`monitor model serve --role "
+                                   "challenger CHECKPOINT` first)")
+    champion = current.get(ModelRole.CHAMPION) or ModelAssignment(checkpoint=get_settings().model.checkpoint)
+    now = datetime.now(UTC)
+    swapped = {
+        ModelRole.CHAMPION: ModelAssignment(checkpoint=challenger.checkpoint, model_id=challenger.model_id,
+                                            updated_at=now),
+        ModelRole.CHALLENGER: ModelAssignment(checkpoint=champion.checkpoint, model_id=champion.model_id,
+                                              share=challenger.share, updated_at=now),
+    }
+    _write(swapped)
+    click.echo(json.dumps({role.value: record.model_dump(mode="json") for role, record in swapped.items()}, indent=2))
+
+
+@model.command("assignments")
+def assignments() -> None:
+    """Print each role's current control record (null: none; the champion then serves MODEL_CHECKPOINT)."""
+    from schemas import ModelRole
+
+    current = _assignments()
+    click.echo(json.dumps({role.value: current[role].model_dump(mode="json") if role in current else None
+                           for role in ModelRole}, indent=2))

@@ -25,8 +25,10 @@ def make_harness(**overrides):
     settings = Settings(kafka_bootstrap="localhost:1", worker_max_batch=4, worker_max_wait_s=0.01, **overrides)
     app = faust.App("agent-test", broker="kafka://localhost:1", store="memory://", web_enabled=False)
     topics = create_topics(app, settings)
-    sent: dict[str, list] = {"sentiment": [], "dlq": [], "sentiment-records": [], "dlq-records": []}
-    names = {settings.kafka.sentiment_topic: "sentiment", settings.kafka.dlq_topic: "dlq"}
+    sent: dict[str, list] = {"sentiment": [], "dlq": [], "shadow": [], "sentiment-records": [], "dlq-records": [],
+                             "shadow-records": []}
+    names = {settings.kafka.sentiment_topic: "sentiment", settings.kafka.dlq_topic: "dlq",
+             settings.kafka.shadow_topic: "shadow"}
 
     class Recorder:
         """Stands in for BatchSender (no broker): records what the agent hands it, acknowledged at once."""

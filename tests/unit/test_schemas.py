@@ -70,7 +70,7 @@ def test_dead_letter_keeps_raw_payload():
 
 def test_json_schemas_exported_for_wire_messages():
     schemas = json_schemas()
-    assert set(schemas) == {"Post", "PostDeletion", "SentimentResult", "DeadLetter"}
+    assert set(schemas) == {"Post", "PostDeletion", "SentimentResult", "DeadLetter", "ModelAssignment"}
     assert "post_id" in schemas["Post"]["required"]
     assert schemas["Post"]["additionalProperties"] is False
 

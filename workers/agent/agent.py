@@ -9,6 +9,10 @@ acknowledgements, then ack), so a committed offset always means "its results are
 model never waits for a decode or a produce round trip (with the model in its own process, batch N+1 is
 already queued there while batch N is scored), and batch N+1's results are on their way while the
 broker acknowledges batch N's.
+
+The model can be replaced while the worker runs (`workers.agent.model_switch`): each batch is scored by the model
+that serves when it is submitted, and its results carry that model's id. A challenger worker (MODEL_ROLE) scores
+only its share of posts, into the shadow topic, and writes no dead letters.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from schemas import DeadLetter, SentimentResult
 from schemas.reasons import ReasonCode
 from workers.agent.batching import BatchPipeline
 from workers.agent.delivery import BatchSender
+from workers.agent.model_switch import ModelSwitch
 from workers.agent.triage import Prepared, Triage
 from workers.inference.child import ModelProcessDied
 from workers.inference.model import sentiment_results
@@ -47,6 +52,8 @@ class Submitted:
     prepared: Prepared
     probabilities: Future[list[list[float]]] | None
     started: float
+    model: Predictor | None = None
+    """The model the batch was submitted to: its results carry its id, whatever serves by then."""
 
 
 @dataclass
@@ -57,18 +64,26 @@ class Produced:
     scored: int
     dead: list[DeadLetter]
     started: float
+    skipped: int = 0
 
 
 class InferenceAgent:
     """The worker's Faust agent: the stages of `BatchPipeline` as methods, and a timer that reports consumer lag.
 
     Events are acked (their offsets committable) only after their results and dead letters are delivered, by
-    `sender` (by default a `BatchSender` the agent starts and stops)."""
+    `sender` (by default a `BatchSender` the agent starts and stops).
+
+    `switch` holds the serving model and what may replace it (SIGHUP, the control topic); without one the agent
+    serves `model` for good."""
 
     def __init__(self, app: faust.App, topics: Topics, model: Predictor, settings: Settings,
-                 sender: BatchSender | None = None) -> None:
-        self.app, self.topics, self.model, self.settings = app, topics, model, settings
-        self.triage = Triage(model, settings)
+                 sender: BatchSender | None = None, switch: ModelSwitch | None = None) -> None:
+        self.app, self.topics, self.settings = app, topics, settings
+        self.switch = switch or ModelSwitch(model, settings)
+        self.serving = self.switch.serving
+        self.challenger = self.switch.challenger
+        self.results_topic = (topics.shadow if self.challenger else topics.sentiment).get_topic_name()
+        self.triage = Triage(self.serving, settings, self.switch.selects if self.challenger else None)
         self.sender = sender or BatchSender(settings)
         self.processed: dict = {}
         """Per partition (TP), the next offset to process: the lag gauge's low end."""
@@ -83,9 +98,11 @@ class InferenceAgent:
         pipeline = BatchPipeline(self.settings.worker.max_batch, self.settings.worker.max_wait_s, stages,
                                  metrics.observe_stage)
         await self.sender.start()
+        await self.switch.start()
         try:
             await pipeline.run(stream.noack().events())
         finally:
+            await self.switch.stop()
             await self.sender.stop()
             if self.triage.fetcher is not None:
                 await self.triage.fetcher.close()
@@ -108,11 +125,14 @@ class InferenceAgent:
         """Hand the usable posts to the model: returns once the batch is queued there (in its own process) or
         scored (in this one)."""
         started = time.perf_counter()
-        return Submitted(prepared, self.model.submit(prepared.decoded) if prepared.posts else None, started)
+        if not prepared.posts:
+            return Submitted(prepared, None, started)
+        model, probabilities = self.serving.submit(prepared.decoded)
+        return Submitted(prepared, probabilities, started, model)
 
     async def scored(self, submitted: Submitted) -> tuple[list[SentimentResult], list[DeadLetter]]:
         prepared = submitted.prepared
-        if submitted.probabilities is None:
+        if submitted.probabilities is None or submitted.model is None:
             return [], prepared.dead
         try:
             probabilities = await asyncio.wrap_future(submitted.probabilities)
@@ -124,7 +144,7 @@ class InferenceAgent:
                       for e in prepared.usable]
             return [], prepared.dead + failed
         metrics.MODEL_SECONDS.observe(time.perf_counter() - submitted.started)
-        model = self.model
+        model = submitted.model
         return sentiment_results(prepared.posts, probabilities, model.labels, model.version, submitted.started,
                                  prepared.thumbnails, prepared.languages, model.config.languages), prepared.dead
 
@@ -133,12 +153,13 @@ class InferenceAgent:
         stage awaits the broker."""
         results, dead = await self.scored(submitted)
         started = time.perf_counter()
-        pending = await self.sender.send(self.topics.sentiment.get_topic_name(),
+        pending = await self.sender.send(self.results_topic,
                                          [(r.post_id.encode(), r.model_dump_json().encode()) for r in results])
-        pending += await self.sender.send(self.topics.dlq.get_topic_name(),
-                                          [(d.key, d.model_dump_json().encode()) for d in dead],
-                                          [dead_letter_headers(d) for d in dead])
-        return Produced(pending, len(results), dead, started)
+        if not self.challenger:  # the champion dead-letters every post; a challenger's letters would repeat them
+            pending += await self.sender.send(self.topics.dlq.get_topic_name(),
+                                              [(d.key, d.model_dump_json().encode()) for d in dead],
+                                              [dead_letter_headers(d) for d in dead])
+        return Produced(pending, len(results), dead, started, submitted.prepared.skipped)
 
     async def confirm(self, events: Sequence[faust.EventT], produced: Produced) -> None:
         """Await the broker's acknowledgements, then ack the events: only now may their offsets be committed."""
@@ -149,6 +170,15 @@ class InferenceAgent:
             tp = event.message.tp
             self.processed[tp] = max(self.processed.get(tp, 0), event.message.offset + 1)
         metrics.POSTS.labels("scored").inc(produced.scored)
+        if self.challenger:
+            metrics.POSTS.labels("skipped").inc(produced.skipped)
+            metrics.POSTS.labels("dropped").inc(len(produced.dead))
+            for letter in produced.dead:
+                metrics.SHADOW_DEAD_LETTERS.labels(letter.code).inc()
+                log.info("post not shadow-scored (the champion dead-letters it)", code=letter.code,
+                         reason=letter.reason, partition=letter.partition, offset=letter.offset)
+            log.debug("batch done", results=produced.scored, dropped=len(produced.dead), skipped=produced.skipped)
+            return
         metrics.POSTS.labels("dead_letter").inc(len(produced.dead))
         for letter in produced.dead:
             metrics.DEAD_LETTERS.labels(letter.code).inc()
@@ -171,6 +201,7 @@ class InferenceAgent:
 
 
 def register_inference_agent(app: faust.App, topics: Topics, model: Predictor, settings: Settings,
-                             sender: BatchSender | None = None) -> faust.types.AgentT:
+                             sender: BatchSender | None = None, switch: ModelSwitch | None = None
+                             ) -> faust.types.AgentT:
     """Attach an `InferenceAgent` to `app`; returns the Faust agent."""
-    return InferenceAgent(app, topics, model, settings, sender).register()
+    return InferenceAgent(app, topics, model, settings, sender, switch).register()

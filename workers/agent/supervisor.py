@@ -2,7 +2,8 @@
 
 Each child is a plain `monitor worker` with its own `METRICS_PORT` (consecutive ports), exactly what
 `docker compose up --scale worker=N` runs. Signals are forwarded, so SIGTERM drains every child's
-in-flight batch. If one child dies the others are stopped and the supervisor exits with its status:
+in-flight batch, and SIGHUP makes every child re-read its model checkpoint (`workers.agent.model_switch`).
+If one child dies the others are stopped and the supervisor exits with its status:
 the host's process manager (compose `restart:`, systemd) restarts the set, instead of the host
 silently running fewer workers than it was given.
 """
@@ -43,8 +44,14 @@ def run_workers(concurrency: int, metrics_port: int) -> int:
             if child.poll() is None:
                 child.send_signal(signum)
 
+    def reload(signum: int, _frame) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, reload)
     while not stopping and all(child.poll() is None for child in children):
         time.sleep(0.2)
     if not stopping:

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import faust
 import numpy as np
@@ -26,6 +26,9 @@ from workers.inference.model import Decoded
 from workers.inference.predictor import Predictor
 from workers.media.images import thumbnail_jpeg, upright_aspect
 
+if TYPE_CHECKING:
+    from workers.agent.model_switch import ServingModel
+
 log = get_logger(__name__)
 
 T = TypeVar("T")
@@ -33,6 +36,13 @@ T = TypeVar("T")
 
 Ready = tuple[Post, Decoded, bytes | None, str | None]
 """A post ready for the model: the post, its text and pixels, its image's thumbnail (if any), its language."""
+
+
+class Skipped:
+    """A post outside a challenger's share: acked with its batch, neither scored nor dead-lettered."""
+
+
+SKIPPED = Skipped()
 
 
 @dataclass
@@ -47,6 +57,8 @@ class Prepared:
     thumbnails: list[bytes | None] = field(default_factory=list)
     languages: list[str | None] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    skipped: int = 0
+    """Posts outside a challenger's share (`Triage.select`)."""
     linked: list[tuple[faust.EventT, Post]] = field(default_factory=list)
     fetching: asyncio.Future[list[bytes | FetchFailed]] | None = None
     """The linked images on their way (`Triage.start_fetching`)."""
@@ -80,8 +92,11 @@ class Triage:
 
     The pool lives as long as the process: its idle threads cost nothing and exit with the interpreter."""
 
-    def __init__(self, model: Predictor, settings: Settings) -> None:
-        self.model, self.settings = model, settings
+    def __init__(self, model: Predictor | ServingModel, settings: Settings,
+                 select: Callable[[Post], bool] | None = None) -> None:
+        """`select`: which parsed posts to go on with (a challenger's share); the others are skipped before any
+        image is decoded or fetched. None (a champion): every post."""
+        self.model, self.settings, self.select = model, settings, select
         self.threads = settings.worker.decode_threads
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
         self.fetcher = ImageFetcher(settings.worker.image_timeout_s, settings.worker.max_message_bytes,
@@ -90,11 +105,13 @@ class Triage:
         self.reader = ImageTextReader() if settings.worker.ocr else None
         self.languages = LanguageDetector()
 
-    def one(self, raw: bytes | None) -> Ready | Post | BadInput:
-        """Ready, a post whose linked image must be fetched first, or why the message cannot be used."""
+    def one(self, raw: bytes | None) -> Ready | Post | BadInput | Skipped:
+        """Ready, a post whose linked image must be fetched first, skipped, or why the message cannot be used."""
 
-        def triaged() -> Ready | Post:
+        def triaged() -> Ready | Post | Skipped:
             post = parse_post(raw, self.settings.worker.max_message_bytes)
+            if self.select is not None and not self.select(post):
+                return SKIPPED
             if post.image is None and post.image_url is not None and self.fetcher is not None:
                 return post
             return self.ready(post)
@@ -123,7 +140,7 @@ class Triage:
             log.exception("no thumbnail for a post", post_id=post.post_id)
             return None
 
-    def many(self, raws: Sequence[bytes | None]) -> list[Ready | Post | BadInput]:
+    def many(self, raws: Sequence[bytes | None]) -> list[Ready | Post | BadInput | Skipped]:
         return [self.one(raw) for raw in raws]
 
     def __call__(self, events: Sequence[faust.EventT]) -> Prepared:
@@ -137,6 +154,8 @@ class Triage:
         for event, outcome in zip(events, outcomes, strict=True):
             if isinstance(outcome, Post):
                 prepared.linked.append((event, outcome))
+            elif outcome is SKIPPED:
+                prepared.skipped += 1
             else:
                 prepared.add(event, outcome)
         return prepared

@@ -16,7 +16,7 @@ cores are the limit and this gains nothing (docs/performance.md); the idle gaps 
 model is a GPU's.
 A `ProcessPoolExecutor` would hand every batch through two more threads (its queue manager and its
 feeder), each of which must win the GIL first.
-The child ignores SIGINT/SIGTERM: the worker finishes its in-flight batches and then closes the request
+The child ignores SIGINT/SIGTERM/SIGHUP: the worker finishes its in-flight batches and then closes the request
 pipe. If the worker is SIGKILLed, the kernel closes its end of the pipe and the child exits on the EOF.
 The pipes are one-way each, so closing the request pipe never races the reply thread's blocked read: the
 child's exit closes the reply pipe, which ends that thread.
@@ -73,6 +73,7 @@ def _serve(requests: Connection, replies: Connection, settings: ModelSettings, l
     """The child: load the model, then `answer` batches until the request pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when this process stops
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # SIGHUP is the worker's: reload its checkpoint
     configure_logging(log_level, log_json)
     try:
         model = load_worker_model(settings)
