@@ -30,6 +30,7 @@ MAX_TEXT_CHARS = 4_000
 """Longer posts are rejected, not truncated: a truncated post silently changes meaning."""
 
 MAX_TAGS = 32
+MAX_SOURCE_CHARS = 64
 
 MAX_THUMBNAIL_BYTES = 128 * 1024
 """A 256 px JPEG (the largest WORKER_THUMBNAIL_PX) of pure noise stays under this."""
@@ -94,7 +95,9 @@ class Post(_Strict):
     image_url: AnyUrl | None = Field(default=None, description="Where the image lives, when not inlined.")
     brands: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
     keywords: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
-    source: str = "unknown"
+    source: Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)] = Field(
+        default="unknown", description="Where the post came from (`bluesky`, `mastodon`, `rss`, ...): analysts filter "
+        "by it.")
     lang: str | None = None
 
     @field_validator("created_at")
@@ -130,6 +133,8 @@ class SentimentResult(_Strict):
     text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = Field(
         default="", description="The post's full text: the sink matches tracked brands' rules against it."
     )
+    source: Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)] = Field(
+        default="unknown", description="Where the post came from, as its producer said (`Post.source`).")
     image_ref: str | None = Field(default=None, description="The post's image_url, or sha256:<hex> of an inline image.")
     thumbnail: WireBytes | None = Field(
         default=None, max_length=MAX_THUMBNAIL_BYTES,

@@ -77,6 +77,7 @@ def post_row(result: SentimentResult, matcher: BrandMatcher = _NO_RULES) -> dict
         "text_excerpt": result.text[:EXCERPT_CHARS],
         "full_text": result.text if len(result.text) > EXCERPT_CHARS else None,
         "image_ref": result.image_ref,
+        "source": result.source,
         "language": result.language,
         "language_supported": result.language_supported,
     }
@@ -88,8 +89,8 @@ def _batch_rows():
         column("label", String), column("p_negative", Float), column("p_neutral", Float),
         column("p_positive", Float), column("polarity", Float), column("brands", ARRAY(Text)),
         column("tagged_brands", ARRAY(Text)), column("keywords", ARRAY(Text)), column("model_version", String),
-        column("text_excerpt", Text), column("full_text", Text), column("image_ref", Text), column("language", String),
-        column("language_supported", Boolean),
+        column("text_excerpt", Text), column("full_text", Text), column("image_ref", Text), column("source", String),
+        column("language", String), column("language_supported", Boolean),
     ).render_derived(name="batch", with_types=True)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    literal_column,
     text,
     true,
 )
@@ -55,8 +56,14 @@ post_sentiment = Table(
     Column("language_supported", Boolean, nullable=False, server_default=true()),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Column("full_text", Text, nullable=True),
+    Column("source", String(64), nullable=True),
     Index("ix_post_sentiment_model_created", "model_version", "created_at"),
 )
+
+SEARCH_DOCUMENT = func.to_tsvector(literal_column("'simple'::regconfig"),
+                                   func.coalesce(post_sentiment.c.full_text, post_sentiment.c.text_excerpt))
+"""A post's searchable text, the expression `ix_post_sentiment_search` indexes (migration 0011): search with
+`SEARCH_DOCUMENT.op("@@")(func.websearch_to_tsquery(literal_column("'simple'::regconfig"), query))`."""
 
 EXCERPT_CHARS = 280
 """`post_sentiment.text_excerpt` holds a post's first this many characters; a longer text is also in `full_text`."""
@@ -168,6 +175,30 @@ shadow_result = Table(
     *_probabilities(),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
     PrimaryKeyConstraint("post_id", "model_version"),
+)
+
+keyphrase_post = Table(
+    "keyphrase_post",
+    metadata,
+    Column("post_id", String(128), ForeignKey("post_sentiment.post_id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("label", String(16), nullable=False),
+    Column("brands", ARRAY(Text), nullable=False),
+    Column("terms", ARRAY(Text), nullable=False),
+    Column("counted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+keyphrase_bucket = Table(
+    "keyphrase_bucket",
+    metadata,
+    Column("brand", String(64), nullable=False),
+    Column("granularity", String(8), nullable=False),
+    Column("bucket_start", DateTime(timezone=True), nullable=False),
+    Column("label", String(16), nullable=False),
+    Column("phrase", Text, nullable=False),
+    Column("posts", Integer, nullable=False),
+    PrimaryKeyConstraint("brand", "granularity", "bucket_start", "label", "phrase"),
+    CheckConstraint("granularity IN ('hour', 'day')", name="keyphrase_bucket_granularity"),
 )
 
 tracked_brand = Table(

@@ -305,6 +305,7 @@ def sentiment_results(posts: Sequence[Post], probabilities: Sequence[Sequence[fl
             model_version=version,
             latency_ms=per_post_ms,
             text=post.text,
+            source=post.source,
             image_ref=post.image_ref,
             thumbnail=thumbnail,
             language=language,
