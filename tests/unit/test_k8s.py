@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 CPU = K8S / "overlays" / "cpu"
+SHADOW = K8S / "overlays" / "shadow"
 SECRETS_EXAMPLE = BASE / "secrets.env.example"
 CRD_PATH = K8S / "schemas" / "keda.sh_scaledobjects.yaml"
 COMPOSE_PATH = ROOT / "docker-compose.yml"
@@ -176,7 +177,7 @@ def rendered(directory: Path) -> list[dict]:
     return copy.deepcopy(list(_rendered(directory)))
 
 
-TREES = {"default": K8S, "base": BASE, "cpu": CPU}
+TREES = {"default": K8S, "base": BASE, "cpu": CPU, "shadow": SHADOW}
 
 
 def one(resources: list[dict], kind: str, name: str) -> dict:
@@ -377,6 +378,19 @@ def test_the_default_is_the_base_and_the_overlay_changes_only_the_worker():
     assert {key for key in base if base[key] != cpu[key]} == {("Deployment", "worker"), ("ScaledObject", "worker")}
 
 
+def test_the_shadow_overlay_adds_only_a_challenger_worker():
+    base, shadow = comparable(rendered(BASE)), comparable(rendered(SHADOW))
+    assert shadow.keys() - base.keys() == {("Deployment", "worker-challenger")}
+    assert all(shadow[key] == base[key] for key in base)
+    challenger = one(rendered(SHADOW), "Deployment", "worker-challenger")
+    worker = one(rendered(BASE), "Deployment", "worker")
+    env = {e["name"]: e.get("value") for e in challenger["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODEL_ROLE"] == "challenger" and 0 < float(env["MODEL_SHADOW_SHARE"]) <= 1
+    assert challenger["spec"]["selector"] != worker["spec"]["selector"]  # the champions' Deployment never adopts it
+    assert not any(r["kind"] == "ScaledObject" and r["spec"]["scaleTargetRef"]["name"] == "worker-challenger"
+                   for r in rendered(SHADOW))
+
+
 def test_one_namespace_for_everything():
     resources = rendered(BASE)
     (namespace,) = [r for r in resources if r["kind"] == "Namespace"]
@@ -402,7 +416,7 @@ def test_the_configmap_is_composes_shared_settings():
 
 def test_every_variable_is_a_setting_or_a_cli_option():
     known = {name.upper() for name in FLAT_NAMES} | cli_env_names()
-    for tree in (BASE, CPU):
+    for tree in (BASE, CPU, SHADOW):
         resources = rendered(tree)
         names = set(one(resources, "ConfigMap", "monitor-config")["data"])
         names |= set(env_file(SECRETS_EXAMPLE))
@@ -411,7 +425,7 @@ def test_every_variable_is_a_setting_or_a_cli_option():
         assert names - known == set(), f"{tree.name}: not read by the monitor"
 
 
-@pytest.mark.parametrize("tree", [BASE, CPU], ids=["base", "cpu"])
+@pytest.mark.parametrize("tree", [BASE, CPU, SHADOW], ids=["base", "cpu", "shadow"])
 def test_every_container_environment_is_accepted_by_settings(tree):
     resources = rendered(tree)
     secrets = env_file(SECRETS_EXAMPLE)
@@ -456,7 +470,7 @@ def test_every_command_exists():
 
 
 def test_every_container_has_requests_and_limits():
-    for tree in (BASE, CPU):
+    for tree in (BASE, CPU, SHADOW):
         for container in all_containers(rendered(tree)):
             for kind in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(container["resources"][kind]), (tree.name, container["name"], kind)
@@ -591,7 +605,7 @@ def test_the_cpu_overlay_drops_the_gpu():
     assert int(env["MODEL_THREADS"]) == int(container["resources"]["limits"]["cpu"]) - 1
 
 
-@pytest.mark.parametrize("tree", [BASE, CPU], ids=["base", "cpu"])
+@pytest.mark.parametrize("tree", [BASE, CPU, SHADOW], ids=["base", "cpu", "shadow"])
 def test_keda_scales_the_worker_on_its_groups_lag_up_to_the_partitions(tree):
     resources = rendered(tree)
     scaled = one(resources, "ScaledObject", "worker")
