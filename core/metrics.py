@@ -59,6 +59,8 @@ SHADOW_DEAD_LETTERS = Counter("monitor_worker_shadow_dead_letters", "Posts a cha
                               "reason code: counted, not written to the DLQ (the champion does that).", ["reason"])
 
 SINK_RESULTS = Counter("monitor_sink_results", "Sentiment results consumed by the sink (redeliveries included).")
+KEYPHRASE_POSTS = Counter("monitor_sink_keyphrase_posts", "Posts the keyphrase passes counted into the keyphrase "
+                          "tables, or took out again after a deletion.", ["outcome"])
 SINK_SHADOW_RESULTS = Counter("monitor_sink_shadow_results", "A challenger's shadow results consumed by the sink "
                               "(redeliveries included).")
 SINK_DEAD_LETTERS = Counter("monitor_sink_dead_letters", "Unparseable results and deletions the sink sent to the DLQ.")

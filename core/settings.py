@@ -255,7 +255,7 @@ class ModelSettings(_Section):
 
 
 class SinkSettings(_Section):
-    """The sink: its consumer group and write batches."""
+    """The sink: its consumer group, write batches and keyphrase passes."""
 
     group: str = Field(
         validation_alias="SINK_GROUP",
@@ -268,6 +268,12 @@ class SinkSettings(_Section):
     max_wait_s: float = Field(
         validation_alias="SINK_MAX_WAIT_S",
         default=0.2, gt=0, description="Sink batch latency cap.",
+    )
+    keyphrase_interval_s: float = Field(
+        validation_alias="SINK_KEYPHRASE_INTERVAL_S",
+        default=30.0, ge=0,
+        description="Seconds between keyphrase passes (the keyphrase tables count the posts stored since the last "
+                    "pass, beside the write path); 0 = no keyphrase tables.",
     )
 
 

@@ -150,3 +150,28 @@ class ShadowAgreement(BaseModel):
     """Champion label -> challenger label -> posts."""
     label_shares: dict[str, dict[str, float]]
     """`champion` / `challenger` -> label -> share of the compared posts."""
+
+
+class KeyphraseCount(BaseModel):
+    phrase: str
+    label: str
+    posts: int
+    """Posts in the window with this term and label."""
+    share: float
+    """Of the brand's posts with this label in the window."""
+    previous_posts: int
+    """The same count over the window of equal length just before."""
+    rising: float | None
+    """z-score of the term's log-odds in this window against the one before (above about 2: rising); null when the
+    window before has no posts with this label."""
+
+
+class KeyphraseList(BaseModel):
+    brand: str
+    granularity: str
+    since: datetime
+    until: datetime
+    previous_since: datetime
+    """Start of the window `previous_posts` and `rising` compare with (it ends at `since`)."""
+    phrases: list[KeyphraseCount]
+    """Per label, most posts first."""

@@ -28,6 +28,7 @@ from monitor.store.brands import BrandRuleCache
 from monitor.store.cache import cache_buckets
 from monitor.store.db import create_engine
 from monitor.store.deletions import AppliedDeletions, write_deletions
+from monitor.store.keyphrases import count_keyphrases
 from monitor.store.migrate import upgrade_head
 from monitor.store.retention import Retention, run_prune_loop
 from monitor.store.shadow import write_shadow_results
@@ -147,11 +148,34 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
             metrics.SINK_DEAD_LETTERS.inc(len(dead))
 
     @app.task
+    async def keyphrases() -> None:
+        """Keyphrase tables, beside the write path: every sink runs the loop, one at a time counts."""
+        await run_keyphrase_loop(engine, settings.sink.keyphrase_interval_s)
+
+    @app.task
     async def prune_expired() -> None:
         """Retention: every sink runs the loop, one at a time prunes (see monitor/retention.py)."""
         await run_prune_loop(engine, Retention.from_settings(settings), settings.retention.interval_s)
 
     return sink
+
+
+async def run_keyphrase_loop(engine: AsyncEngine, interval_s: float) -> None:
+    """A keyphrase pass every `interval_s` until cancelled; a failed pass (database down) is retried next time."""
+    if not interval_s:
+        log.info("keyphrase tables off (SINK_KEYPHRASE_INTERVAL_S=0)")
+        return
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            done = await count_keyphrases(engine)
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
+            log.warning("keyphrase pass failed, retrying next interval", error=error_summary(exc))
+            continue
+        if done is not None and (done.counted or done.removed):
+            metrics.KEYPHRASE_POSTS.labels("counted").inc(done.counted)
+            metrics.KEYPHRASE_POSTS.labels("removed").inc(done.removed)
+            log.info("keyphrase pass", counted=done.counted, removed=done.removed)
 
 
 Message = TypeVar("Message", bound=BaseModel)

@@ -188,6 +188,13 @@ keyphrase_post = Table(
     Column("counted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+monitor_state = Table(
+    "monitor_state",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 keyphrase_bucket = Table(
     "keyphrase_bucket",
     metadata,

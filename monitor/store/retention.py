@@ -4,10 +4,11 @@ Per-post rows (`post_sentiment`, with their `post_thumbnail`) serve two readers:
 check, which a redelivered result needs only while Kafka can still redeliver it, and the dashboard's example
 posts. They age by `processed_at`, the time the sink first wrote them, not by `created_at`: a backfill of old
 posts stays deduplicated for the whole retention after it ran. Re-scored posts (`post_rescore`) go with their
-posts, a challenger's shadow results with the posts of their time, re-scored minute buckets with the live ones.
-Minute buckets are 1,440 rows per brand and day; alert rules read them at most `LOOKBACK_DAYS` (37) back. Hour and
-day buckets are small and kept. A recorded deletion (`post_deletion`) keeps a post's late result from being counted;
-it ages with the posts, by the time the sink recorded it.
+posts, a challenger's shadow results with the posts of their time, re-scored minute buckets and hour keyphrase
+buckets with the live minute buckets. Minute buckets are 1,440 rows per brand and day; alert rules read them at
+most `LOOKBACK_DAYS` (37) back. Hour and day trend buckets are small and kept. A recorded deletion
+(`post_deletion`) keeps a post's late result from being counted; it ages with the posts, by the time the sink
+recorded it.
 
 Rows go in chunks of `CHUNK_ROWS`, one short transaction each, so the sink's writes never wait long behind a
 pass. A session advisory lock lets one process prune at a time (every sink replica runs the loop, and an
@@ -26,7 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core import metrics
 from core.logging import error_summary, get_logger
 from core.settings import Settings
-from monitor.store.db import BUCKET_KEY, post_deletion, post_sentiment, rescored_bucket, shadow_result, trend_bucket
+from monitor.store.db import (
+    BUCKET_KEY,
+    keyphrase_bucket,
+    post_deletion,
+    post_sentiment,
+    rescored_bucket,
+    shadow_result,
+    trend_bucket,
+)
 
 log = get_logger(__name__)
 
@@ -106,6 +115,14 @@ def _delete_shadow_results_chunk(before: datetime):
     return delete(shadow_result).where(tuple_(sr.post_id, sr.model_version).in_(chunk))
 
 
+def _delete_hour_keyphrases_chunk(before: datetime):
+    kb = keyphrase_bucket.c
+    key = (kb.brand, kb.granularity, kb.bucket_start, kb.label, kb.phrase)
+    chunk = (select(*key).where(kb.granularity == "hour", kb.bucket_start < before).limit(CHUNK_ROWS)
+             .with_for_update(skip_locked=True))
+    return delete(keyphrase_bucket).where(tuple_(*key).in_(chunk))
+
+
 def _delete_minute_buckets_chunk(before: datetime, table=trend_bucket):
     tb = table.c
     chunk = _expired_minute_buckets(before, table).limit(CHUNK_ROWS).with_for_update(skip_locked=True)
@@ -156,6 +173,7 @@ async def prune(engine: AsyncEngine, retention: Retention, now: datetime | None 
                 if minutes_before:
                     await _delete_in_chunks(conn, _delete_minute_buckets_chunk(minutes_before, rescored_bucket),
                                             "rescored_bucket")
+                    await _delete_in_chunks(conn, _delete_hour_keyphrases_chunk(minutes_before), "keyphrase_bucket")
         except BaseException:
             # A session lock outlives the pass on a pooled connection; closing the session is what surely frees it.
             await conn.invalidate()

@@ -61,7 +61,8 @@ async def history(engine, brand: str, now: datetime, days: float,
     while moment < end:
         negative, neutral, positive = counts(moment)
         rows.append({"brand": brand, "granularity": "hour", "bucket_start": moment, "language": "en",
-                     "language_supported": True, "negative": negative, "neutral": neutral, "positive": positive,
+                     "language_supported": True, "model_version": "test", "negative": negative, "neutral": neutral,
+                     "positive": positive,
                      "polarity_sum": 0.7 * (positive - negative)})
         moment += timedelta(hours=1)
     async with engine.begin() as conn:

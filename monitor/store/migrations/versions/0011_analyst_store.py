@@ -43,6 +43,12 @@ def upgrade() -> None:
         comment="Posts the keyphrase pass counted, with the terms they added (to take them out on deletion).",
     )
     op.create_table(
+        "monitor_state",
+        sa.Column("key", sa.Text(), primary_key=True),
+        sa.Column("value", sa.Text(), nullable=False),
+        comment="Small facts the processes keep between runs (e.g. how far the keyphrase pass has counted).",
+    )
+    op.create_table(
         "keyphrase_bucket",
         sa.Column("brand", sa.String(64), nullable=False),
         sa.Column("granularity", sa.String(8), nullable=False),
@@ -58,6 +64,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("keyphrase_bucket")
+    op.drop_table("monitor_state")
     op.drop_table("keyphrase_post")
     op.drop_index("ix_post_sentiment_search", "post_sentiment")
     op.drop_column("post_sentiment", "source")
