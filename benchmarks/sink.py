@@ -86,8 +86,9 @@ async def write_row_at_a_time(engine: AsyncEngine, results: Sequence[SentimentRe
                     stmt = insert(trend_bucket).values(
                         brand=brand, granularity=granularity, bucket_start=start,
                         language=result.language or UNKNOWN_LANGUAGE, language_supported=result.language_supported,
-                        negative=int(label == "negative"), neutral=int(label == "neutral"),
-                        positive=int(label == "positive"), polarity_sum=result.polarity)
+                        model_version=result.model_version, negative=int(label == "negative"),
+                        neutral=int(label == "neutral"), positive=int(label == "positive"),
+                        polarity_sum=result.polarity)
                     ex, tb = stmt.excluded, trend_bucket.c
                     await conn.execute(stmt.on_conflict_do_update(
                         index_elements=list(BUCKET_KEY),
@@ -104,13 +105,14 @@ async def write_batched(engine: AsyncEngine, results: Sequence[SentimentResult],
 
 async def _reset(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE post_thumbnail, post_sentiment, trend_bucket"))
+        await conn.execute(text("TRUNCATE post_sentiment, trend_bucket CASCADE"))  # and what refers to the posts
 
 
 async def _bucket_totals(engine: AsyncEngine) -> dict:
     async with engine.connect() as conn:
-        rows = await conn.execute(select(*bucket_columns(), trend_bucket.c.language, trend_bucket.c.language_supported))
-        return {(r.brand, r.granularity, r.bucket_start, r.language, r.language_supported):
+        tb = trend_bucket.c
+        rows = await conn.execute(select(*bucket_columns(), tb.language, tb.language_supported, tb.model_version))
+        return {(r.brand, r.granularity, r.bucket_start, r.language, r.language_supported, r.model_version):
                 (r.negative, r.neutral, r.positive, round(r.polarity_sum, 6)) for r in rows}
 
 
