@@ -13,7 +13,7 @@ const PRESETS = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const state = { token: null, brand: null, brands: [], volumes: {}, granularity: "minute", label: "", language: "",
                 postSource: "", q: "", liveCount: 0, trendChart: null, sovChart: null, source: null, timers: {},
                 range: { preset: "24h", since: null, until: null }, tz: localStorage.getItem("monitor-tz") || "local",
-                drill: null, cursor: null, pages: 0, timeline: [] };
+                drill: null, cursor: null, pages: 0, postsAsked: 0, trendsAsked: 0, timeline: [] };
 
 const $ = (id) => document.getElementById(id);
 
@@ -232,18 +232,21 @@ async function loadTrends() {
   const bounds = rangeBounds();
   const params = windowParams(bounds);
   params.set("granularity", state.granularity);
+  const asked = ++state.trendsAsked;
   const series = await api(`/api/brands/${encodeURIComponent(state.brand)}/trends?${params}`);
+  if (asked !== state.trendsAsked) return;
   const slots = timeline(series.points, bounds, series.granularity);
   state.timeline = slots;
   const chart = trendChart();
-  const values = (pick) => slots.map(({ t, p }) => ({ x: t, y: p ? pick(p) : null }));
+  const step = STEP_MS[series.granularity];
+  // Each value at its bucket's middle: a bar then spans its bucket, and a click anywhere in it finds it.
+  const values = (pick) => slots.map(({ t, p }) => ({ x: t + step / 2, y: p ? pick(p) : null }));
   chart.data.datasets[0].data = values((p) => p.negative);
   chart.data.datasets[1].data = values((p) => p.neutral);
   chart.data.datasets[2].data = values((p) => p.positive);
   chart.data.datasets[3].data = values((p) => Math.round(p.net_sentiment * 1000) / 1000);
   chart.data.datasets[4].data = values((p) => netInterval(p)[0]);
   chart.data.datasets[5].data = values((p) => netInterval(p)[1]);
-  const step = STEP_MS[series.granularity];
   chart.options.scales.x.min = slots.length ? slots[0].t : (bounds.since?.getTime() ?? undefined);
   chart.options.scales.x.max = slots.length ? slots[slots.length - 1].t + step : undefined;
   chart.options.scales.x.title.text = `time (${zoneName()}), ${series.granularity} buckets`;
@@ -432,7 +435,9 @@ async function loadPosts(more = false) {
   const params = postsParams();
   params.set("limit", String(PAGE_SIZE));
   if (more && state.cursor) params.set("cursor", state.cursor);
+  const asked = ++state.postsAsked;
   const page = await api(`/api/brands/${encodeURIComponent(state.brand)}/posts/page?${params}`);
+  if (asked !== state.postsAsked) return;  // a newer request (other filters, window or brand) answers instead
   const list = $("posts");
   if (!more) forgetThumbnailsBut(new Set(page.posts.map((p) => p.thumbnail_url).filter(Boolean)));
   const items = page.posts.map(renderPost);
@@ -558,6 +563,17 @@ async function refreshAll() {
     loadHealth(), loadModels()]);
 }
 
+/* Live updates refresh the posts list only while it shows the newest posts: not under an analyst reading further
+   pages or a drilled-into bucket or alert. */
+async function refreshFirstPage() {
+  if (state.pages <= 1 && !state.drill) await loadPosts();
+}
+
+async function catchUp() {
+  await Promise.all([loadTrends(), loadCompare(), refreshFirstPage(), loadLanguages(), loadSources(), loadAlerts(),
+    loadHealth(), loadModels()]);
+}
+
 /* The cards that depend on the brand or the range (models and health do not). */
 async function refreshWindow() {
   await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadSources(), loadAlerts()]);
@@ -579,7 +595,7 @@ function connectLive() {
     const status = JSON.parse(event.data);
     pill.textContent = status.live ? "live" : "live paused (Redis down)";
     pill.className = "pill " + (status.live ? "on" : "off");
-    if (status.live) debounce("all", guarded(refreshAll), 200);  // catch up on anything missed
+    if (status.live) debounce("all", guarded(catchUp), 200);  // catch up on anything missed
   });
   source.addEventListener("trend", (event) => {
     const update = JSON.parse(event.data);
@@ -590,8 +606,8 @@ function connectLive() {
     }
     if (update.brand === state.brand) {
       // The posts list is left alone while the analyst reads further pages or a drilled-into window.
-      const posts = state.pages <= 1 && !state.drill ? loadPosts : async () => {};
-      debounce("trends", guarded(async () => { await loadTrends(); await posts(); await loadLanguages(); }), 300);
+      debounce("trends", guarded(async () => { await loadTrends(); await refreshFirstPage(); await loadLanguages(); }),
+               300);
     }
     debounce("compare", guarded(loadCompare), 800);
     debounce("alerts", guarded(loadAlerts), 1500);
