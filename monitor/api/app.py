@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.logging import get_logger
 from core.settings import Settings
 from monitor.alerts.runner import run_alert_loop
-from monitor.api import live, routes_admin, routes_keyphrases, routes_models, routes_read
+from monitor.api import live, routes_admin, routes_keyphrases, routes_models, routes_posts, routes_read
 from monitor.api.errors import BodyLimit, ServerErrors, method_not_allowed, validation_error
 from monitor.api.security import SecurityHeaders
 from monitor.api.state import ApiState
@@ -62,6 +62,7 @@ def create_app(settings: Settings, run_alerts: bool = True) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "PATCH",
                            "DELETE"], allow_headers=["Authorization", "Content-Type"], max_age=600)
     app.include_router(routes_read.router)
+    app.include_router(routes_posts.router)
     app.include_router(routes_models.router)
     app.include_router(routes_keyphrases.router)
     app.include_router(routes_admin.router)

@@ -116,6 +116,26 @@ class ExamplePost(BaseModel):
     """False: the model was not evaluated on this language; the post is left out of trend counts."""
     thumbnail_url: str | None
     """Where the JPEG thumbnail of the post's image is (`GET`, same token), when the worker made one."""
+    source: str | None = None
+    """Where the post came from (a connector's name, e.g. `bluesky`); null for posts stored before sources were."""
+
+
+class PostPage(BaseModel):
+    """One page of a brand's posts, newest first; pass `next_cursor` back as `cursor` for the next."""
+
+    brand: str
+    since: datetime
+    """The window's start: the `since` asked for, or 400 days before `until` (or now)."""
+    until: datetime | None
+    posts: list[ExamplePost]
+    next_cursor: str | None
+    """Opaque; null on the last page."""
+
+
+class SourceVolume(BaseModel):
+    source: str | None
+    """A connector's name; null: posts stored before posts had a source."""
+    posts: int
 
 
 class Health(BaseModel):

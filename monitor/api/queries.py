@@ -67,7 +67,7 @@ async def example_posts(engine: AsyncEngine, brand: str, label: str | None, sinc
     ps = post_sentiment.c
     query = select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
                    ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref, ps.language, ps.language_supported,
-                   post_thumbnail.c.post_id.is_not(None).label("has_thumbnail")).select_from(
+                   ps.source, post_thumbnail.c.post_id.is_not(None).label("has_thumbnail")).select_from(
         post_sentiment.outerjoin(post_thumbnail)).where(
         ps.brands.op("@>")(literal([brand], ARRAY(Text))), NOT_DELETED)  # the GIN index serves @>
     if label:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.dialects import postgresql  # noqa: F401 - registers to_tsvector's types before SEARCH_DOCUMENT is built
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 GRANULARITIES: tuple[str, ...] = ("minute", "hour", "day")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Text
 
 from monitor.alerts.tables import alert_event
+from monitor.store.db import post_sentiment
 from schemas import Label
 from tests.browser.conftest import READ_TOKEN, sample_results
 
@@ -175,3 +182,265 @@ def test_without_token_the_page_asks_for_one(page, seeded):
     page.click("#login button")
     page.wait_for_selector("body[data-ready=true]")
     assert page.locator("#brand option").count() == 3
+
+
+# The analyst's dashboard: date range and time zone, drill-down from the chart and from alerts, search, pages and
+# exports. Tests that add brands come last: the ones above count the seeded three.
+
+def open_in_zone(browser, base_url: str, zone: str = "America/New_York"):
+    """A page whose browser runs in `zone`, so "the browser's zone" and UTC differ."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, timezone_id=zone, accept_downloads=True)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    open_dashboard(page, base_url)
+    return page
+
+
+@pytest.fixture
+def zoned(browser, seeded):
+    page = open_in_zone(browser, seeded.base_url)
+    yield page
+    page.context.close()
+
+
+def post_ids(page) -> list[str]:
+    return page.locator("#posts li[data-post-id]").evaluate_all("items => items.map(li => li.dataset.postId)")
+
+
+def bucket_posts(brand: str, start: datetime, minutes: int = 1) -> set[str]:
+    end = start + timedelta(minutes=minutes)
+    return {r.post_id for r in SEED if r.brands[0] == brand and start <= r.created_at < end}
+
+
+def click_bucket(page, index: int) -> None:
+    """A real click on the chart, over bucket `index`."""
+    page.locator("#trend-chart").scroll_into_view_if_needed()
+    box = page.locator("#trend-chart").bounding_box()
+    x, y = page.evaluate("i => { const c = Chart.getChart('trend-chart'); const a = c.chartArea; return ["
+                         "c.scales.x.getPixelForValue(c.data.datasets[3].data[i].x), (a.top + a.bottom) / 2]; }", index)
+    page.mouse.click(box["x"] + x, box["y"] + y)
+
+
+def test_date_range_and_time_zone_drive_the_cards(zoned):
+    page = zoned
+    expect(page.locator("#posts li[data-post-id] .meta").first).to_contain_text(" GMT-5")  # New York in winter
+    assert page.input_value("#granularity") == "minute"
+    assert page.evaluate("Chart.getChart('trend-chart').data.datasets[3].data.some(d => d.y === null)")  # gaps
+
+    page.select_option("#tz", "UTC")
+    expect(page.locator("#posts li[data-post-id] .meta").first).to_contain_text(" UTC")
+    expect(page.locator("#last-update")).to_contain_text(" UTC")
+    assert "time (UTC)" in page.evaluate("Chart.getChart('trend-chart').options.scales.x.title.text")
+    ticks = page.evaluate("Chart.getChart('trend-chart').scales.x.ticks.map(t => t.label)")
+    assert ticks and all(len(t) == 5 and t[2] in ":-" for t in ticks)  # "14:00", or "12-06" at midnight
+
+    page.click(".range button[data-preset='7d']")
+    expect(page.locator("#granularity")).to_have_value("hour")
+    expect(page.locator("#trend-chart")).to_have_attribute("data-buckets", "169")  # 7 x 24 and the current hour
+    page.click(".range button[data-preset='30d']")
+    expect(page.locator("#granularity")).to_have_value("hour")
+
+    now = datetime.now(UTC)
+    page.fill("#since", (now - timedelta(days=90)).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#until", (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.locator("#until").dispatch_event("change")
+    expect(page.locator("#granularity")).to_have_value("day")
+    expect(page.locator(".range button.active")).to_have_count(0)
+    first = sorted(SEED_VOLUME)[0]
+    expect(page.locator("#trend-chart")).to_have_attribute("data-total-volume", str(SEED_VOLUME[first]))
+
+    page.fill("#since", (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"))  # UTC: the zone the inputs are in
+    page.locator("#since").dispatch_event("change")
+    expect(page.locator("#granularity")).to_have_value("minute")
+    expect(page.locator("#posts-scope")).to_contain_text((now - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M UTC"))
+    assert page.errors == []
+
+
+def test_a_chart_point_shows_the_posts_of_its_bucket(page, seeded):
+    open_dashboard(page, seeded.base_url)
+    brand = sorted(SEED_VOLUME)[0]
+    index = page.evaluate("state.timeline.reduce((best, s, i, all) => "
+                          "(s.p?.volume || 0) > (all[best].p?.volume || 0) ? i : best, 0)")
+    start = datetime.fromtimestamp(page.evaluate(f"state.timeline[{index}].t") / 1000, UTC)
+    click_bucket(page, index)
+    expect(page.locator("#posts-scope")).to_contain_text("Posts of the minute from")
+    expect(page.locator("#posts-clear")).to_be_visible()
+    expected = bucket_posts(brand, start)
+    expect(page.locator("#posts li[data-post-id]")).to_have_count(min(len(expected), 12))
+    assert set(post_ids(page)) <= expected and expected
+
+    page.click("#posts-clear")
+    expect(page.locator("#posts-clear")).to_be_hidden()
+    expect(page.locator("#posts li[data-post-id]")).to_have_count(12)
+    assert page.errors == []
+
+
+def test_search_filters_and_load_more(page, seeded):
+    open_dashboard(page, seeded.base_url)
+    brand = sorted(SEED_VOLUME)[0]
+    ids = post_ids(page)
+    expect(page.locator("#load-more")).to_be_visible()
+    page.click("#load-more")
+    expect(page.locator("#posts li[data-post-id]")).to_have_count(min(24, SEED_VOLUME[brand]))
+    more = post_ids(page)
+    assert more[:12] == ids and len(set(more)) == len(more)  # the next page appended, none twice
+
+    page.fill("#post-search", "terrible")
+    page.press("#post-search", "Enter")
+    expect(page.locator("#posts-scope")).to_contain_text('"terrible"')
+    negatives = {r.post_id for r in SEED if r.brands[0] == brand and r.label.value == "negative"}
+    expect(page.locator("#posts li[data-post-id]")).to_have_count(min(len(negatives), 12))
+    assert set(post_ids(page)) <= negatives
+    for text in ("'); drop table post_sentiment--", "&&&"):
+        page.fill("#post-search", text)
+        page.press("#post-search", "Enter")
+        expect(page.locator("#posts .empty")).to_have_text("No posts in this window.")
+
+    page.fill("#post-search", "")
+    page.press("#post-search", "Enter")
+    page.click(".filters button[data-label=positive]")
+    expect(page.locator("#posts-scope")).to_contain_text("positive")
+    assert set(page.locator("#posts .badge").all_inner_texts()) == {"positive"}
+    page.select_option("#post-source", "unknown")  # what producers that say nothing are stored as
+    expect(page.locator("#posts-scope")).to_contain_text("unknown")
+    assert set(page.locator("#posts .badge").all_inner_texts()) == {"positive"}
+    assert page.errors == []
+
+
+def test_exports_download_the_posts_in_view(page, seeded, tmp_path):
+    open_dashboard(page, seeded.base_url)
+    brand = sorted(SEED_VOLUME)[0]
+    page.click(".filters button[data-label=negative]")
+    expect(page.locator("#posts-scope")).to_contain_text("negative")
+    expected = {r.post_id for r in SEED if r.brands[0] == brand and r.label.value == "negative"}
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    download = info.value
+    assert download.suggested_filename.startswith(f"{brand}-posts-") and download.suggested_filename.endswith(".csv")
+    download.save_as(tmp_path / "posts.csv")
+    with open(tmp_path / "posts.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["post_id"] for r in rows} == expected and {r["label"] for r in rows} == {"negative"}
+
+    with page.expect_download() as info:
+        page.click("#export-parquet")
+    info.value.save_as(tmp_path / "posts.parquet")
+    table = pq.read_table(tmp_path / "posts.parquet")
+    assert set(table.column("post_id").to_pylist()) == expected
+
+    with page.expect_download() as info:
+        page.click("#export-trends")
+    info.value.save_as(tmp_path / "trends.csv")
+    with open(tmp_path / "trends.csv", newline="") as f:
+        buckets = list(csv.DictReader(f))
+    assert sum(int(b["volume"]) for b in buckets) == SEED_VOLUME[brand]
+    assert page.errors == []
+
+
+def stored_in_window(pipeline, brand: str, since: datetime, until: datetime) -> set[str]:
+    ps = post_sentiment.c
+    query = select(ps.post_id).where(ps.brands.op("@>")(literal([brand], ARRAY(Text))), ps.deleted_at.is_(None),
+                                     ps.created_at >= since, ps.created_at < until)
+    with pipeline.engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
+def downloaded(page, button: str, path):
+    with page.expect_download() as info:
+        page.click(button)
+    info.value.save_as(path)
+    return info.value.suggested_filename
+
+
+def test_acceptance_an_analyst_follows_a_spike_to_its_posts_and_exports_them(browser, seeded, tmp_path):
+    """Pick a brand and a week, see the anomaly alert and its why, open the posts behind it (from the alert and
+    from a chart point), export them as CSV and Parquet."""
+    brand = "globex"
+    ours = sorted((r for r in SEED if r.brands[0] == brand), key=lambda r: r.created_at)
+    negative = next(r for r in ours if r.label.value == "negative")
+    start = ours[0].created_at.replace(second=0, microsecond=0)
+    end = ours[len(ours) // 2].created_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    details = {"metric": "volume", "z": 5.2, "observed": 31.0, "keyphrases": ["support terrible"],
+               "baseline": {"median": 6.0, "mad": 2.0, "scale": 2.97, "scale_from": "mad", "samples": 4,
+                            "seasonal": True, "hour_of_week": 40},
+               "example_posts": [{"post_id": negative.post_id, "reason": "most_negative"}]}
+    with seeded.engine.begin() as conn:
+        event_id = conn.execute(alert_event.insert().values(
+            brand=brand, kind="anomaly", fired_at=end, window_start=start, window_end=end, value=5.2, threshold=4.0,
+            volume=31, details=details, message=f"{brand}: volume anomaly, 31 posts in the last hour")
+            .returning(alert_event.c.id)).scalar_one()
+    page = open_in_zone(browser, seeded.base_url, "Europe/Berlin")
+    try:
+        page.select_option("#brand", brand)
+        expect(page.locator("#trend-chart")).to_have_attribute("data-brand", brand)
+        now = datetime.now(UTC)  # a week, typed in the browser's zone (Berlin: UTC+1 in winter, +2 in summer)
+        page.select_option("#tz", "UTC")
+        page.fill("#since", (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"))
+        page.fill("#until", (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+        page.locator("#until").dispatch_event("change")
+        expect(page.locator("#granularity")).to_have_value("hour")
+
+        alert = page.locator(f"#alerts li[data-alert-id='{event_id}']")
+        expect(alert.locator(".why .z")).to_have_text("z +5.2")
+        expect(alert.locator(".why")).to_contain_text("vs median 6 (Tue 16:00 UTC, 4 weeks)")
+        expect(alert).to_contain_text(f"window {start:%Y-%m-%d %H:%M} UTC to {end:%Y-%m-%d %H:%M} UTC")
+
+        alert.locator(".alert-posts").click()
+        expect(page.locator("#posts-scope")).to_contain_text(f"Posts behind the anomaly alert on {brand}")
+        expected = stored_in_window(seeded, brand, start, end)
+        while page.locator("#load-more").is_visible():
+            count = page.locator("#posts li[data-post-id]").count()
+            page.click("#load-more")
+            expect(page.locator("#posts li[data-post-id]")).not_to_have_count(count)
+        expect(page.locator("#posts li[data-post-id]")).to_have_count(len(expected))
+        assert set(post_ids(page)) == expected
+
+        name = downloaded(page, "#export-csv", tmp_path / "spike.csv")
+        assert name.startswith(f"{brand}-posts-") and name.endswith(".csv")
+        with open(tmp_path / "spike.csv", newline="") as f:
+            assert {row["post_id"] for row in csv.DictReader(f)} == expected
+        downloaded(page, "#export-parquet", tmp_path / "spike.parquet")
+        assert set(pq.read_table(tmp_path / "spike.parquet").column("post_id").to_pylist()) == expected
+        if os.environ.get("DASHBOARD_SCREENSHOTS"):
+            page.screenshot(path="docs/dashboard-analyst.png", full_page=True)
+
+        index = page.evaluate("state.timeline.reduce((best, s, i, all) => "
+                              "(s.p?.volume || 0) > (all[best].p?.volume || 0) ? i : best, 0)")
+        hour = datetime.fromtimestamp(page.evaluate(f"state.timeline[{index}].t") / 1000, UTC)
+        click_bucket(page, index)
+        expect(page.locator("#posts-scope")).to_contain_text(f"Posts of the hour from {hour:%Y-%m-%d %H:%M} UTC")
+        in_hour = stored_in_window(seeded, brand, hour, hour + timedelta(hours=1))
+        expect(page.locator("#posts li[data-post-id]")).to_have_count(min(len(in_hour), 12))
+        assert set(post_ids(page)) <= in_hour
+        assert page.errors == []
+    finally:
+        page.context.close()
+
+
+def test_share_of_voice_compares_the_top_twelve_of_many_brands(page, seeded):
+    """/api/compare takes 12 brands: with 16, the panel compares the 12 largest, or 11 and the selected one."""
+    extra = [f"brand{i:02d}" for i in range(13)]
+    fresh = [r for i, b in enumerate(extra) for r in sample_results(i + 1, f"many-{b}", brands=[b], seed=i,
+                                                                    minutes_back=10)]
+    before = seeded.stored()
+    seeded.produce(fresh)
+    wait_stored(seeded, before + len(fresh))
+    deadline = time.monotonic() + 30
+    while True:  # day buckets, which the brand list reads, follow the posts
+        open_dashboard(page, seeded.base_url)
+        if page.locator("#brand option").count() == 16:
+            break
+        assert time.monotonic() < deadline, "the new brands never showed"
+        time.sleep(1)
+    largest = {"acme", "globex", "initech", *(f"brand{i:02d}" for i in range(4, 13))}
+    expect(page.locator("#sov-chart")).to_have_attribute("data-brands", ",".join(sorted(largest)))
+    expect(page.locator("#sov-meta")).to_contain_text("top 12 of 16 brands")
+    assert page.locator("#compare-table tbody tr").count() == 12
+
+    page.select_option("#brand", "brand00")
+    with_selected = sorted((largest - {"brand04"}) | {"brand00"})
+    expect(page.locator("#sov-chart")).to_have_attribute("data-brands", ",".join(with_selected))
+    expect(page.locator("#compare-table tr.selected td").first).to_have_text("brand00")
+    assert page.errors == []

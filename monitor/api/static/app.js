@@ -2,9 +2,18 @@
 "use strict";
 
 const COLORS = { negative: "#ef4444", neutral: "#9ca3af", positive: "#22c55e", net: "#2563eb" };
-const PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#06b6d4", "#84cc16", "#ec4899"];
-const state = { token: null, brand: null, brands: [], granularity: "minute", label: "", liveCount: 0,
-                trendChart: null, sovChart: null, source: null, timers: {} };
+const PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#06b6d4", "#84cc16", "#ec4899",
+                 "#64748b", "#a16207", "#0f766e", "#be185d", "#4338ca"];
+const MAX_COMPARE = 12;         // what /api/compare takes
+const LOW_VOLUME = 10;          // buckets with fewer posts are drawn faded: their net sentiment is mostly noise
+const MAX_FILLED_BUCKETS = 5000;  // longer timelines are drawn from the points alone, without empty buckets
+const PAGE_SIZE = 12;
+const STEP_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
+const PRESETS = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
+const state = { token: null, brand: null, brands: [], volumes: {}, granularity: "minute", label: "", language: "",
+                postSource: "", q: "", liveCount: 0, trendChart: null, sovChart: null, source: null, timers: {},
+                range: { preset: "24h", since: null, until: null }, tz: localStorage.getItem("monitor-tz") || "local",
+                drill: null, cursor: null, pages: 0, postsAsked: 0, trendsAsked: 0, timeline: [] };
 
 const $ = (id) => document.getElementById(id);
 
@@ -47,11 +56,62 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function timeLabel(iso) {
-  const d = new Date(iso);
-  if (state.granularity === "day") return d.toISOString().slice(0, 10);
-  if (state.granularity === "hour") return d.toISOString().slice(5, 13).replace("T", " ") + "h";
-  return d.toTimeString().slice(0, 5);
+/* Time: one format everywhere, "2026-01-31 14:05 UTC", 24 h, in the chosen zone (the browser's or UTC). */
+function timeZone() {
+  return state.tz === "UTC" ? "UTC" : undefined;
+}
+
+function timeParts(value) {
+  const format = new Intl.DateTimeFormat("en-GB", { timeZone: timeZone(), year: "numeric", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" });
+  return Object.fromEntries(format.formatToParts(new Date(value)).map((p) => [p.type, p.value]));
+}
+
+function zoneName(value) {
+  return state.tz === "UTC" ? "UTC" : timeParts(value ?? Date.now()).timeZoneName;
+}
+
+function fmtTime(value) {
+  const p = timeParts(value);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute} ${state.tz === "UTC" ? "UTC" : p.timeZoneName}`;
+}
+
+function tickLabel(ms, stepMs) {
+  const p = timeParts(ms);
+  if (stepMs >= 86400e3) return `${p.year}-${p.month}-${p.day}`;
+  if (p.hour === "00" && p.minute === "00") return `${p.month}-${p.day}`;
+  return `${p.hour}:${p.minute}`;
+}
+
+function toInputValue(value) {
+  if (!value) return "";
+  const p = timeParts(value);
+  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+}
+
+function fromInputValue(text) {
+  if (!text) return null;
+  const date = new Date(state.tz === "UTC" ? text + "Z" : text);  // datetime-local: no zone, read in the chosen one
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/* The date range every card shows: a preset ends now (and moves with live updates), a custom one is fixed. */
+function rangeBounds() {
+  if (state.range.preset) return { since: new Date(Date.now() - PRESETS[state.range.preset]), until: null };
+  return { since: state.range.since, until: state.range.until };
+}
+
+function windowParams(bounds = rangeBounds()) {
+  const params = new URLSearchParams();
+  if (bounds.since) params.set("since", bounds.since.toISOString());
+  if (bounds.until) params.set("until", bounds.until.toISOString());
+  return params;
+}
+
+function granularityFor(spanMs) {
+  if (spanMs <= PRESETS["24h"]) return "minute";
+  if (spanMs <= PRESETS["30d"]) return "hour";
+  return "day";
 }
 
 function debounce(name, fn, ms) {
@@ -60,7 +120,9 @@ function debounce(name, fn, ms) {
 }
 
 async function loadBrands() {
-  state.brands = (await api("/api/brands")).map((b) => b.name);
+  const listed = await api("/api/brands");
+  state.brands = listed.map((b) => b.name);
+  state.volumes = Object.fromEntries(listed.map((b) => [b.name, b.volume]));
   const select = $("brand");
   const previous = state.brand;
   select.replaceChildren(...state.brands.map((name) => el("option", { value: name }, name)));
@@ -69,52 +131,162 @@ async function loadBrands() {
   if (state.brand) select.value = state.brand;
 }
 
+/* 95 % interval of net sentiment (positive share - negative share): normal approximation of the difference of two
+   shares of one multinomial sample, with one pseudo-post per label so that a bucket of one post is not +-0. */
+function netInterval(p) {
+  const n = p.volume;
+  if (!n) return null;
+  const pos = (p.positive + 1) / (n + 3), neg = (p.negative + 1) / (n + 3);
+  const half = 1.96 * Math.sqrt(Math.max(0, pos + neg - (pos - neg) ** 2) / n);
+  const clamp = (v) => Math.max(-1, Math.min(1, v));
+  return [clamp(p.net_sentiment - half), clamp(p.net_sentiment + half)];
+}
+
+/* Every bucket of the window, empty ones as null (gaps on the time axis), each with its point when it has one. */
+function timeline(points, bounds, granularity) {
+  const step = STEP_MS[granularity];
+  const byStart = new Map(points.map((p) => [Date.parse(p.bucket_start), p]));
+  const first = bounds.since ? Math.floor(bounds.since.getTime() / step) * step : null;
+  const last = (bounds.until ? bounds.until.getTime() : Date.now());
+  if (first === null || (last - first) / step > MAX_FILLED_BUCKETS) {
+    return [...byStart.entries()].map(([t, p]) => ({ t, p }));
+  }
+  const slots = [];
+  for (let t = first; t < last; t += step) slots.push({ t, p: byStart.get(t) || null });
+  return slots;
+}
+
+/* Ticks at round times in the chosen zone: a linear axis over epoch ms would put them at round numbers of ms. */
+const TICK_STEPS = [60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3,
+                    2 * 86400e3, 7 * 86400e3, 14 * 86400e3, 30 * 86400e3, 91 * 86400e3];
+
+function roundTicks(scale) {
+  const span = scale.max - scale.min;
+  const step = TICK_STEPS.find((s) => span / s <= 10) || TICK_STEPS[TICK_STEPS.length - 1];
+  const offset = -new Date(scale.min).getTimezoneOffset() * 60e3 * (state.tz === "UTC" ? 0 : 1);
+  const ticks = [];
+  for (let t = Math.ceil((scale.min + offset) / step) * step - offset; t <= scale.max; t += step) ticks.push({ value: t });
+  scale.ticks = ticks;
+  scale.tickStep = step;
+}
+
 function trendChart() {
   if (state.trendChart) return state.trendChart;
   const bar = (label) => ({ type: "bar", label, data: [], backgroundColor: COLORS[label], stack: "volume",
-                            yAxisID: "y" });
+                            yAxisID: "y", order: 3, barPercentage: 1, categoryPercentage: 0.9 });
+  const band = (label, fill) => ({ type: "line", label, data: [], yAxisID: "net", order: 1, pointRadius: 0,
+                                   pointHitRadius: 0, borderWidth: 0, fill, backgroundColor: "rgba(37,99,235,0.15)",
+                                   spanGaps: false });
+  const faded = (ctx) => (state.timeline[ctx.dataIndex]?.p?.volume || 0) < LOW_VOLUME;
   state.trendChart = new Chart($("trend-chart"), {
-    data: { labels: [], datasets: [bar("negative"), bar("neutral"), bar("positive"),
+    data: { datasets: [bar("negative"), bar("neutral"), bar("positive"),
       { type: "line", label: "net sentiment", data: [], borderColor: COLORS.net, backgroundColor: COLORS.net,
-        yAxisID: "net", cubicInterpolationMode: "monotone", pointRadius: 2 }] },
+        yAxisID: "net", order: 0, spanGaps: false, borderWidth: 2,
+        pointRadius: (ctx) => (faded(ctx) ? 1.5 : 3.5),
+        pointBackgroundColor: (ctx) => (faded(ctx) ? "rgba(37,99,235,0.3)" : COLORS.net),
+        pointBorderColor: (ctx) => (faded(ctx) ? "rgba(37,99,235,0.3)" : COLORS.net) },
+      band("95 % low", false), band("95 % interval", "-1")] },
     options: {
-      responsive: true, maintainAspectRatio: false, animation: { duration: 250 },
+      responsive: true, maintainAspectRatio: false, animation: false,
       interaction: { mode: "index", intersect: false },
+      onClick: (event, elements, chart) => drillIntoBucket(event, chart),
       scales: {
-        x: { stacked: true, grid: { display: false } },
+        x: { type: "linear", stacked: true, grid: { display: false }, afterBuildTicks: roundTicks,
+             ticks: { autoSkip: false, maxRotation: 0, callback: (value, index, ticks) =>
+               tickLabel(value, state.trendChart?.scales.x.tickStep || 0) },
+             title: { display: true, text: "time" } },
         y: { stacked: true, beginAtZero: true, title: { display: true, text: "posts" } },
         net: { position: "right", min: -1, max: 1, grid: { drawOnChartArea: false },
                title: { display: true, text: "net sentiment" } },
       },
-      plugins: { legend: { position: "bottom" } },
+      plugins: {
+        legend: { position: "bottom", labels: { filter: (item) => item.text !== "95 % low" } },
+        tooltip: { filter: (item) => item.datasetIndex < 4, callbacks: {
+          title: (items) => items.length ? bucketLabel(state.timeline[items[0].dataIndex].t) : "",
+          label: tooltipLabel,
+          footer: (items) => {
+            const p = items.length ? state.timeline[items[0].dataIndex].p : null;
+            return p ? `${p.volume} posts${p.volume < LOW_VOLUME ? " (low volume)" : ""}` : "no posts";
+          } } },
+      },
     },
   });
   return state.trendChart;
 }
 
+function bucketLabel(t) {
+  return fmtTime(t) + " (" + state.granularity + ")";
+}
+
+function tooltipLabel(item) {
+  const p = state.timeline[item.dataIndex].p;
+  if (!p) return null;
+  if (item.datasetIndex < 3) return `${item.dataset.label}: ${item.parsed.y}`;
+  const [low, high] = netInterval(p);
+  const sign = (v) => (v >= 0 ? "+" : "") + v.toFixed(2);
+  return `net sentiment ${sign(p.net_sentiment)} (95 % ${sign(low)} to ${sign(high)})`;
+}
+
 async function loadTrends() {
   if (!state.brand) return;
-  const series = await api(`/api/brands/${encodeURIComponent(state.brand)}/trends?granularity=${state.granularity}`);
+  const bounds = rangeBounds();
+  const params = windowParams(bounds);
+  params.set("granularity", state.granularity);
+  const asked = ++state.trendsAsked;
+  const series = await api(`/api/brands/${encodeURIComponent(state.brand)}/trends?${params}`);
+  if (asked !== state.trendsAsked) return;
+  const slots = timeline(series.points, bounds, series.granularity);
+  state.timeline = slots;
   const chart = trendChart();
-  chart.data.labels = series.points.map((p) => timeLabel(p.bucket_start));
-  chart.data.datasets[0].data = series.points.map((p) => p.negative);
-  chart.data.datasets[1].data = series.points.map((p) => p.neutral);
-  chart.data.datasets[2].data = series.points.map((p) => p.positive);
-  chart.data.datasets[3].data = series.points.map((p) => Math.round(p.net_sentiment * 1000) / 1000);
+  const step = STEP_MS[series.granularity];
+  // Each value at its bucket's middle: a bar then spans its bucket, and a click anywhere in it finds it.
+  const values = (pick) => slots.map(({ t, p }) => ({ x: t + step / 2, y: p ? pick(p) : null }));
+  chart.data.datasets[0].data = values((p) => p.negative);
+  chart.data.datasets[1].data = values((p) => p.neutral);
+  chart.data.datasets[2].data = values((p) => p.positive);
+  chart.data.datasets[3].data = values((p) => Math.round(p.net_sentiment * 1000) / 1000);
+  chart.data.datasets[4].data = values((p) => netInterval(p)[0]);
+  chart.data.datasets[5].data = values((p) => netInterval(p)[1]);
+  chart.options.scales.x.min = slots.length ? slots[0].t : (bounds.since?.getTime() ?? undefined);
+  chart.options.scales.x.max = slots.length ? slots[slots.length - 1].t + step : undefined;
+  chart.options.scales.x.title.text = `time (${zoneName()}), ${series.granularity} buckets`;
   chart.update();
   const total = series.points.reduce((sum, p) => sum + p.volume, 0);
-  $("trend-chart").dataset.totalVolume = String(total);
-  $("trend-chart").dataset.brand = series.brand;
+  const canvas = $("trend-chart");
+  canvas.dataset.totalVolume = String(total);
+  canvas.dataset.brand = series.brand;
+  canvas.dataset.buckets = String(slots.length);
   $("total-volume").textContent = String(total);
   $("source").textContent = series.source;
   $("brand-title").textContent = series.brand;
-  $("last-update").textContent = new Date().toLocaleTimeString();
+  $("last-update").textContent = fmtTime(Date.now());
+}
+
+/* A click on the chart: the posts of the bucket under the pointer. */
+function drillIntoBucket(event, chart) {
+  const [hit] = chart.getElementsAtEventForMode(event, "index", { intersect: false }, true);
+  const slot = hit ? state.timeline[hit.index] : null;
+  if (!slot) return;
+  const since = new Date(slot.t), until = new Date(slot.t + STEP_MS[state.granularity]);
+  drillTo({ since, until, kind: "bucket", text: `Posts of the ${state.granularity} from ${fmtTime(since)}` });
+}
+
+/* Share of voice across at most MAX_COMPARE brands: the largest by stored volume, and the selected one. */
+function comparedBrands() {
+  const byVolume = [...state.brands].sort((a, b) => (state.volumes[b] || 0) - (state.volumes[a] || 0)
+    || a.localeCompare(b));
+  let chosen = byVolume.slice(0, MAX_COMPARE);
+  if (state.brand && !chosen.includes(state.brand)) chosen = [...chosen.slice(0, MAX_COMPARE - 1), state.brand];
+  return chosen.sort();
 }
 
 async function loadCompare() {
   if (!state.brands.length) return;
-  const query = state.brands.map((b) => "brands=" + encodeURIComponent(b)).join("&");
-  const comparison = await api(`/api/compare?${query}&granularity=${state.granularity}`);
+  const compared = comparedBrands();
+  const params = windowParams();
+  params.set("granularity", state.granularity);
+  for (const b of compared) params.append("brands", b);
+  const comparison = await api(`/api/compare?${params}`);
   const rows = comparison.brands;
   if (!state.sovChart) {
     state.sovChart = new Chart($("sov-chart"), {
@@ -128,6 +300,9 @@ async function loadCompare() {
   state.sovChart.data.datasets[0].data = rows.map((r) => r.volume);
   state.sovChart.update();
   $("sov-chart").dataset.brands = rows.map((r) => r.brand).join(",");
+  $("sov-meta").textContent = state.brands.length > compared.length
+    ? `top ${compared.length} of ${state.brands.length} brands by stored volume (with the selected one); ` +
+      "shares are of these brands' posts" : "across brands, same window";
   $("compare-table").querySelector("tbody").replaceChildren(...rows.map((r) => el("tr",
     { class: r.brand === state.brand ? "selected" : "" },
     el("td", {}, r.brand), el("td", {}, String(r.volume)),
@@ -139,7 +314,9 @@ async function loadCompare() {
 // trends above, and shown here so that is visible.
 async function loadLanguages() {
   if (!state.brand) return;
-  const breakdown = await api(`/api/brands/${encodeURIComponent(state.brand)}/languages?granularity=${state.granularity}`);
+  const params = windowParams();
+  params.set("granularity", state.granularity);
+  const breakdown = await api(`/api/brands/${encodeURIComponent(state.brand)}/languages?${params}`);
   const rows = breakdown.languages.map((r) => el("tr",
     { class: r.language_supported ? "" : "unsupported", "data-language": r.language },
     el("td", {}, r.language), el("td", {}, String(r.volume)), el("td", {}, (r.share * 100).toFixed(1) + " %"),
@@ -148,6 +325,20 @@ async function loadLanguages() {
   $("language-meta").textContent = breakdown.unsupported_volume
     ? `${breakdown.unsupported_volume} of ${breakdown.total_volume} posts left out of the trends`
     : (breakdown.total_volume ? "every post counted" : "no posts in this window");
+  fillOptions($("post-language"), "any language", [...new Set(breakdown.languages.map((r) => r.language))],
+    state.language);
+}
+
+function fillOptions(select, anyText, values, current) {
+  const all = current && !values.includes(current) ? [...values, current] : values;
+  select.replaceChildren(el("option", { value: "" }, anyText), ...all.map((v) => el("option", { value: v }, v)));
+  select.value = current || "";
+}
+
+async function loadSources() {
+  if (!state.brand) return;
+  const sources = await api(`/api/brands/${encodeURIComponent(state.brand)}/sources?${windowParams()}`);
+  fillOptions($("post-source"), "any source", sources.map((s) => s.source).filter(Boolean), state.postSource);
 }
 
 // Which models scored the stored posts, and each shadow challenger's agreement with the champion: a 3x3 table of
@@ -166,7 +357,7 @@ async function loadModels() {
   $("model-table").querySelector("tbody").replaceChildren(...versions.slice(0, 8).map((m) => el("tr",
     { "data-model": m.model_version },
     el("td", { class: "model-id" }, m.model_version), el("td", {}, String(m.live_posts)),
-    el("td", {}, String(m.rescored_posts)), el("td", {}, m.last_post_at ? timeLabel(m.last_post_at) : "-"))));
+    el("td", {}, String(m.rescored_posts)), el("td", {}, m.last_post_at ? fmtTime(m.last_post_at) : "-"))));
   $("model-meta").textContent = versions.length ? `${versions.length} model${versions.length > 1 ? "s" : ""}` : "";
   $("shadow").replaceChildren(...shadow.map((c) => el("div", { class: "shadow", "data-challenger": c.challenger },
     el("p", {}, el("strong", {}, "Shadow " + c.challenger), ": ",
@@ -218,18 +409,89 @@ function thumbnail(post) {
   return el("div", { class: "thumb placeholder" }, "text only");
 }
 
-async function loadPosts() {
-  if (!state.brand) return;
-  const label = state.label ? `&label=${state.label}` : "";
-  const posts = await api(`/api/brands/${encodeURIComponent(state.brand)}/posts?limit=12${label}`);
-  forgetThumbnailsBut(new Set(posts.map((p) => p.thumbnail_url).filter(Boolean)));
-  const items = posts.map((p) => el("li", { "data-post-id": p.post_id },
+/* The posts list: the range (or a drilled-into bucket or alert window), the filters and the search, a page at a
+   time. The same query makes the exports. */
+function postsParams() {
+  const params = windowParams(state.drill || rangeBounds());
+  if (state.label) params.set("label", state.label);
+  if (state.language) params.set("language", state.language);
+  if (state.postSource) params.set("source", state.postSource);
+  if (state.q) params.set("q", state.q);
+  return params;
+}
+
+function renderPost(p) {
+  return el("li", { "data-post-id": p.post_id },
     thumbnail(p),
     el("div", { class: "post-body" },
       el("p", { class: "post-text" }, p.text_excerpt || "(no text)"),
       el("span", { class: "badge " + p.label }, p.label),
-      el("span", { class: "meta" }, ` ${(p.confidence * 100).toFixed(0)} % · ${new Date(p.created_at).toLocaleString()}`))));
-  $("posts").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No posts in this window.")]));
+      el("span", { class: "meta" }, ` ${(p.confidence * 100).toFixed(0)} % · ${fmtTime(p.created_at)}` +
+        (p.source ? ` · ${p.source}` : "") + (p.language ? ` · ${p.language}` : ""))));
+}
+
+async function loadPosts(more = false) {
+  if (!state.brand) return;
+  const params = postsParams();
+  params.set("limit", String(PAGE_SIZE));
+  if (more && state.cursor) params.set("cursor", state.cursor);
+  const asked = ++state.postsAsked;
+  const page = await api(`/api/brands/${encodeURIComponent(state.brand)}/posts/page?${params}`);
+  if (asked !== state.postsAsked) return;  // a newer request (other filters, window or brand) answers instead
+  const list = $("posts");
+  if (!more) forgetThumbnailsBut(new Set(page.posts.map((p) => p.thumbnail_url).filter(Boolean)));
+  const items = page.posts.map(renderPost);
+  if (more) list.querySelector(".empty")?.remove();
+  if (more) list.append(...items);
+  else list.replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No posts in this window.")]));
+  state.cursor = page.next_cursor;
+  state.pages = more ? state.pages + 1 : 1;
+  $("load-more").hidden = !page.next_cursor;
+  showScope();
+}
+
+function showScope() {
+  const bounds = state.drill || rangeBounds();
+  const range = `${fmtTime(bounds.since)} to ${bounds.until ? fmtTime(bounds.until) : "now"}`;
+  const filters = [state.label, state.language, state.postSource, state.q && `"${state.q}"`].filter(Boolean);
+  $("posts-scope").textContent = (state.drill ? state.drill.text + ": " : "Posts of the range: ") + range +
+    (filters.length ? " · " + filters.join(" · ") : "");
+  $("posts-clear").hidden = !state.drill;
+}
+
+/* Narrows the posts list to a bucket or an alert's window until the range changes or "back" is clicked. */
+function drillTo(drill) {
+  state.drill = drill;
+  guarded(async () => { await loadPosts(); })();
+  $("posts").scrollIntoView({ block: "nearest" });
+}
+
+/* Downloads with the token: an <a href> could not send it, so fetch, then save the Blob under the server's name. */
+async function download(path) {
+  const response = await fetch(path, { headers: authHeaders(), cache: "no-store" });
+  if (response.status === 401 || response.status === 403) throw new AuthError(response.status + "");
+  if (!response.ok) throw new Error(path + ": HTTP " + response.status);
+  const disposition = response.headers.get("content-disposition") || "";
+  const name = (/filename="([^"]+)"/.exec(disposition) || [])[1] || "export";
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: name, hidden: "" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), REVOKE_DELAY_MS);
+}
+
+function exportPosts(format) {
+  const params = postsParams();
+  params.set("format", format);
+  return download(`/api/brands/${encodeURIComponent(state.brand)}/posts/export?${params}`);
+}
+
+function exportTrends() {
+  const params = windowParams();
+  params.set("granularity", state.granularity);
+  params.set("format", "csv");
+  return download(`/api/brands/${encodeURIComponent(state.brand)}/trends/export?${params}`);
 }
 
 const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -255,14 +517,32 @@ function alertWhy(a) {
   return why;
 }
 
+/* Alerts fired in the range, every brand's (the selected one's marked); a click shows the posts of its window. */
 async function loadAlerts() {
-  const alerts = await api("/api/alerts?limit=30");
-  const items = alerts.map((a) => el("li", { "data-alert-id": String(a.id), "data-kind": a.kind },
-    el("span", { class: "kind" }, a.kind.replace("_", " ")), a.message,
-    ...(a.details ? [alertWhy(a)] : []),
-    el("span", { class: "when" }, new Date(a.fired_at).toLocaleString())));
+  const bounds = rangeBounds();
+  const params = new URLSearchParams({ limit: "50" });
+  if (bounds.since) params.set("since", bounds.since.toISOString());
+  const alerts = (await api(`/api/alerts?${params}`))
+    .filter((a) => !bounds.until || new Date(a.fired_at) < bounds.until);
+  const items = alerts.map((a) => {
+    const item = el("li", { "data-alert-id": String(a.id), "data-kind": a.kind, "data-brand": a.brand,
+                            class: "clickable" + (a.brand === state.brand ? "" : " other-brand"),
+                            title: "Show the posts of this alert's window" },
+      el("span", { class: "kind" }, a.kind.replace("_", " ")), a.message,
+      ...(a.details ? [alertWhy(a)] : []),
+      el("span", { class: "when" }, `fired ${fmtTime(a.fired_at)} · window ${fmtTime(a.window_start)} to ` +
+        fmtTime(a.window_end) + " ", el("button", { type: "button", class: "small alert-posts" }, "posts")));
+    item.addEventListener("click", () => guarded(() => showAlertPosts(a))());
+    return item;
+  });
   $("alerts").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No alerts fired.")]));
-  $("alert-meta").textContent = alerts.length ? `${alerts.length} most recent` : "";
+  $("alert-meta").textContent = alerts.length ? `${alerts.length} in the range` : "";
+}
+
+async function showAlertPosts(alert) {
+  if (alert.brand !== state.brand && state.brands.includes(alert.brand)) await selectBrand(alert.brand);
+  drillTo({ since: new Date(alert.window_start), until: new Date(alert.window_end), kind: "alert",
+            text: `Posts behind the ${alert.kind.replace("_", " ")} alert on ${alert.brand}` });
 }
 
 async function loadHealth() {
@@ -273,14 +553,30 @@ async function loadHealth() {
   const versions = (health.database.model_versions || []).map((v) => v.model_version);
   if (versions.length) parts.push(" · model " + versions[0]);
   if (health.database.latest_processed_at) {
-    parts.push(" · last post " + new Date(health.database.latest_processed_at).toLocaleTimeString());
+    parts.push(" · last post " + fmtTime(health.database.latest_processed_at));
   }
   $("health").replaceChildren(...parts);
 }
 
 async function refreshAll() {
-  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadAlerts(), loadHealth(),
-    loadModels()]);
+  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadSources(), loadAlerts(),
+    loadHealth(), loadModels()]);
+}
+
+/* Live updates refresh the posts list only while it shows the newest posts: not under an analyst reading further
+   pages or a drilled-into bucket or alert. */
+async function refreshFirstPage() {
+  if (state.pages <= 1 && !state.drill) await loadPosts();
+}
+
+async function catchUp() {
+  await Promise.all([loadTrends(), loadCompare(), refreshFirstPage(), loadLanguages(), loadSources(), loadAlerts(),
+    loadHealth(), loadModels()]);
+}
+
+/* The cards that depend on the brand or the range (models and health do not). */
+async function refreshWindow() {
+  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadSources(), loadAlerts()]);
 }
 
 function guarded(fn) {
@@ -299,7 +595,7 @@ function connectLive() {
     const status = JSON.parse(event.data);
     pill.textContent = status.live ? "live" : "live paused (Redis down)";
     pill.className = "pill " + (status.live ? "on" : "off");
-    if (status.live) debounce("all", guarded(refreshAll), 200);  // catch up on anything missed
+    if (status.live) debounce("all", guarded(catchUp), 200);  // catch up on anything missed
   });
   source.addEventListener("trend", (event) => {
     const update = JSON.parse(event.data);
@@ -309,7 +605,9 @@ function connectLive() {
       debounce("brands", guarded(async () => { await loadBrands(); await loadCompare(); }), 500);
     }
     if (update.brand === state.brand) {
-      debounce("trends", guarded(async () => { await loadTrends(); await loadPosts(); await loadLanguages(); }), 300);
+      // The posts list is left alone while the analyst reads further pages or a drilled-into window.
+      debounce("trends", guarded(async () => { await loadTrends(); await refreshFirstPage(); await loadLanguages(); }),
+               300);
     }
     debounce("compare", guarded(loadCompare), 800);
     debounce("alerts", guarded(loadAlerts), 1500);
@@ -317,30 +615,94 @@ function connectLive() {
   source.onerror = () => { pill.textContent = "reconnecting"; pill.className = "pill off"; };
 }
 
+async function selectBrand(name) {
+  state.brand = name;
+  $("brand").value = name;
+  state.drill = null;
+  state.language = state.postSource = "";
+  const url = new URL(window.location.href);
+  url.searchParams.set("brand", name);
+  window.history.replaceState(null, "", url.pathname + url.search);
+  await Promise.all([loadTrends(), loadPosts(), loadCompare(), loadLanguages(), loadSources()]);
+  await loadAlerts();  // marks the selected brand's alerts
+}
+
+function showRangeInputs() {
+  const bounds = rangeBounds();
+  $("since").value = toInputValue(bounds.since);
+  $("until").value = bounds.until ? toInputValue(bounds.until) : "";
+  for (const b of document.querySelectorAll(".range button")) {
+    b.classList.toggle("active", b.dataset.preset === state.range.preset);
+  }
+}
+
+/* A new range: granularity follows its length (minute up to 24 h, hour up to 30 days, day beyond), every card
+   reloads, and any drill-down ends. */
+function setRange(range) {
+  state.range = range;
+  const bounds = rangeBounds();
+  state.granularity = granularityFor((bounds.until ? bounds.until.getTime() : Date.now()) - bounds.since.getTime());
+  $("granularity").value = state.granularity;
+  state.drill = null;
+  showRangeInputs();
+  guarded(refreshWindow)();
+}
+
+function customRange() {
+  const since = fromInputValue($("since").value), until = fromInputValue($("until").value);
+  if (!since || (until && until <= since)) return;
+  setRange({ preset: null, since, until });
+}
+
+function filterChanged() {
+  guarded(async () => { await loadPosts(); })();
+}
+
 function bindControls() {
-  $("brand").addEventListener("change", (event) => {
-    state.brand = event.target.value;
-    const url = new URL(window.location.href);
-    url.searchParams.set("brand", state.brand);
-    window.history.replaceState(null, "", url.pathname + url.search);
-    guarded(async () => { await Promise.all([loadTrends(), loadPosts(), loadCompare(), loadLanguages()]); })();
-  });
+  $("brand").addEventListener("change", (event) => guarded(() => selectBrand(event.target.value))());
   $("granularity").addEventListener("change", (event) => {
     state.granularity = event.target.value;
     guarded(async () => { await Promise.all([loadTrends(), loadCompare(), loadLanguages()]); })();
+  });
+  for (const button of document.querySelectorAll(".range button")) {
+    button.addEventListener("click", () => setRange({ preset: button.dataset.preset, since: null, until: null }));
+  }
+  $("since").addEventListener("change", customRange);
+  $("until").addEventListener("change", customRange);
+  $("tz").value = state.tz;
+  $("tz").addEventListener("change", (event) => {
+    state.tz = event.target.value;
+    localStorage.setItem("monitor-tz", state.tz);
+    showRangeInputs();
+    guarded(async () => { await Promise.all([loadTrends(), loadPosts(), loadAlerts(), loadHealth(), loadModels()]); })();
   });
   for (const button of document.querySelectorAll(".filters button")) {
     button.addEventListener("click", () => {
       document.querySelectorAll(".filters button").forEach((b) => b.classList.toggle("active", b === button));
       state.label = button.dataset.label;
-      guarded(loadPosts)();
+      filterChanged();
     });
   }
+  $("post-language").addEventListener("change", (event) => { state.language = event.target.value; filterChanged(); });
+  $("post-source").addEventListener("change", (event) => { state.postSource = event.target.value; filterChanged(); });
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.q = $("post-search").value.trim();
+    filterChanged();
+  });
+  $("load-more").addEventListener("click", () => guarded(() => loadPosts(true))());
+  $("posts-clear").addEventListener("click", () => { state.drill = null; filterChanged(); });
+  $("export-csv").addEventListener("click", () => guarded(() => exportPosts("csv"))());
+  $("export-parquet").addEventListener("click", () => guarded(() => exportPosts("parquet"))());
+  $("export-trends").addEventListener("click", () => guarded(exportTrends)());
   $("login").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem("monitor-token", $("token").value);
     start();
   });
+  const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  $("tz").querySelector("option[value=local]").textContent = `browser (${local})`;
+  showRangeInputs();
 }
 
 async function start() {

@@ -1,0 +1,201 @@
+"""Analysts' reads of stored posts: filtered, full-text searched, keyset-paginated, and exported as CSV or Parquet.
+
+Every read is bounded: a window of at most `MAX_WINDOW_DAYS`, a page of at most 200 posts, an export of at most
+`EXPORT_MAX_ROWS`. Pages are keyset-paginated on (created_at, post_id), newest first, so a page costs the same
+however deep it is and posts arriving meanwhile do not shift later pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Select, func, literal, literal_column, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import Text
+
+from monitor.api.queries import thumbnail_url
+from monitor.store.db import NOT_DELETED, SEARCH_DOCUMENT, UNKNOWN_LANGUAGE, post_sentiment, post_thumbnail
+
+MAX_WINDOW_DAYS = 400
+"""The longest window a post read may span (longer than posts are kept, `RETENTION_POSTS_DAYS`, by default)."""
+EXPORT_MAX_ROWS = 100_000
+"""An export holds at most this many posts, newest first: narrow the window or the filters for the rest."""
+MAX_QUERY_CHARS = 200
+"""Longest `q`: a search is a few words; longer input is refused rather than parsed."""
+MAX_CURSOR_CHARS = 400
+STREAM_BATCH = 2_000
+"""Rows fetched per round trip while an export streams."""
+
+EXPORT_COLUMNS = ("post_id", "created_at", "processed_at", "label", "confidence", "p_negative", "p_neutral",
+                  "p_positive", "polarity", "model_version", "language", "language_supported", "source",
+                  "text_excerpt", "image_ref")
+"""The columns of an export, in order (CSV header and Parquet schema)."""
+
+PARQUET_SCHEMA = pa.schema([
+    ("post_id", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+    ("processed_at", pa.timestamp("us", tz="UTC")), ("label", pa.string()), ("confidence", pa.float64()),
+    ("p_negative", pa.float64()), ("p_neutral", pa.float64()), ("p_positive", pa.float64()),
+    ("polarity", pa.float64()), ("model_version", pa.string()), ("language", pa.string()),
+    ("language_supported", pa.bool_()), ("source", pa.string()), ("text_excerpt", pa.string()),
+    ("image_ref", pa.string())])
+
+
+class BadCursor(ValueError):
+    """A `cursor` this API did not make (or one from before a change of its format)."""
+
+
+@dataclass(frozen=True)
+class PostFilter:
+    """Which posts of a brand: all optional but the brand and the (already bounded) window."""
+
+    brand: str
+    since: datetime
+    until: datetime | None = None
+    label: str | None = None
+    language: str | None = None
+    source: str | None = None
+    q: str | None = None
+
+
+def bounded_window(since: datetime | None, until: datetime | None, now: datetime) -> tuple[datetime, datetime | None]:
+    """`since` defaults to `MAX_WINDOW_DAYS` before `until` (or now); ValueError for a longer window."""
+    span = timedelta(days=MAX_WINDOW_DAYS)
+    if since is None:
+        return (until or now) - span, until
+    if (until or now) - since > span:
+        raise ValueError(f"the window spans more than {MAX_WINDOW_DAYS} days; narrow `since`/`until`")
+    return since, until
+
+
+def encode_cursor(created_at: datetime, post_id: str) -> str:
+    """Opaque to clients: where the next page starts (the last post of this one)."""
+    raw = json.dumps([created_at.isoformat(), post_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        at, post_id = json.loads(raw)
+        when = datetime.fromisoformat(at)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise BadCursor("not a cursor this API made; start again without `cursor`") from exc
+    if when.tzinfo is None or not isinstance(post_id, str) or "\x00" in post_id:
+        raise BadCursor("not a cursor this API made; start again without `cursor`")
+    return when, post_id
+
+
+def _columns() -> list:
+    ps = post_sentiment.c
+    return [ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
+            ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref, ps.language, ps.language_supported,
+            ps.source]
+
+
+def filtered(where: PostFilter, *extra) -> Select:
+    """The posts `where` selects, newest first (GIN index on brands; `ix_post_sentiment_search` for `q`)."""
+    ps = post_sentiment.c
+    query = select(*extra, *_columns()).where(ps.brands.op("@>")(literal([where.brand], ARRAY(Text))), NOT_DELETED,
+                                              ps.created_at >= where.since)
+    if where.until:
+        query = query.where(ps.created_at < where.until)
+    if where.label:
+        query = query.where(ps.label == where.label)
+    if where.language:
+        query = query.where(ps.language.is_(None) if where.language == UNKNOWN_LANGUAGE
+                            else ps.language == where.language)
+    if where.source:
+        query = query.where(ps.source == where.source)
+    if where.q:
+        terms = func.websearch_to_tsquery(literal_column("'simple'::regconfig"), where.q)
+        query = query.where(SEARCH_DOCUMENT.op("@@")(terms))
+    return query.order_by(ps.created_at.desc(), ps.post_id.desc())
+
+
+def _shaped(row: dict) -> dict:
+    return {**row, "confidence": max(row["p_negative"], row["p_neutral"], row["p_positive"])}
+
+
+async def post_page(engine: AsyncEngine, where: PostFilter, limit: int,
+                    cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page and the cursor of the next (None on the last page). One row more than asked says whether a next
+    page exists without counting."""
+    ps = post_sentiment.c
+    has_thumbnail = post_thumbnail.c.post_id.is_not(None).label("has_thumbnail")
+    query = filtered(where, has_thumbnail).select_from(post_sentiment.outerjoin(post_thumbnail))
+    if cursor:
+        at, post_id = decode_cursor(cursor)
+        query = query.where(tuple_(ps.created_at, ps.post_id) < tuple_(literal(at), literal(post_id, Text)))
+    async with engine.connect() as conn:
+        rows = [dict(r) for r in (await conn.execute(query.limit(limit + 1))).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    posts = [{**_shaped(r), "thumbnail_url": thumbnail_url(r["post_id"]) if r.pop("has_thumbnail") else None}
+             for r in rows]
+    return posts, encode_cursor(rows[-1]["created_at"], rows[-1]["post_id"]) if more else None
+
+
+async def export_rows(engine: AsyncEngine, where: PostFilter, limit: int) -> AsyncIterator[list[dict]]:
+    """Batches of export rows, streamed from a server-side cursor: memory stays flat whatever the row cap."""
+    async with engine.connect() as conn:
+        result = await conn.stream(filtered(where).limit(limit).execution_options(yield_per=STREAM_BATCH))
+        async for batch in result.mappings().partitions(STREAM_BATCH):
+            yield [_shaped(dict(row)) for row in batch]
+
+
+def csv_lines(rows: Iterable[dict], header: bool, columns: Iterable[str] = EXPORT_COLUMNS) -> str:
+    """RFC 4180 CSV text of `rows`; times in ISO 8601 with their offset, empty cells for nulls."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    columns = list(columns)
+    if header:
+        writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in columns])
+    return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+async def csv_stream(batches: AsyncIterator[list[dict]]) -> AsyncIterator[bytes]:
+    """The header first, so even an empty export is a valid CSV file with its columns."""
+    yield csv_lines([], header=True).encode()
+    async for batch in batches:
+        yield csv_lines(batch, header=False).encode()
+
+
+async def parquet_bytes(batches: AsyncIterator[list[dict]], schema: pa.Schema = PARQUET_SCHEMA) -> bytes:
+    """A Parquet file (zstd) of every batch; built in memory, which the row cap bounds (~100 MB at worst)."""
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        async for batch in batches:
+            writer.write_table(pa.Table.from_pylist([{c: r[c] for c in schema.names} for r in batch], schema=schema))
+    return sink.getvalue()
+
+
+async def post_sources(engine: AsyncEngine, brand: str, since: datetime, until: datetime | None) -> list[dict]:
+    """Posts per `source` (null: stored before posts had one) over the window, largest first."""
+    ps = post_sentiment.c
+    query = (select(ps.source, func.count().label("posts"))
+             .where(ps.brands.op("@>")(literal([brand], ARRAY(Text))), NOT_DELETED, ps.created_at >= since)
+             .group_by(ps.source).order_by(func.count().desc(), ps.source))
+    if until:
+        query = query.where(ps.created_at < until)
+    async with engine.connect() as conn:
+        return [dict(row) for row in (await conn.execute(query)).mappings()]
