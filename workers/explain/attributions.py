@@ -70,6 +70,8 @@ class Explanation:
     """Only for a post with both text and an image."""
     convergence_delta: float
     """Captum's completeness gap: summed raw attributions minus the logit's change from the baseline."""
+    scale: float
+    """The raw attribution (in logit units) that 1.0 stands for: the largest word's magnitude."""
     logit_change: float
     """The label's logit on the post minus on the baseline text (what the raw attributions add up to)."""
     truncated: bool
@@ -89,6 +91,36 @@ def text_gradients(model: RADM) -> Iterator[None]:
         yield
     finally:
         model.config = config
+
+
+class CachedImage(torch.nn.Module):
+    """Stands in for the image encoder while a post's interpolated texts run: its image's tokens, computed once."""
+
+    whole_batch_only = False
+
+    def __init__(self, states: Tensor) -> None:
+        super().__init__()
+        self.states = states
+
+    def forward(self, pixel_values: Tensor) -> Tensor:
+        return self.states.expand(len(pixel_values), *self.states.shape[1:])
+
+
+@contextlib.contextmanager
+def image_once(model: RADM, pixel_values: Tensor, has_image: Tensor) -> Iterator[None]:
+    """Encode the post's image once for all integration steps (only the text changes along the path), instead
+    of once per step. Restored afterwards; callers explain one post at a time."""
+    if not bool(has_image.any()):
+        yield
+        return
+    encoder = model.image_encoder
+    with torch.no_grad():
+        states = encoder(pixel_values[:1])
+    model.image_encoder = CachedImage(states)
+    try:
+        yield
+    finally:
+        model.image_encoder = encoder
 
 
 class Explainer:
@@ -139,7 +171,7 @@ class Explainer:
         log.debug("post explained", post_id=post.post_id, label=labels[target], words=len(explained),
                   delta=round(delta, 4))
         return Explanation(labels[target], dict(zip(labels, map(float, probabilities[0]), strict=True)), explained,
-                           modality, delta, change, truncated, self.version, self.n_steps)
+                           modality, delta, largest, change, truncated, self.version, self.n_steps)
 
     def _probabilities(self, text: str, image: np.ndarray | None, has_text: bool) -> np.ndarray:
         """Calibrated probabilities as the worker computes them: row 0 the post; with an image and text, rows 1
@@ -174,7 +206,7 @@ class Explainer:
         extra = (attention_mask.to(device), batch["pixel_values"].to(device, self.model.dtype),
                  batch["has_image"].to(device))
         radm = self.model.model
-        with torch.enable_grad(), text_gradients(radm):
+        with torch.enable_grad(), text_gradients(radm), image_once(radm, extra[1], extra[2]):
             attributions, delta = self.integrated.attribute(
                 inputs[0], baselines=inputs[1], target=target, additional_forward_args=extra, n_steps=self.n_steps,
                 internal_batch_size=self.internal_batch_size, return_convergence_delta=True)
