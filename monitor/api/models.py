@@ -184,6 +184,8 @@ class Explanation(BaseModel):
     post_id: str
     text: str
     """The stored text that was explained (`words` index into it)."""
+    text_maybe_cut: bool
+    """Only the post's first 280 characters are stored (a post stored before full texts were kept)."""
     label: str
     """The explaining model's label for the stored text and thumbnail."""
     probabilities: dict[str, float]

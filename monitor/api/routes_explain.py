@@ -62,7 +62,8 @@ async def explanation(post_id: Annotated[StoredText, Path(max_length=128, descri
     note = None if same else (f"the stored label ({stored.label}) came from model {stored.model_version}; this "
                               f"explanation is model {model}'s, whose label may differ")
     return Explanation(
-        post_id=stored.post_id, text=stored.text, label=explained.label, probabilities=explained.probabilities,
+        post_id=stored.post_id, text=stored.text, text_maybe_cut=stored.maybe_cut, label=explained.label,
+        probabilities=explained.probabilities,
         words=[vars(w) for w in explained.words],
         modality=vars(explained.modality) if explained.modality is not None else None,
         with_image=stored.jpeg is not None, truncated=explained.truncated,
