@@ -359,6 +359,12 @@ class ApiSettings(_Section):
         validation_alias="API_ALERTS",
         default=True, description="`monitor api` evaluates alert rules (replicas share the work via an advisory lock)."
     )
+    explanations: bool = Field(
+        validation_alias="API_EXPLANATIONS",
+        default=True,
+        description="Serve `GET /api/posts/{post_id}/explanation`: word attributions computed on demand with "
+                    "MODEL_CHECKPOINT, loaded on the CPU on the first request; false = that endpoint answers 404.",
+    )
 
 
 class AlertSettings(_Section):

@@ -19,8 +19,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.logging import get_logger
 from core.settings import Settings
 from monitor.alerts.runner import run_alert_loop
-from monitor.api import live, routes_admin, routes_keyphrases, routes_models, routes_posts, routes_read
+from monitor.api import (
+    live,
+    routes_admin,
+    routes_explain,
+    routes_keyphrases,
+    routes_models,
+    routes_posts,
+    routes_read,
+)
 from monitor.api.errors import BodyLimit, ServerErrors, method_not_allowed, validation_error
+from monitor.api.explainer import ExplainerLoader, Explanations
 from monitor.api.security import SecurityHeaders
 from monitor.api.state import ApiState
 
@@ -29,12 +38,15 @@ log = get_logger(__name__)
 STATIC = files("monitor.api").joinpath("static")
 
 
-def create_app(settings: Settings, run_alerts: bool = True) -> FastAPI:
-    """`run_alerts`: evaluate alert rules every ALERT_INTERVAL_S in this process (advisory-locked across replicas)."""
+def create_app(settings: Settings, run_alerts: bool = True, explainer: ExplainerLoader | None = None) -> FastAPI:
+    """`run_alerts`: evaluate alert rules every ALERT_INTERVAL_S in this process (advisory-locked across replicas).
+    `explainer`: loads the model that explains posts, on the first request for an explanation (none: the endpoint
+    answers 404)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.api = ApiState.open(settings)
+        app.state.explanations = Explanations(explainer if settings.api.explanations else None)
         loop = None
         if run_alerts:
             loop = asyncio.create_task(run_alert_loop(app.state.api.engine, settings.alerts))
@@ -65,6 +77,7 @@ def create_app(settings: Settings, run_alerts: bool = True) -> FastAPI:
     app.include_router(routes_posts.router)
     app.include_router(routes_models.router)
     app.include_router(routes_keyphrases.router)
+    app.include_router(routes_explain.router)
     app.include_router(routes_admin.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -195,3 +195,65 @@ class KeyphraseList(BaseModel):
     """Start of the window `previous_posts` and `rising` compare with (it ends at `since`)."""
     phrases: list[KeyphraseCount]
     """Per label, most posts first."""
+
+
+class ExplainedWord(BaseModel):
+    """One whitespace-separated word of the post's text: `text == post_text[start:end]` (character offsets)."""
+
+    text: str
+    start: int
+    end: int
+    attribution: float
+    """-1..1: positive pushed the model towards `label`, negative against it; the post's strongest word is ±1."""
+    tokens: int
+    """Word pieces the model read of it; 0 = past the model's token limit, so no attribution."""
+
+
+class ModalityBalance(BaseModel):
+    """For a post with text and an image: the probability of `label` from each modality alone and from both."""
+
+    text_only: float
+    image_only: float
+    both: float
+    text_label: str
+    """The label the text alone gets."""
+    image_label: str
+    """The label the image (its stored thumbnail) alone gets."""
+    image_text_disagree: bool
+
+
+class Explanation(BaseModel):
+    """Which words drove the label: integrated gradients on the text encoder's word embeddings, against a
+    baseline of `[MASK]` pieces, for the explaining model's own label of the stored text (and thumbnail)."""
+
+    post_id: str
+    text: str
+    """The stored text that was explained (`words` index into it)."""
+    text_maybe_cut: bool
+    """Only the post's first 280 characters are stored (a post stored before full texts were kept)."""
+    label: str
+    """The explaining model's label for the stored text and thumbnail."""
+    probabilities: dict[str, float]
+    words: list[ExplainedWord]
+    modality: ModalityBalance | None
+    """Null for a post without an image (or without text)."""
+    with_image: bool
+    """Whether a thumbnail was there to read."""
+    truncated: bool
+    """The text ran past the model's token limit; later words have `tokens` 0."""
+    convergence_delta: float
+    """Captum's completeness gap, in logit units: how far the summed raw attributions are from `logit_change`."""
+    logit_change: float
+    """The label's logit on the post minus on the baseline: what the raw attributions add up to."""
+    scale: float
+    """The raw attribution, in logit units, that an `attribution` of 1 stands for."""
+    n_steps: int
+    explained_by: str
+    """The model id that computed this explanation (MODEL_CHECKPOINT of the API process)."""
+    scored_by: str
+    """The model id that scored the post live (`model_version` of the stored post)."""
+    stored_label: str
+    same_model: bool
+    """False: the stored label came from another model, so `label` may differ from it."""
+    note: str | None
+    """A sentence when `same_model` is false."""

@@ -7,6 +7,18 @@ import click
 from core.settings import get_settings
 
 
+def explainer_loader(checkpoint: str):
+    """Loads the explaining model when the API first needs it: torch and captum stay out of a process that never
+    explains a post."""
+
+    def load():
+        from workers.explain import Explainer
+
+        return Explainer.load(checkpoint, "cpu")
+
+    return load
+
+
 @click.command("api")
 @click.option("--host", default=None, help="Listen address [default: API_HOST].")
 @click.option("--port", type=int, default=None, help="Listen port [default: API_PORT].")
@@ -20,6 +32,7 @@ def api(host: str | None, port: int | None, alerts: bool | None) -> None:
     from monitor.api.app import create_app
 
     settings = get_settings()
-    app = create_app(settings, run_alerts=settings.api.alerts if alerts is None else alerts)
+    app = create_app(settings, run_alerts=settings.api.alerts if alerts is None else alerts,
+                     explainer=explainer_loader(settings.model.checkpoint))
     uvicorn.run(app, host=host or settings.api.host, port=port or settings.api.port, log_config=None,
                 proxy_headers=False, access_log=False)

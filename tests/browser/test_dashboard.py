@@ -85,6 +85,29 @@ def test_inline_images_show_their_thumbnails(page, seeded):
     assert page.errors == []
 
 
+def test_why_highlights_the_words_of_a_post(page, seeded):
+    """"why?" fetches the post's explanation and highlights its words; a post with an image also gets the text's
+    and the image's own labels."""
+    open_dashboard(page, seeded.base_url)
+    posts = {r.post_id: r for r in SEED}
+    with_image = page.locator("#posts li[data-post-id]").evaluate_all(
+        "items => items.map(li => li.dataset.postId).filter(id => id.split('-').pop() % 3 === 0)")
+    assert with_image
+    item = page.locator(f"#posts li[data-post-id='{with_image[0]}']")
+    item.locator("button.why-button").click()
+    words = item.locator(".explanation .explained-text .word")
+    expect(words.first).to_be_visible(timeout=30_000)
+    assert words.all_inner_texts() == posts[with_image[0]].text.split()
+    attributions = [float(a) for a in words.evaluate_all("spans => spans.map(s => s.dataset.attribution)")]
+    assert max(abs(a) for a in attributions) == pytest.approx(1.0, abs=1e-3)
+    assert all(w.get_attribute("title") for w in words.all())
+    expect(item.locator(".explanation .modality")).to_contain_text("text says")
+    expect(item.locator(".explanation .modality")).to_contain_text("image says")
+    item.locator("button.why-button").click()  # closes it again
+    expect(item.locator(".explanation .word")).to_have_count(0)
+    assert page.errors == []
+
+
 def test_live_update_arrives_after_new_results(page, seeded):
     open_dashboard(page, seeded.base_url)
     page.select_option("#brand", "globex")

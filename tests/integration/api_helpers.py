@@ -11,6 +11,7 @@ import httpx
 
 from core.settings import Settings
 from monitor.api.app import create_app
+from monitor.cli.api import explainer_loader
 from monitor.sink.writer import write_results
 from schemas import SentimentResult
 from tests.integration.trend_helpers import result
@@ -18,12 +19,17 @@ from tests.integration.trend_helpers import result
 
 @contextlib.asynccontextmanager
 async def api_client(settings: Settings, **overrides) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app against the test stack, without the alert loop (tests drive evaluation themselves)."""
-    app = create_app(settings.replace(**overrides), run_alerts=False)
+    """The real app against the test stack, without the alert loop (tests drive evaluation themselves); it explains
+    posts with the seeded tiny model, loaded only if a test asks for an explanation."""
+    app = create_app(settings.replace(**overrides), run_alerts=False, explainer=explainer_loader(EXPLAINING_MODEL))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
             yield client
+
+
+EXPLAINING_MODEL = "untrained"
+"""MODEL_CHECKPOINT of the API tests' explanations: the seeded tiny model, seconds to load."""
 
 
 def unique_brand(prefix: str = "apitest") -> str:

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, settings
 
 from core.settings import Settings
 from monitor.api.app import create_app
+from monitor.cli.api import explainer_loader
 from monitor.store.db import create_engine
 from monitor.store.migrate import upgrade_head
-from tests.integration.api_helpers import labelled, seed
+from tests.integration.api_helpers import EXPLAINING_MODEL, labelled, seed
 from tests.integration.database_helpers import private_database
 
 pytestmark = pytest.mark.integration
@@ -29,8 +30,8 @@ FUZZED_BRAND = "fuzzed"
 def fuzz_schema(settings: Settings, tokens: bool):
     overrides = {"api_read_token": READ, "api_admin_token": ADMIN} if tokens else {
         "api_read_token": None, "api_admin_token": ADMIN}
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings.replace(**overrides),
-                                                                         run_alerts=False))
+    app = create_app(settings.replace(**overrides), run_alerts=False, explainer=explainer_loader(EXPLAINING_MODEL))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     # The tests send the tokens themselves; generated ones would only be replaced.
     schema.config.generation.update(max_examples=MAX_EXAMPLES, modes=["positive", "negative"],
                                     with_security_parameters=False)

@@ -427,7 +427,8 @@ function renderPost(p) {
       el("p", { class: "post-text" }, p.text_excerpt || "(no text)"),
       el("span", { class: "badge " + p.label }, p.label),
       el("span", { class: "meta" }, ` ${(p.confidence * 100).toFixed(0)} % · ${fmtTime(p.created_at)}` +
-        (p.source ? ` · ${p.source}` : "") + (p.language ? ` · ${p.language}` : ""))));
+        (p.source ? ` · ${p.source}` : "") + (p.language ? ` · ${p.language}` : "")),
+      explainSlot(p.post_id)));
 }
 
 async function loadPosts(more = false) {
@@ -492,6 +493,65 @@ function exportTrends() {
   params.set("granularity", state.granularity);
   params.set("format", "csv");
   return download(`/api/brands/${encodeURIComponent(state.brand)}/trends/export?${params}`);
+}
+
+// Explanations ("why?"): which words drove the label, from GET /api/posts/{id}/explanation. Fetched once per post
+// and kept open across the list's refreshes.
+const explanations = new Map();
+const openExplanations = new Set();
+
+function explainSlot(postId) {
+  const panel = el("div", { class: "explanation" });
+  const button = el("button", { type: "button", class: "why-button", title: "Which words drove the label" }, "why?");
+  button.addEventListener("click", () => {
+    if (openExplanations.delete(postId)) { panel.replaceChildren(); return; }
+    openExplanations.add(postId);
+    showExplanation(postId, panel);
+  });
+  if (openExplanations.has(postId)) showExplanation(postId, panel);
+  return el("div", { class: "explain" }, button, panel);
+}
+
+async function fetchExplanation(postId) {
+  const response = await fetch(`/api/posts/${encodeURIComponent(postId)}/explanation`, { headers: authHeaders() });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(typeof body.detail === "string" ? body.detail : "HTTP " + response.status);
+  return body;
+}
+
+function showExplanation(postId, panel) {
+  panel.replaceChildren(el("span", { class: "meta" }, "explaining…"));
+  if (!explanations.has(postId)) {
+    explanations.set(postId, fetchExplanation(postId).catch((err) => { explanations.delete(postId); throw err; }));
+  }
+  explanations.get(postId).then((x) => panel.replaceChildren(...explanationParts(x)),
+    (err) => panel.replaceChildren(el("span", { class: "meta" }, "no explanation: " + err.message)));
+}
+
+function explanationParts(x) {
+  const text = el("p", { class: "explained-text" });
+  let at = 0;
+  for (const w of x.words) {
+    text.append(x.text.slice(at, w.start));
+    const a = w.attribution;
+    const word = el("span", { class: "word " + (a >= 0 ? "towards" : "against"), "data-attribution": a.toFixed(3),
+                              title: `${a >= 0 ? "+" : ""}${a.toFixed(2)} ${a >= 0 ? "towards" : "against"} ${x.label}` +
+                                     (w.tokens ? "" : " (past the model's token limit)") }, w.text);
+    word.style.backgroundColor = `rgba(${a >= 0 ? "37, 99, 235" : "234, 88, 12"}, ${(Math.abs(a) * 0.55).toFixed(3)})`;
+    text.append(word);
+    at = w.end;
+  }
+  text.append(x.text.slice(at));
+  const parts = [el("div", { class: "meta" }, "why ", el("span", { class: "badge " + x.label }, x.label),
+    ": blue words pushed towards it, orange against")];
+  parts.push(text);
+  if (x.modality) {
+    const m = x.modality;
+    parts.push(el("div", { class: "modality" }, `text says ${m.text_label}, image says ${m.image_label}`,
+      m.image_text_disagree ? el("span", { class: "disagree" }, "image and text disagree") : ""));
+  }
+  if (!x.same_model) parts.push(el("div", { class: "meta" }, x.note));
+  return parts;
 }
 
 const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
