@@ -96,6 +96,7 @@ def pipeline(browser_stack: EmbeddedStack, tmp_path_factory):
         pytest.skip("/usr/bin/chromium is absent (`make test` installs it: apt-get install chromium)")
     logs = tmp_path_factory.mktemp("browser-logs")
     env = {**browser_stack.env(), "METRICS_PORT": "0", "TOPIC_PARTITIONS": "2", "SINK_MAX_WAIT_S": "0.1",
+           "SINK_KEYPHRASE_INTERVAL_S": "1",
            "API_READ_TOKEN": READ_TOKEN, "ALERT_INTERVAL_S": "2", "LOG_LEVEL": "INFO",
            # The API explains posts ("why?") with the seeded tiny model: seconds to load, no weights.
            "MODEL_CHECKPOINT": "untrained"}

@@ -167,6 +167,26 @@ def test_shadow_challenger_agreement_is_shown(page, seeded):
     assert page.errors == []
 
 
+def test_keyphrases_per_sentiment_lead_to_their_posts(page, seeded):
+    """The sink's keyphrase pass counts the seeded posts' terms; the card lists them per sentiment, and a click
+    searches the posts for one."""
+    open_dashboard(page, seeded.base_url)
+    page.select_option("#brand", "initech")
+    negative = page.locator('#keyphrases [data-label=negative] li[data-phrase="terrible"]')
+    deadline = time.monotonic() + 60
+    while not negative.count():  # the pass runs every second; the card reloads on demand here
+        assert time.monotonic() < deadline, "no keyphrase arrived"
+        page.evaluate("loadKeyphrases()")
+        time.sleep(0.5)
+    assert page.locator('#keyphrases [data-label=positive] li[data-phrase="love"]').count() == 1
+    assert not page.locator('#keyphrases li[data-phrase*="initech"]').count()  # the brand's own name is left out
+    negative.locator("button").click()
+    expect(page.locator("#posts li[data-post-id]").first).to_be_visible()
+    texts = page.locator("#posts li[data-post-id] .post-text").all_inner_texts()
+    assert texts and all("terrible" in t for t in texts)
+    assert page.errors == []
+
+
 def test_anomaly_alerts_show_their_why(page, seeded):
     """An anomaly alert as the alert loop stores it: the list shows its z-score, keyphrases and example posts (read
     from the stored posts by id)."""

@@ -341,6 +341,35 @@ async function loadSources() {
   fillOptions($("post-source"), "any source", sources.map((s) => s.source).filter(Boolean), state.postSource);
 }
 
+// What people say about the brand in the range, per sentiment, from the keyphrase tables: most posts first, and a
+// mark on terms rising against the window of equal length before (z of at least 1.96). Clicking one searches the
+// posts for it. Hour buckets up to 31 days back, day buckets beyond (what the endpoint keeps).
+const RISING_Z = 1.96;
+
+async function loadKeyphrases() {
+  if (!state.brand) return;
+  const bounds = rangeBounds();
+  const until = bounds.until || new Date();
+  const params = windowParams({ since: bounds.since, until });
+  params.set("granularity", until - bounds.since <= 31 * 86400e3 ? "hour" : "day");
+  params.set("top", "6");
+  const found = await api(`/api/brands/${encodeURIComponent(state.brand)}/keyphrases?${params}`);
+  const columns = ["negative", "positive"].map((label) => {
+    const rows = found.phrases.filter((k) => k.label === label);
+    return el("div", { class: "keyphrase-column", "data-label": label },
+      el("h3", {}, el("span", { class: "badge " + label }, label)),
+      el("ol", {}, ...(rows.length ? rows.map((k) => el("li", {
+        "data-phrase": k.phrase, class: k.rising !== null && k.rising >= RISING_Z ? "rising" : "",
+        title: `${k.posts} posts (${(k.share * 100).toFixed(0)} % of ${label}); ${k.previous_posts} in the window before` +
+          (k.rising !== null ? `; rising z ${k.rising.toFixed(1)}` : ""),
+      }, el("button", { type: "button", class: "link" }, k.phrase), ` ${k.posts}`,
+        k.rising !== null && k.rising >= RISING_Z ? el("span", { class: "rise" }, " ↑ rising") : ""))
+        : [el("li", { class: "empty" }, "none yet")])));
+  });
+  $("keyphrases").replaceChildren(...columns);
+  $("keyphrase-meta").textContent = `${found.granularity} buckets, since ${fmtTime(found.since)}`;
+}
+
 // Which models scored the stored posts, and each shadow challenger's agreement with the champion: a 3x3 table of
 // champion label (rows) against challenger label (columns), so a shift between two labels shows at a glance.
 const LABELS = ["negative", "neutral", "positive"];
@@ -620,7 +649,7 @@ async function loadHealth() {
 
 async function refreshAll() {
   await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadSources(), loadAlerts(),
-    loadHealth(), loadModels()]);
+    loadHealth(), loadModels(), loadKeyphrases()]);
 }
 
 /* Live updates refresh the posts list only while it shows the newest posts: not under an analyst reading further
@@ -636,7 +665,8 @@ async function catchUp() {
 
 /* The cards that depend on the brand or the range (models and health do not). */
 async function refreshWindow() {
-  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadSources(), loadAlerts()]);
+  await Promise.all([loadTrends(), loadCompare(), loadPosts(), loadLanguages(), loadSources(), loadAlerts(),
+    loadKeyphrases()]);
 }
 
 function guarded(fn) {
@@ -750,6 +780,16 @@ function bindControls() {
     state.q = $("post-search").value.trim();
     filterChanged();
   });
+  $("keyphrases").addEventListener("click", (event) => {  // a keyphrase: search the posts for it
+    const item = event.target.closest("li[data-phrase]");
+    if (!item) return;
+    $("post-search").value = `"${item.dataset.phrase}"`;
+    state.q = $("post-search").value;
+    state.label = item.closest("[data-label]").dataset.label;
+    document.querySelectorAll(".filters button").forEach((b) => b.classList.toggle("active",
+      b.dataset.label === state.label));
+    filterChanged();
+  });
   $("load-more").addEventListener("click", () => guarded(() => loadPosts(true))());
   $("posts-clear").addEventListener("click", () => { state.drill = null; filterChanged(); });
   $("export-csv").addEventListener("click", () => guarded(() => exportPosts("csv"))());
@@ -779,7 +819,9 @@ async function start() {
   connectLive();
   if (state.started) return;
   state.started = true;
-  setInterval(guarded(async () => { await Promise.all([loadAlerts(), loadHealth(), loadModels()]); }), 30000);
+  setInterval(guarded(async () => {
+    await Promise.all([loadAlerts(), loadHealth(), loadModels(), loadKeyphrases()]);
+  }), 30000);
   document.body.dataset.ready = "true";
 }
 
