@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import func, literal, pool, select, text
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from benchmarks.database import private_schema
 from benchmarks.report import device_name, host_info, write_report
 from core.logging import get_logger
 from monitor.sink.writer import post_row, write_results
@@ -160,37 +157,11 @@ async def _measure(url: str, rows: int, baseline_rows: int, batch_size: int) -> 
     }
 
 
-@contextmanager
-def _private_schema(database_url: str | None):
-    """A database URL whose search_path is the benchmark's own schema, on DATABASE_URL or an embedded server."""
-    server = None
-    if database_url is None:
-        from monitor.devstack.embedded.postgres import database_url as embedded_url
-        from monitor.devstack.embedded.postgres import postgres_server
-
-        server = postgres_server(Path(tempfile.mkdtemp(prefix="bench-sink-")))
-        server.start()
-        database_url = embedded_url(server.port)
-    admin = create_sync_engine(database_url, poolclass=pool.NullPool)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        url = make_url(database_url).update_query_dict({"options": f"-csearch_path={SCHEMA}"})
-        yield url.render_as_string(hide_password=False), server is not None
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        admin.dispose()
-        if server is not None:
-            server.stop()
-
-
 def run_sink_benchmark(database_url: str | None, rows: int = 20_000, baseline_rows: int = 2_000,
                        batch_size: int = 500, out: Path | None = None) -> dict:
     """Measure both write paths; write the JSON report to `out` when given."""
     host = host_info()
-    with _private_schema(database_url) as (url, embedded):
+    with private_schema(database_url, SCHEMA) as (url, embedded):
         upgrade_head(url)
         measured = asyncio.run(_measure(url, rows, baseline_rows, batch_size))
     report = {

@@ -234,3 +234,25 @@ def bench_size(rate: float, headroom: float, cores: int | None, reports: tuple[P
     click.echo(plan_table(plans))
     click.echo(f"\nfor {rate:,.0f} posts/s x {headroom} headroom; posts topic partitions >= replicas x processes "
                "each, and KEDA's maxReplicaCount <= partitions / processes each")
+
+
+@bench.command("queries")
+@click.option("--posts", type=click.IntRange(min=100), default=10_000_000, show_default=True,
+              help="Posts to generate.")
+@click.option("--brands", type=click.IntRange(min=12), default=50, show_default=True)
+@click.option("--days", type=click.IntRange(min=2), default=365, show_default=True, help="Span of the posts.")
+@click.option("--requests", type=click.IntRange(min=5), default=40, show_default=True, help="Requests per view.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/results/queries-cpu.json"),
+              show_default=True)
+def bench_queries(posts: int, brands: int, days: int, requests: int, out: Path) -> None:
+    """Generate a store of --posts posts and time every dashboard view through the API (p50/p95), on DATABASE_URL
+    (a private schema, dropped afterwards) or an embedded PostgreSQL."""
+    from benchmarks.queries import run_query_benchmark
+
+    report = run_query_benchmark(get_settings().store.database_url, posts, brands, days, requests, out)
+    for name, view in report["views"].items():
+        click.echo(f"{name:<36} p50 {view['p50_ms']:>8.1f} ms   p95 {view['p95_ms']:>8.1f} ms   "
+                   f"max {view['max_ms']:>8.1f} ms")
+    click.echo(f"generated {report['generated']['rows']} ({report['generated']['size']}); worst p95 "
+               f"{report['worst_p95_ms']} ms against a target of {report['target_p95_ms']} ms")
+    click.echo(f"wrote {out}")

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from benchmarks.queries import SCHEMA as QUERIES_SCHEMA
 from benchmarks.sink import SCHEMA
 from tests.integration.cli_helpers import monitor
 
@@ -106,3 +107,18 @@ def test_bench_ingest_reports_the_connector_against_a_bare_reader(stack, tmp_pat
         assert result["events_per_s"] > 0 and result["peak_rss_mib"] > 0
     assert "0 malformed" in report["results"]["connector, filters on"]["summary"]
     assert report["ratio_to_bare_reader"]["bare reader"] == 1.0
+
+
+def test_bench_queries_times_every_dashboard_view(stack, engine, tmp_path):
+    out = tmp_path / "queries.json"
+    done = monitor(stack, "bench", "queries", "--posts", "3000", "--brands", "12", "--days", "40", "--requests", "5",
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["generated"]["rows"]["post_sentiment"] == 3000 and report["generated"]["rows"]["trend_bucket"] > 0
+    assert report["views"] and all(v["requests"] == 5 and 0 < v["p50_ms"] <= v["p95_ms"] <= v["max_ms"]
+                                   for v in report["views"].values())
+    assert report["worst_p95_ms"] == max(v["p95_ms"] for v in report["views"].values())
+    plain = make_url(stack.env()["DATABASE_URL"]).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain) as conn:
+        assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (QUERIES_SCHEMA,)).fetchone() is None
