@@ -9,7 +9,8 @@ Which posts are "since the last pass" is decided by time, safely: a post's `proc
 transaction's start, so every post stored with `processed_at` before the start of the oldest transaction still
 running is already visible. A pass reads that horizon first (`pg_stat_activity`), then counts the posts from the
 previous horizon up to it; a post in a transaction that was running meanwhile has a later `processed_at` and is
-counted by a later pass. Deletions are taken out the same way, by `post_deletion.recorded_at`: the deleted post's
+counted by a later pass (a long transaction anywhere in the database, an analyst's query say, delays the counts; it
+never loses a post). Deletions are taken out the same way, by `post_deletion.recorded_at`: the deleted post's
 recorded terms are subtracted and its `keyphrase_post` row removed (its text is gone by then). One pass at a time
 across sinks (an advisory lock).
 """
