@@ -188,18 +188,34 @@ async def measure(settings: Settings, brands: int, requests: int, seed: int = 7)
     return results
 
 
+def _stored_posts(url: str) -> int:
+    async def count() -> int:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return (await conn.execute(text("SELECT count(*) FROM post_sentiment"))).scalar_one()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
 def run_query_benchmark(database_url: str | None, posts: int = 10_000_000, brands: int = 50, days: int = 365,
-                        requests: int = 40, out: Path | None = None) -> dict:
-    """Generate the store, measure every view; write the JSON report to `out` when given."""
+                        requests: int = 40, out: Path | None = None, keep: bool = False) -> dict:
+    """Generate the store, measure every view; write the JSON report to `out` when given. With `keep`, the store
+    stays in DATABASE_URL's `bench_queries` schema, and a later run with `keep` measures it again (after upgrading
+    its schema) instead of generating it anew."""
     from monitor.devstack.embedded.redis import redis_server
 
     host = host_info()
     redis = redis_server(Path(tempfile.mkdtemp(prefix="bench-queries-redis-")))
     redis.start()
     try:
-        with private_schema(database_url, SCHEMA) as (url, embedded):
+        with private_schema(database_url, SCHEMA, keep) as (url, embedded):
             upgrade_head(url)
-            generated = generate(url, posts, brands, days)
+            stored = _stored_posts(url) if keep else 0
+            generated = (generate(url, posts, brands, days) if not stored
+                         else {"rows": {"post_sentiment": stored}, "reused": True})
             settings = Settings().replace(database_url=url, redis_url=f"redis://127.0.0.1:{redis.port}/0",
                                           API_READ_TOKEN=None, API_ADMIN_TOKEN=None)
             measured = asyncio.run(measure(settings, brands, requests))
@@ -208,7 +224,8 @@ def run_query_benchmark(database_url: str | None, posts: int = 10_000_000, brand
     worst = max(measured.values(), key=lambda m: m["p95_ms"])
     report = {
         "benchmark": "dashboard API requests over a generated store (p50/p95 per view)",
-        "command": f"monitor bench queries --posts {posts} --brands {brands} --days {days} --requests {requests}",
+        "command": f"monitor bench queries --posts {posts} --brands {brands} --days {days} --requests {requests}"
+                   + (" --keep" if keep else ""),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(),
         "host": host,

@@ -244,15 +244,20 @@ def bench_size(rate: float, headroom: float, cores: int | None, reports: tuple[P
 @click.option("--requests", type=click.IntRange(min=5), default=40, show_default=True, help="Requests per view.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/results/queries-cpu.json"),
               show_default=True)
-def bench_queries(posts: int, brands: int, days: int, requests: int, out: Path) -> None:
+@click.option("--keep", is_flag=True, help="Leave the generated store in DATABASE_URL's bench_queries schema, or "
+              "measure the one a previous --keep run left (after migrating it) instead of generating it again.")
+def bench_queries(posts: int, brands: int, days: int, requests: int, out: Path, keep: bool) -> None:
     """Generate a store of --posts posts and time every dashboard view through the API (p50/p95), on DATABASE_URL
     (a private schema, dropped afterwards) or an embedded PostgreSQL."""
     from benchmarks.queries import run_query_benchmark
 
-    report = run_query_benchmark(get_settings().store.database_url, posts, brands, days, requests, out)
+    database_url = get_settings().store.database_url
+    if keep and not database_url:
+        raise click.UsageError("--keep needs DATABASE_URL (e.g. from `monitor stack`): an embedded server is not kept")
+    report = run_query_benchmark(database_url, posts, brands, days, requests, out, keep)
     for name, view in report["views"].items():
         click.echo(f"{name:<36} p50 {view['p50_ms']:>8.1f} ms   p95 {view['p95_ms']:>8.1f} ms   "
                    f"max {view['max_ms']:>8.1f} ms")
-    click.echo(f"generated {report['generated']['rows']} ({report['generated']['size']}); worst p95 "
+    click.echo(f"generated {report['generated']['rows']} ({report['generated'].get('size', 'reused')}); worst p95 "
                f"{report['worst_p95_ms']} ms against a target of {report['target_p95_ms']} ms")
     click.echo(f"wrote {out}")
