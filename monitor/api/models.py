@@ -147,14 +147,15 @@ class Health(BaseModel):
 
 class ModelVersion(BaseModel):
     model_version: str
-    """`<config version>@<first 12 hex digits of the checkpoint's sha256>`."""
-    live_posts: int
-    """Stored posts it scored live (into the default figures)."""
-    rescored_posts: int
-    """Stored posts `monitor recompute` scored with it (its own series only)."""
-    first_post_at: datetime | None
-    """`created_at` of the first and last post it scored live; null when it scored none live."""
-    last_post_at: datetime | None
+    """`<config version>@<first 12 hex digits of the checkpoint's sha256>`; `unrecorded`: counts made before trend
+    buckets had a model."""
+    live_counts: int
+    """Posts it scored live, once per brand they mention, as the trends count them (the default figures)."""
+    rescored_counts: int
+    """The same for the posts `monitor recompute` scored with it (its own series only)."""
+    first_day: datetime | None
+    """Start of the first and last UTC day with posts it scored live; null when it scored none live."""
+    last_day: datetime | None
 
 
 class ShadowAgreement(BaseModel):

@@ -189,13 +189,3 @@ async def parquet_bytes(batches: AsyncIterator[list[dict]], schema: pa.Schema = 
     return sink.getvalue()
 
 
-async def post_sources(engine: AsyncEngine, brand: str, since: datetime, until: datetime | None) -> list[dict]:
-    """Posts per `source` (null: stored before posts had one) over the window, largest first."""
-    ps = post_sentiment.c
-    query = (select(ps.source, func.count().label("posts"))
-             .where(ps.brands.op("@>")(literal([brand], ARRAY(Text))), NOT_DELETED, ps.created_at >= since)
-             .group_by(ps.source).order_by(func.count().desc(), ps.source))
-    if until:
-        query = query.where(ps.created_at < until)
-    async with engine.connect() as conn:
-        return [dict(row) for row in (await conn.execute(query)).mappings()]

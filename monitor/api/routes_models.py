@@ -18,9 +18,10 @@ router = APIRouter(prefix="/api/models", dependencies=[Depends(require_read), De
                    responses=COMMON)
 
 
-@router.get("", response_model=list[ModelVersion], summary="Models that scored the stored posts")
+@router.get("", response_model=list[ModelVersion], summary="Models that scored the posts in the trends")
 async def models(state: ApiState = Depends(get_state)) -> list[dict]:
-    """Every model id in the stored posts (live) or their re-scores (`monitor recompute`), newest live first."""
+    """Every model id in the trend buckets (live) or the re-scored buckets (`monitor recompute`), with its counts
+    from the day buckets, newest live first."""
     return await model_versions(state.engine)
 
 

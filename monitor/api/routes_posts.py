@@ -27,7 +27,6 @@ from monitor.api.post_search import (
     export_rows,
     parquet_bytes,
     post_page,
-    post_sources,
 )
 from monitor.api.routes_read import (
     BrandPath,
@@ -43,6 +42,7 @@ from monitor.api.routes_read import (
 )
 from monitor.api.state import ApiState, get_state
 from monitor.store.cache import hot_since
+from monitor.store.keyphrases import source_volumes
 from monitor.store.text import stored_text
 from monitor.store.trends import bucket_record, read_trends
 
@@ -143,12 +143,14 @@ async def trends_export(brand: BrandPath, format: Format = "csv",  # noqa: A002 
 
 @router.get("/brands/{brand}/sources", response_model=list[SourceVolume], responses=NOT_FOUND,
             summary="A brand's posts per source",
-            description="Stored posts per source over the window, largest first: the values `source` filters take. "
+            description="Posts per source over the UTC hours the window touches (days, for windows over 31 days), "
+                        "largest first, from the source buckets the sink's keyphrase pass keeps (seconds behind the "
+                        "posts): the values `source` filters take (`unknown`: stored before posts had a source). "
                         + WINDOW_DOC)
 async def sources(brand: BrandPath, since: Since = None, until: Until = None,
                   state: ApiState = Depends(get_state)) -> list[dict]:
     where = await post_filter(brand, since=since, until=until, state=state)
-    return await post_sources(state.engine, where.brand, where.since, where.until)
+    return await source_volumes(state.engine, where.brand, where.since, where.until or datetime.now(UTC))
 
 
 async def _once(records: list[dict]):

@@ -187,7 +187,23 @@ keyphrase_post = Table(
     Column("brands", ARRAY(Text), nullable=False),
     Column("terms", ARRAY(Text), nullable=False),
     Column("counted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("source", String(64), nullable=False),
 )
+
+source_bucket = Table(
+    "source_bucket",
+    metadata,
+    Column("brand", String(64), nullable=False),
+    Column("granularity", String(8), nullable=False),
+    Column("bucket_start", DateTime(timezone=True), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("posts", Integer, nullable=False),
+    PrimaryKeyConstraint("brand", "granularity", "bucket_start", "source"),
+    CheckConstraint("granularity IN ('hour', 'day')", name="source_bucket_granularity"),
+)
+
+UNKNOWN_SOURCE = "unknown"
+"""`source_bucket.source` of posts stored before posts had a source (and `Post.source`'s default)."""
 
 monitor_state = Table(
     "monitor_state",

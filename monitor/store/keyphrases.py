@@ -1,9 +1,11 @@
-"""Keyphrase tables: posts per brand, hour and day, label and term, counted exactly once, out again on deletion.
+"""Keyphrase and source tables: posts per brand, hour and day, and label and term, or source; counted exactly once,
+out again on deletion.
 
 The sink's keyphrase pass (`count_keyphrases`, every SINK_KEYPHRASE_INTERVAL_S) reads the posts stored since the
 last pass, extracts their terms (`monitor/store/terms.py`), and in one transaction records each post in
 `keyphrase_post` (ON CONFLICT DO NOTHING: only posts recorded now are counted) and adds the recorded posts' terms to
-`keyphrase_bucket`. It runs beside the write path, not in it, so the sink's throughput does not pay for it.
+`keyphrase_bucket` and the posts to `source_bucket`. It runs beside the write path, not in it, so the sink's
+throughput does not pay for it.
 
 Which posts are "since the last pass" is decided by time, safely: a post's `processed_at` is its sink
 transaction's start, so every post stored with `processed_at` before the start of the oldest transaction still
@@ -25,12 +27,23 @@ from sqlalchemy import Integer, String, Text, bindparam, column, delete, func, l
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.store.db import keyphrase_bucket, keyphrase_post, post_deletion, post_sentiment, trend_bucket
+from monitor.store.db import (
+    UNKNOWN_SOURCE,
+    keyphrase_bucket,
+    keyphrase_post,
+    post_deletion,
+    post_sentiment,
+    source_bucket,
+    trend_bucket,
+)
 from monitor.store.terms import post_terms
 
 KEYPHRASE_LOCK_KEY = 0x5E_4B_E1
 """One keyphrase pass at a time (a single-key advisory lock, apart from retention's and the migrations')."""
 MAX_POSTS_PER_PASS = 5_000
+HOUR_SOURCE_DAYS = 31
+"""Source counts over a window up to this long come from hour buckets (pruned with the minute buckets), longer
+ones from day buckets."""
 """A pass counts at most this many posts (oldest first) and leaves the rest to the next one."""
 HORIZON_STATE = "keyphrase_horizon"
 """The `monitor_state` key of the last pass's horizon."""
@@ -69,30 +82,50 @@ async def _save_horizon(conn: AsyncConnection, horizon: datetime) -> None:
 
 def _term_rows(posts) -> list[dict]:
     return [{"post_id": p.post_id, "created_at": p.created_at.isoformat(), "label": p.label, "brands": list(p.brands),
-             "terms": post_terms(p.text, p.brands)} for p in posts]
+             "terms": post_terms(p.text, p.brands), "source": p.source or UNKNOWN_SOURCE} for p in posts]
 
 
 def _record_statement():
     rows = func.jsonb_to_recordset(bindparam("rows", type_=JSONB)).table_valued(
         column("post_id", String), column("created_at", keyphrase_post.c.created_at.type), column("label", String),
-        column("brands", ARRAY(Text)), column("terms", ARRAY(Text)),
+        column("brands", ARRAY(Text)), column("terms", ARRAY(Text)), column("source", String),
     ).render_derived(name="batch", with_types=True)
     kp = keyphrase_post.c
     recorded = (insert(keyphrase_post).from_select([c.name for c in rows.c], select(*rows.c))
                 .on_conflict_do_nothing(index_elements=["post_id"])
-                .returning(kp.created_at, kp.label, kp.brands, kp.terms).cte("recorded"))
+                .returning(kp.created_at, kp.label, kp.brands, kp.terms, kp.source).cte("recorded"))
     return _bucket_change(recorded, +1)
 
 
-def _bucket_change(posts, sign: int):
-    """Add (+1) or take out (-1) `posts`' terms in every brand's hour and day buckets."""
+def _sizes_and_brands(posts):
     sizes = (func.unnest(literal_column("ARRAY['hour', 'day']::text[]")).table_valued("granularity")
              .render_derived(name="sizes"))
     brand = func.unnest(posts.c.brands).table_valued("brand").render_derived(name="brand")
+    start = func.date_trunc(sizes.c.granularity, posts.c.created_at, "UTC").label("bucket_start")
+    return sizes, brand, start
+
+
+def _source_change(posts, sign: int):
+    """Add (+1) or take out (-1) `posts` in every brand's hour and day source buckets."""
+    sizes, brand, start = _sizes_and_brands(posts)
+    keys = (brand.c.brand, sizes.c.granularity, start, posts.c.source)
+    totals = (select(*keys, (sign * func.count()).label("posts"))
+              .select_from(posts).join(brand, literal_column("true")).join(sizes, literal_column("true"))
+              .where(func.char_length(brand.c.brand) <= 64)
+              .group_by(*keys).order_by(*keys))
+    upsert = insert(source_bucket).from_select(["brand", "granularity", "bucket_start", "source", "posts"], totals)
+    return upsert.on_conflict_do_update(
+        index_elements=["brand", "granularity", "bucket_start", "source"],
+        set_={"posts": source_bucket.c.posts + upsert.excluded.posts},
+    ).returning(source_bucket.c.posts).cte("sources_changed")
+
+
+def _bucket_change(posts, sign: int):
+    """Add (+1) or take out (-1) `posts`' terms in every brand's hour and day keyphrase buckets, and the posts in
+    its source buckets."""
+    sizes, brand, start = _sizes_and_brands(posts)
     term = func.unnest(posts.c.terms).table_valued("phrase").render_derived(name="term")
-    keys = (brand.c.brand, sizes.c.granularity,
-            func.date_trunc(sizes.c.granularity, posts.c.created_at, "UTC").label("bucket_start"),
-            posts.c.label, term.c.phrase)
+    keys = (brand.c.brand, sizes.c.granularity, start, posts.c.label, term.c.phrase)
     totals = (select(*keys, (sign * func.count()).label("posts"))
               .select_from(posts).join(brand, literal_column("true")).join(sizes, literal_column("true"))
               .join(term, literal_column("true"))
@@ -104,7 +137,7 @@ def _bucket_change(posts, sign: int):
         index_elements=["brand", "granularity", "bucket_start", "label", "phrase"],
         set_={"posts": keyphrase_bucket.c.posts + upsert.excluded.posts},
     ).returning(keyphrase_bucket.c.posts).cte("changed")
-    return select(func.count()).select_from(posts).add_cte(changed)
+    return select(func.count()).select_from(posts).add_cte(changed, _source_change(posts, sign))
 
 
 RECORD_STATEMENT = _record_statement()
@@ -114,7 +147,7 @@ RECORD_STATEMENT = _record_statement()
 def _forget_statement():
     kp = keyphrase_post.c
     gone = (delete(keyphrase_post).where(kp.post_id == func.any(bindparam("post_ids", type_=ARRAY(Text))))
-            .returning(kp.created_at, kp.label, kp.brands, kp.terms).cte("gone"))
+            .returning(kp.created_at, kp.label, kp.brands, kp.terms, kp.source).cte("gone"))
     return _bucket_change(gone, -1)
 
 
@@ -127,7 +160,7 @@ async def _new_posts(conn: AsyncConnection, since: datetime | None, horizon: dat
              ~select(kp.post_id).where(kp.post_id == ps.post_id).exists()]
     if since is not None:
         where.append(ps.processed_at >= since)
-    query = (select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.brands,
+    query = (select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.brands, ps.source,
                     func.coalesce(ps.full_text, ps.text_excerpt).label("text"))
              .where(*where).order_by(ps.processed_at).limit(MAX_POSTS_PER_PASS))
     return (await conn.execute(query)).all()
@@ -219,3 +252,18 @@ async def _label_volumes(conn: AsyncConnection, brand: str, granularity: str, si
 def keyphrase_window(granularity: str, until: datetime) -> datetime:
     """The default window's start: a day of hours, or a week of days."""
     return until - (timedelta(days=1) if granularity == "hour" else timedelta(days=7))
+
+
+async def source_volumes(engine: AsyncEngine, brand: str, since: datetime, until: datetime) -> list[dict]:
+    """Posts per source over the UTC hours (or, for windows over `HOUR_SOURCE_DAYS`, days) that [since, until)
+    touches, largest first, from the source buckets."""
+    sb = source_bucket.c
+    granularity = "hour" if until - since <= timedelta(days=HOUR_SOURCE_DAYS) else "day"
+    start = func.date_trunc(granularity, bindparam("since_at", since, type_=source_bucket.c.bucket_start.type), "UTC")
+    query = (select(sb.source, func.sum(sb.posts).cast(Integer).label("posts"))
+             .where(sb.brand == brand, sb.granularity == granularity, sb.bucket_start >= start,
+                    sb.bucket_start < until)
+             .group_by(sb.source).having(func.sum(sb.posts) > 0)
+             .order_by(func.sum(sb.posts).desc(), sb.source))
+    async with engine.connect() as conn:
+        return [dict(row) for row in (await conn.execute(query)).mappings()]

@@ -1,24 +1,29 @@
-"""Which models scored the stored posts: live (`post_sentiment`) or re-scored (`post_rescore`)."""
+"""Which models scored the posts in the trends: live (`trend_bucket`) or re-scored (`rescored_bucket`).
+
+Read from the day buckets, which stay small however many posts are stored: a model's counts are its posts once
+per brand they mention, as the trends count them (a post without a brand is in no trend, and not here).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, literal, null, select, union_all
+from sqlalchemy import Integer, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from monitor.store.db import post_rescore, post_sentiment
+from monitor.store.db import rescored_bucket, trend_bucket
 
 
 async def model_versions(engine: AsyncEngine) -> list[dict]:
-    """Per model id: posts scored live and re-scored, and the span of its live posts; newest live first."""
-    ps, pr = post_sentiment.c, post_rescore.c
-    live = (select(ps.model_version, func.count().label("live"), literal(0).label("rescored"),
-                   func.min(ps.created_at).label("first"), func.max(ps.created_at).label("last"))
-            .where(ps.deleted_at.is_(None)).group_by(ps.model_version))
-    rescored = (select(pr.model_version, literal(0), func.count(), null(), null()).group_by(pr.model_version))
+    """Per model id: its live and re-scored counts and the first and last day of its live ones; newest first."""
+    tb, rb = trend_bucket.c, rescored_bucket.c
+    live = (select(tb.model_version, func.sum(tb.volume).label("live"), literal(0).label("rescored"),
+                   func.min(tb.bucket_start).label("first"), func.max(tb.bucket_start).label("last"))
+            .where(tb.granularity == "day").group_by(tb.model_version))
+    rescored = (select(rb.model_version, literal(0), func.sum(rb.volume), null(), null())
+                .where(rb.granularity == "day").group_by(rb.model_version))
     both = union_all(live, rescored).subquery()
-    query = (select(both.c.model_version, func.sum(both.c.live).label("live_posts"),
-                    func.sum(both.c.rescored).label("rescored_posts"), func.min(both.c.first).label("first_post_at"),
-                    func.max(both.c.last).label("last_post_at"))
+    query = (select(both.c.model_version, func.sum(both.c.live).cast(Integer).label("live_counts"),
+                    func.sum(both.c.rescored).cast(Integer).label("rescored_counts"),
+                    func.min(both.c.first).label("first_day"), func.max(both.c.last).label("last_day"))
              .group_by(both.c.model_version)
              .order_by(func.max(both.c.last).desc().nulls_last(), both.c.model_version))
     async with engine.connect() as conn:

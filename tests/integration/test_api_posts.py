@@ -15,7 +15,7 @@ from sqlalchemy.types import Text
 
 from monitor.store.db import post_sentiment
 from tests.integration.api_helpers import api_client, labelled, seed, unique_brand
-from tests.integration.trend_helpers import result
+from tests.integration.trend_helpers import result, settle_keyphrases
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +46,7 @@ async def corpus(engine):
     async with engine.begin() as conn:
         await conn.execute(post_sentiment.update().where(post_sentiment.c.post_id == f"{brand}-29")
                            .values(deleted_at=now))
+    await settle_keyphrases(engine)  # the source counts
     return brand
 
 

@@ -3,7 +3,6 @@ out again when the post is deleted, and a term that rises against the window bef
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,11 +11,11 @@ from sqlalchemy import delete, func, select, text
 from monitor.sink.writer import write_results
 from monitor.store.db import keyphrase_bucket, keyphrase_post, monitor_state
 from monitor.store.deletions import write_deletions
-from monitor.store.keyphrases import HORIZON_STATE, count_keyphrases, top_keyphrases
+from monitor.store.keyphrases import HORIZON_STATE, count_keyphrases, source_volumes, top_keyphrases
 from monitor.store.terms import post_terms
 from schemas import PostDeletion
 from tests.integration.api_helpers import api_client, labelled, seed, unique_brand
-from tests.integration.trend_helpers import result
+from tests.integration.trend_helpers import result, settle_keyphrases
 
 pytestmark = pytest.mark.integration
 DAY = datetime(2026, 7, 1, tzinfo=UTC)
@@ -35,20 +34,11 @@ async def counts(engine, brand: str, granularity: str = "day") -> dict:
         return {(r.label, r.phrase): r.posts for r in rows}
 
 
-async def settle(engine) -> None:
-    """Passes until one counts nothing (a pass's horizon may stop short of a transaction that just ended)."""
-    for _ in range(20):
-        done = await count_keyphrases(engine)
-        if done is not None and not done.counted and not done.removed:
-            return
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def clean(engine):
     async with engine.begin() as conn:  # the pass reads every stored post: start from a known horizon
         await conn.execute(delete(monitor_state).where(monitor_state.c.key == HORIZON_STATE))
-    await settle(engine)
+    await settle_keyphrases(engine)
 
 
 def test_terms_leave_out_stop_words_and_the_brand():
@@ -64,16 +54,16 @@ async def test_each_post_counts_once_and_deletions_take_it_out(engine, clean):
              post("kp-2", brand, "negative", "battery fire at the store", 2),
              post("kp-3", brand, "positive", "great battery life", 3)]
     await write_results(engine, posts)
-    await settle(engine)
+    await settle_keyphrases(engine)
     await write_results(engine, posts)  # redelivered: not stored again, not counted again
-    await settle(engine)
+    await settle_keyphrases(engine)
     day = await counts(engine, brand)
     assert day[("negative", "battery fire")] == 2 and day[("negative", "battery")] == 2
     assert day[("positive", "battery")] == 1 and day[("positive", "battery life")] == 1
     assert (await counts(engine, brand, "hour"))[("negative", "fire")] == 2  # summed over the two hours
 
     await write_deletions(engine, [PostDeletion(post_id="kp-2", deleted_at=DAY, source="test")])
-    await settle(engine)
+    await settle_keyphrases(engine)
     day = await counts(engine, brand)
     assert day[("negative", "battery fire")] == 1 and ("negative", "store") not in day
     async with engine.connect() as conn:
@@ -87,7 +77,7 @@ async def test_a_transaction_still_running_is_counted_by_a_later_pass(engine, cl
         await write_results(engine, [post("kp-late", "kplate", "neutral", "opening hours changed", 5)])
         assert (await count_keyphrases(engine)).counted == 0  # the horizon stops at the open transaction
         await slow.execute(text("ROLLBACK"))
-    await settle(engine)
+    await settle_keyphrases(engine)
     assert (await counts(engine, "kplate"))[("neutral", "opening hours")] == 1
 
 
@@ -97,7 +87,7 @@ async def test_top_keyphrases_per_label_with_what_is_rising(engine, clean):
     now = [post(f"kr-n{i}", brand, "negative", "slow delivery" if i < 2 else "battery recall", 1 + i)
            for i in range(6)]
     await write_results(engine, before + now)
-    await settle(engine)
+    await settle_keyphrases(engine)
     found = await top_keyphrases(engine, brand, "hour", DAY, DAY + timedelta(days=1), label="negative", top=3)
     by_phrase = {k.phrase: k for k in found}
     assert list(by_phrase)[0] in {"battery recall", "battery", "recall"}  # 4 posts, ahead of delivery's 2
@@ -109,7 +99,7 @@ async def test_top_keyphrases_per_label_with_what_is_rising(engine, clean):
 async def test_keyphrase_endpoint(settings, engine, clean):
     brand = unique_brand()
     await seed(engine, labelled(brand, {"negative": 3, "positive": 1}))  # "<label> post <i> about <brand>"
-    await settle(engine)
+    await settle_keyphrases(engine)
     async with api_client(settings) as client:
         listed = (await client.get(f"/api/brands/{brand}/keyphrases")).json()
         negative = (await client.get(f"/api/brands/{brand}/keyphrases",
@@ -122,3 +112,22 @@ async def test_keyphrase_endpoint(settings, engine, clean):
     assert len(negative["phrases"]) <= 2 and {p["label"] for p in negative["phrases"]} == {"negative"}
     assert negative["phrases"][0]["posts"] == 3 and negative["phrases"][0]["share"] == pytest.approx(1.0)
     assert unknown.status_code == 404 and too_long.status_code == 422
+
+
+async def test_sources_are_counted_per_bucket_and_deletions_leave(engine, clean):
+    brand = "kpsource"
+    posts = [post(f"ks-{i}", brand, "neutral", "opening hours", i).model_copy(
+        update={"source": "bluesky" if i % 3 else "rss"}) for i in range(6)]
+    await write_results(engine, posts)
+    await settle_keyphrases(engine)
+    until = DAY + timedelta(days=1)
+    assert await source_volumes(engine, brand, DAY, until) == [{"source": "bluesky", "posts": 4},
+                                                               {"source": "rss", "posts": 2}]
+    assert await source_volumes(engine, brand, DAY, DAY + timedelta(days=40)) == [  # day buckets for long windows
+        {"source": "bluesky", "posts": 4}, {"source": "rss", "posts": 2}]
+    assert await source_volumes(engine, brand, DAY + timedelta(hours=3), until) == [
+        {"source": "bluesky", "posts": 2}, {"source": "rss", "posts": 1}]  # the hours from 03:00
+    await write_deletions(engine, [PostDeletion(post_id="ks-0", deleted_at=DAY, source="test")])
+    await settle_keyphrases(engine)
+    assert await source_volumes(engine, brand, DAY, until) == [{"source": "bluesky", "posts": 4},
+                                                               {"source": "rss", "posts": 1}]

@@ -122,7 +122,8 @@ async def test_api_lists_models_reads_one_models_series_and_shows_shadow_agreeme
         live = (await client.get(f"/api/brands/{brand}/trends")).json()
         shadow = (await client.get("/api/models/shadow", params={"challenger": "api-chall@9"})).json()
         too_long = await client.get(f"/api/brands/{brand}/trends", params={"model": "m" * 65})
-    assert listed["api-champ@1"]["live_posts"] == 4 and listed["api-champ@0"]["live_posts"] == 1
+    assert listed["api-champ@1"]["live_counts"] == 4 and listed["api-champ@0"]["live_counts"] == 1  # one brand each
+    assert listed["api-champ@1"]["last_day"] is not None and listed["api-champ@1"]["rescored_counts"] == 0
     assert one["model"] == "api-champ@1" and sum(p["volume"] for p in one["points"]) == 4
     assert sum(p["volume"] for p in live["points"]) == 5 and live["model"] is None
     [agreement] = shadow

@@ -40,3 +40,16 @@ def bucket_counts(buckets) -> Counter:
         for label in ("negative", "neutral", "positive"):
             counts[(b.brand, b.bucket_start, label)] += getattr(b, label)
     return +counts
+
+
+async def settle_keyphrases(engine) -> None:
+    """Keyphrase passes until one counts nothing (a pass's horizon may stop short of a transaction just ended)."""
+    import asyncio
+
+    from monitor.store.keyphrases import count_keyphrases
+
+    for _ in range(20):
+        done = await count_keyphrases(engine)
+        if done is not None and not done.counted and not done.removed:
+            return
+        await asyncio.sleep(0.05)

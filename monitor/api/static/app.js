@@ -76,6 +76,11 @@ function fmtTime(value) {
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute} ${state.tz === "UTC" ? "UTC" : p.timeZoneName}`;
 }
 
+/* A UTC day bucket's date: day buckets are cut in UTC whatever zone the page shows. */
+function fmtDay(value) {
+  return new Date(value).toISOString().slice(0, 10) + " (UTC day)";
+}
+
 function tickLabel(ms, stepMs) {
   const p = timeParts(ms);
   if (stepMs >= 86400e3) return `${p.year}-${p.month}-${p.day}`;
@@ -385,8 +390,8 @@ async function loadModels() {
   const [versions, shadow] = await Promise.all([api("/api/models"), api("/api/models/shadow")]);
   $("model-table").querySelector("tbody").replaceChildren(...versions.slice(0, 8).map((m) => el("tr",
     { "data-model": m.model_version },
-    el("td", { class: "model-id" }, m.model_version), el("td", {}, String(m.live_posts)),
-    el("td", {}, String(m.rescored_posts)), el("td", {}, m.last_post_at ? fmtTime(m.last_post_at) : "-"))));
+    el("td", { class: "model-id" }, m.model_version), el("td", {}, String(m.live_counts)),
+    el("td", {}, String(m.rescored_counts)), el("td", {}, m.last_day ? fmtDay(m.last_day) : "-"))));
   $("model-meta").textContent = versions.length ? `${versions.length} model${versions.length > 1 ? "s" : ""}` : "";
   $("shadow").replaceChildren(...shadow.map((c) => el("div", { class: "shadow", "data-challenger": c.challenger },
     el("p", {}, el("strong", {}, "Shadow " + c.challenger), ": ",
