@@ -1,13 +1,14 @@
 """`monitor bench queries`: the dashboard's API requests over a large generated store, p50/p95 per view.
 
 Generated data, in the benchmark's own schema (`bench_queries`): `--posts` posts over the last `--days` days for
-`--brands` brands (a few large, many small: brand k's share falls with k, about 17% for the largest), each with a
-label, a language, a source and a six-word text from a fixed vocabulary of 59 product words (so every search term
-is in about a tenth of the posts: harder than real text); trend buckets made from them as the sink makes them (hour
-and day for the whole span, minute for the last `MINUTE_DAYS`, what retention keeps), keyphrase and source buckets
-(hour for 31 days, day for the span). Then every view the dashboard loads is requested through the real API app
-(in process, over ASGI, with an embedded Redis behind its hot series), `--requests` times each, a third of them for
-the largest brand and the rest for random others, and the report gives each view's p50, p95 and worst latency.
+`--brands` brands, written in time order as a live stream writes them (a few large brands, many small: brand k's
+share falls with k, about 17% for the largest), each with a label, a language, a source and a six-word text from a
+fixed vocabulary of 59 product words (so every search term is in about a tenth of the posts: harder than real
+text); trend buckets made from them as the sink makes them (hour and day for the whole span, minute for the last
+`MINUTE_DAYS`, what retention keeps), keyphrase and source buckets (hour for 31 days, day for the span). Then
+every view the dashboard loads is requested through the real API app (in process, over ASGI, with an embedded
+Redis behind its hot series), `--requests` times each, a third of them for the largest brand and the rest for
+random others, and the report gives each view's p50, p95 and worst latency.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ INSERT INTO post_sentiment (post_id, created_at, processed_at, label, p_negative
                             source)
 SELECT 'q' || i, at, at, label, pn, pu, pp, pp - pn, ARRAY[brand], ARRAY[brand], '{}', 'bench@000000000000',
        words, NULLIF(lang, 'und'), lang IN ('en', 'und'), src
-  FROM (SELECT i, now() - random() * make_interval(days => CAST(:days AS int)) AS at,
+  FROM (SELECT i, now() - make_interval(days => CAST(:days AS int)) * (1 - (i - random()) / CAST(:total AS bigint))
+                   AS at,
                'brand' || floor(:brands * power(random(), 2.2))::int AS brand,
                (ARRAY['negative', 'neutral', 'positive'])[1 + floor(random() * 3)::int] AS label,
                (ARRAY['en', 'en', 'en', 'en', 'de', 'fr', 'es', 'und'])[1 + floor(random() * 8)::int] AS lang,
@@ -115,8 +117,9 @@ def generate(url: str, posts: int, brands: int, days: int) -> dict:
                 for first in range(stored + 1, posts + 1, CHUNK):
                     last = min(posts, first + CHUNK - 1)
                     async with engine.begin() as conn:
-                        await conn.execute(text(GENERATE_POSTS), {"first": first, "last": last, "days": days,
-                                                                  "brands": brands, "vocabulary": VOCABULARY})
+                        await conn.execute(text(GENERATE_POSTS), {"first": first, "last": last, "total": posts,
+                                                                  "days": days, "brands": brands,
+                                                                  "vocabulary": VOCABULARY})
                     bar.update(last - first + 1)
             timings["posts_s"] = time.perf_counter() - began
             for table, (statement, params) in DERIVED.items():
