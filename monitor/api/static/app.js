@@ -471,7 +471,13 @@ async function loadPosts(more = false) {
   params.set("limit", String(PAGE_SIZE));
   if (more && state.cursor) params.set("cursor", state.cursor);
   const asked = ++state.postsAsked;
-  const page = await api(`/api/brands/${encodeURIComponent(state.brand)}/posts/page?${params}`);
+  state.loadingMore = more;
+  let page;
+  try {
+    page = await api(`/api/brands/${encodeURIComponent(state.brand)}/posts/page?${params}`);
+  } finally {
+    if (asked === state.postsAsked) state.loadingMore = false;
+  }
   if (asked !== state.postsAsked) return;  // a newer request (other filters, window or brand) answers instead
   const list = $("posts");
   if (!more) forgetThumbnailsBut(new Set(page.posts.map((p) => p.thumbnail_url).filter(Boolean)));
@@ -660,7 +666,8 @@ async function refreshAll() {
 /* Live updates refresh the posts list only while it shows the newest posts: not under an analyst reading further
    pages or a drilled-into bucket or alert. */
 async function refreshFirstPage() {
-  if (state.pages <= 1 && !state.drill) await loadPosts();
+  // Not while "Load more" is on its way either: this reload would win and drop the page it asked for.
+  if (state.pages <= 1 && !state.drill && !state.loadingMore) await loadPosts();
 }
 
 async function catchUp() {
