@@ -63,10 +63,17 @@ def _wait_for_line(lines: queue.Queue, pattern: str, seen: list[str], timeout_s:
     raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(seen))
 
 
+def interruptible() -> None:
+    """Ctrl-C as a terminal delivers it: a runner that started the suite in the background (a shell without job
+    control) hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_demo_serves_the_dashboard_with_live_posts_until_interrupted(tmp_path):
     env = {**demo_env(tmp_path), "API_PORT": str(free_port()), "API_READ_TOKEN": "demo-token"}
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--posts", "24", "--timeout", "120",
-                             "--rate", "4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--rate", "4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=interruptible)
     seen: list[str] = []
     try:
         lines = _lines(proc)
