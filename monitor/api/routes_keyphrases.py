@@ -42,5 +42,4 @@ async def keyphrases(brand: BrandPath, granularity: Literal["hour", "day"] = "ho
     found = await top_keyphrases(state.engine, name, granularity, since, until, label, top)
     return KeyphraseList(brand=name, granularity=granularity, since=since, until=until,
                          previous_since=since - (until - since),
-                         phrases=[KeyphraseCount(phrase=k.phrase, label=k.label, posts=k.posts, share=k.share,
-                                                 previous_posts=k.previous_posts, rising=k.rising) for k in found])
+                         phrases=[KeyphraseCount.model_validate(k, from_attributes=True) for k in found])

@@ -88,6 +88,17 @@ post_thumbnail = Table(
     Column("jpeg", LargeBinary, nullable=False),
 )
 
+def _bucket_counts() -> list[Column]:
+    """What every bucket row holds beside its key: label counts, polarity sum, deletions, volume, last change."""
+    return [Column("negative", Integer, nullable=False, server_default="0"),
+            Column("neutral", Integer, nullable=False, server_default="0"),
+            Column("positive", Integer, nullable=False, server_default="0"),
+            Column("polarity_sum", Float, nullable=False, server_default="0"),
+            Column("removed", Integer, nullable=False, server_default="0"),
+            Column("volume", Integer, Computed("negative + neutral + positive", persisted=True)),
+            Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now())]
+
+
 trend_bucket = Table(
     "trend_bucket",
     metadata,
@@ -96,13 +107,7 @@ trend_bucket = Table(
     Column("bucket_start", DateTime(timezone=True), nullable=False),
     Column("language", Text, nullable=False),
     Column("language_supported", Boolean, nullable=False),
-    Column("negative", Integer, nullable=False, server_default="0"),
-    Column("neutral", Integer, nullable=False, server_default="0"),
-    Column("positive", Integer, nullable=False, server_default="0"),
-    Column("polarity_sum", Float, nullable=False, server_default="0"),
-    Column("removed", Integer, nullable=False, server_default="0"),
-    Column("volume", Integer, Computed("negative + neutral + positive", persisted=True)),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    *_bucket_counts(),
     Column("model_version", String(64), nullable=False),
     PrimaryKeyConstraint("brand", "granularity", "bucket_start", "language", "language_supported", "model_version"),
     CheckConstraint("granularity IN ('minute', 'hour', 'day')", name="trend_bucket_granularity"),
@@ -156,13 +161,7 @@ rescored_bucket = Table(
     Column("bucket_start", DateTime(timezone=True), nullable=False),
     Column("language", Text, nullable=False),
     Column("language_supported", Boolean, nullable=False),
-    Column("negative", Integer, nullable=False, server_default="0"),
-    Column("neutral", Integer, nullable=False, server_default="0"),
-    Column("positive", Integer, nullable=False, server_default="0"),
-    Column("polarity_sum", Float, nullable=False, server_default="0"),
-    Column("removed", Integer, nullable=False, server_default="0"),
-    Column("volume", Integer, Computed("negative + neutral + positive", persisted=True)),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    *_bucket_counts(),
     PrimaryKeyConstraint("model_version", "brand", "granularity", "bucket_start", "language", "language_supported"),
     CheckConstraint("granularity IN ('minute', 'hour', 'day')", name="rescored_bucket_granularity"),
 )
