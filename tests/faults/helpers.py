@@ -226,6 +226,19 @@ class ProgressProbe:
     async def uncommitted(self) -> int:
         return len(self.results) - await self.committed()
 
+    async def caught_up(self, timeout_s: float = 30.0) -> None:
+        """Wait until the tail has read every result on `sentiment` so far (call it once the worker is dead,
+        so the count of results ahead of the commits is exact, not a lagging lower bound)."""
+        partitions = list(self._tail.assignment())
+        ends = await self._tail.end_offsets(partitions)
+
+        async def read_to_end() -> bool:
+            positions = {tp: await self._tail.position(tp) for tp in ends}
+            return all(positions[tp] >= end for tp, end in ends.items())
+
+        await wait_until(read_to_end, timeout_s=timeout_s, what="the results tail to reach the topic's end")
+        await asyncio.sleep(0.3)  # the follower task folds its last batch into `results`
+
     async def __aexit__(self, *exc: object) -> None:
         if self._task:
             self._task.cancel()

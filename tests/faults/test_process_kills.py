@@ -36,6 +36,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 POSTS = 240
 IN_FLIGHT = 8
 """Kill the worker once at least this many posts are scored but not committed: a crash must redo them."""
+KILL_ATTEMPTS = 3
+"""The worker may commit between the probe's look and the kill; then the kill left nothing to redo, and the
+test restarts it and kills again rather than checking a crash that did not happen."""
 
 
 async def test_worker_sigkill_mid_batch_then_restart(fault_settings, fault_engine, pipeline, fault_report):
@@ -48,10 +51,15 @@ async def test_worker_sigkill_mid_batch_then_restart(fault_settings, fault_engin
         async def results_ahead_of_commits() -> bool:
             return await probe.uncommitted() >= IN_FLIGHT
 
-        await wait_until(results_ahead_of_commits, pipeline=pipeline, what="results ahead of committed offsets")
-        pipeline.kill("worker")  # mid-batch: results are out, their offsets are not committed
-        in_flight_at_kill = await probe.uncommitted()
-    pipeline.start("worker")
+        for _ in range(KILL_ATTEMPTS):
+            await wait_until(results_ahead_of_commits, pipeline=pipeline, what="results ahead of committed offsets")
+            pipeline.kill("worker")  # mid-batch: results are out, their offsets are not committed
+            await probe.caught_up()
+            in_flight_at_kill = await probe.uncommitted()
+            pipeline.start("worker")
+            if in_flight_at_kill > 0:
+                break
+        assert in_flight_at_kill > 0, f"the worker committed everything before each of {KILL_ATTEMPTS} kills"
     await producing
     await wait_stored(fault_engine, ids, pipeline)
     await drain(fault_settings, fault_engine, pipeline)
