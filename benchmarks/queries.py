@@ -32,6 +32,7 @@ from core.progress import progress_bar
 from core.settings import Settings
 from monitor.store.db import create_engine
 from monitor.store.migrate import upgrade_head
+from monitor.store.partitions import ensure_partitions, weeks_between
 
 log = get_logger(__name__)
 
@@ -113,6 +114,9 @@ def generate(url: str, posts: int, brands: int, days: int) -> dict:
             async with engine.connect() as conn:
                 stored = (await conn.execute(text("SELECT count(*) FROM post_sentiment"))).scalar_one()
             began = time.perf_counter()
+            now = datetime.now(UTC)
+            async with engine.begin() as conn:  # the weeks the posts are stored in, as the sink would have made them
+                await conn.run_sync(ensure_partitions, weeks_between(now - timedelta(days=days + 1), now))
             with progress_bar(total=posts - stored, unit="post", desc="generating posts") as bar:
                 for first in range(stored + 1, posts + 1, CHUNK):
                     last = min(posts, first + CHUNK - 1)

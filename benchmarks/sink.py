@@ -70,12 +70,11 @@ async def write_row_at_a_time(engine: AsyncEngine, results: Sequence[SentimentRe
     for result in results:
         async with engine.begin() as conn:
             row = post_row(result, await rules.refresh(conn))
-            inserted = (await conn.execute(
-                insert(post_sentiment).values({**row, "created_at": result.created_at})
-                .on_conflict_do_nothing(index_elements=["post_id"]).returning(post_sentiment.c.post_id)
-            )).first()
-            if inserted is None:
+            stored = select(post_sentiment.c.post_id).where(post_sentiment.c.post_id == result.post_id)
+            if await conn.scalar(stored) is not None:  # a single writer: no lock needed between the look and the insert
                 continue
+            await conn.execute(insert(post_sentiment).values({**row, "created_at": result.created_at,
+                                                              "thumbnail": result.thumbnail}))
             label = result.label.value
             for brand in row["brands"]:
                 for granularity in GRANULARITIES:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Text
 
 from monitor.api.queries import thumbnail_url
-from monitor.store.db import NOT_DELETED, SEARCH_DOCUMENT, UNKNOWN_LANGUAGE, post_sentiment, post_thumbnail
+from monitor.store.db import NOT_DELETED, SEARCH_DOCUMENT, UNKNOWN_LANGUAGE, post_sentiment
 
 MAX_WINDOW_DAYS = 400
 """The longest window a post read may span (longer than posts are kept, `RETENTION_POSTS_DAYS`, by default)."""
@@ -131,8 +131,7 @@ async def post_page(engine: AsyncEngine, where: PostFilter, limit: int,
     """One page and the cursor of the next (None on the last page). One row more than asked says whether a next
     page exists without counting."""
     ps = post_sentiment.c
-    has_thumbnail = post_thumbnail.c.post_id.is_not(None).label("has_thumbnail")
-    query = filtered(where, has_thumbnail).select_from(post_sentiment.outerjoin(post_thumbnail))
+    query = filtered(where, ps.thumbnail.is_not(None).label("has_thumbnail"))
     if cursor:
         at, post_id = decode_cursor(cursor)
         query = query.where(tuple_(ps.created_at, ps.post_id) < tuple_(literal(at), literal(post_id, Text)))

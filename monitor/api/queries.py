@@ -19,7 +19,6 @@ from monitor.store.db import (
     NOT_DELETED,
     UNKNOWN_LANGUAGE,
     post_sentiment,
-    post_thumbnail,
     tracked_brand,
     trend_bucket,
 )
@@ -67,8 +66,7 @@ async def example_posts(engine: AsyncEngine, brand: str, label: str | None, sinc
     ps = post_sentiment.c
     query = select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
                    ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref, ps.language, ps.language_supported,
-                   ps.source, post_thumbnail.c.post_id.is_not(None).label("has_thumbnail")).select_from(
-        post_sentiment.outerjoin(post_thumbnail)).where(
+                   ps.source, ps.thumbnail.is_not(None).label("has_thumbnail")).where(
         ps.brands.op("@>")(literal([brand], ARRAY(Text))), NOT_DELETED)  # the GIN index serves @>
     if label:
         query = query.where(ps.label == label)
@@ -90,7 +88,7 @@ def thumbnail_url(post_id: str) -> str:
 
 async def post_thumbnail_jpeg(engine: AsyncEngine, post_id: str) -> bytes | None:
     async with engine.connect() as conn:
-        return await conn.scalar(select(post_thumbnail.c.jpeg).where(post_thumbnail.c.post_id == post_id))
+        return await conn.scalar(select(post_sentiment.c.thumbnail).where(post_sentiment.c.post_id == post_id))
 
 
 async def database_health(engine: AsyncEngine) -> dict:

@@ -30,6 +30,7 @@ from monitor.store.db import create_engine
 from monitor.store.deletions import AppliedDeletions, write_deletions
 from monitor.store.keyphrases import count_keyphrases
 from monitor.store.migrate import upgrade_head
+from monitor.store.partitions import run_partition_loop
 from monitor.store.retention import Retention, run_prune_loop
 from monitor.store.shadow import write_shadow_results
 from monitor.store.trends import buckets_updated_since
@@ -151,6 +152,12 @@ def register_sink_agent(app: faust.App, topics: Topics, settings: Settings):
     async def keyphrases() -> None:
         """Keyphrase tables, beside the write path: every sink runs the loop, one at a time counts."""
         await run_keyphrase_loop(engine, settings.sink.keyphrase_interval_s)
+
+    @app.task
+    async def keep_partitions() -> None:
+        """The coming weeks' partitions of the per-post tables, made ahead by every sink (one at a time)."""
+        await write_with_retry(migrate, "schema")
+        await run_partition_loop(engine, settings.retention.interval_s)
 
     @app.task
     async def prune_expired() -> None:

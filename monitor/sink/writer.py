@@ -2,27 +2,28 @@
 source has deleted it.
 
 One SQL statement per batch. The batch travels as one JSON parameter, unpacked by `jsonb_to_recordset` (a constant
-statement text whatever the batch size); per-post rows are inserted with ON CONFLICT DO NOTHING, and only the rows
-really inserted (RETURNING) feed the minute, hour and day bucket upserts, each post in the row of its language, of
-whether the model was evaluated on it and of the model's id (`monitor/store/bucketing.py`). Redelivered or replayed
-results therefore never double-count, and the Kafka offset is committed only after this transaction (the agent acks
-after the write returns). What comes back, for Redis, is each changed bucket's sum over its supported rows (every
-model's): the default trend figures, which leave unsupported languages out.
+statement text whatever the batch size); per-post rows are inserted only where no partition of `post_sentiment`
+holds the post yet (its weekly partitions cannot enforce a unique post id: `monitor/store/partitions.py`), and only
+the rows really inserted (RETURNING) feed the minute, hour and day bucket upserts, each post in the row of its
+language, of whether the model was evaluated on it and of the model's id (`monitor/store/bucketing.py`).
+Redelivered or replayed results therefore never double-count, and the Kafka offset is committed only after this
+transaction (the agent acks after the write returns). What comes back, for Redis, is each changed bucket's sum
+over its supported rows (every model's): the default trend figures, which leave unsupported languages out.
 
 A post already in `post_deletion` (its deletion arrived first) is neither stored nor counted;
 `monitor/store/deletions.py` takes out posts deleted later. Both take per-post locks first (`lock_posts`), so a
 result and a deletion written at once cannot miss each other, then per-bucket locks, so the supported sums they
-read back are exact. Thumbnails of posts' images follow in a last statement of the same transaction.
+read back are exact; the post locks are also what make the look for a post across partitions race-free.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 
 from sqlalchemy import (
     Boolean,
     Float,
-    LargeBinary,
     String,
     Text,
     bindparam,
@@ -41,11 +42,9 @@ from monitor.store.bucketing import bucket_lock_statement, bucket_totals, suppor
 from monitor.store.db import (
     BUCKET_KEY,
     EXCERPT_CHARS,
-    NOT_DELETED,
     bucket_columns,
     post_deletion,
     post_sentiment,
-    post_thumbnail,
     trend_bucket,
 )
 from monitor.store.post_locks import lock_posts
@@ -80,6 +79,7 @@ def post_row(result: SentimentResult, matcher: BrandMatcher = _NO_RULES) -> dict
         "source": result.source,
         "language": result.language,
         "language_supported": result.language_supported,
+        "thumbnail": base64.b64encode(result.thumbnail).decode() if result.thumbnail else None,
     }
 
 
@@ -90,7 +90,7 @@ def _batch_rows():
         column("p_positive", Float), column("polarity", Float), column("brands", ARRAY(Text)),
         column("tagged_brands", ARRAY(Text)), column("keywords", ARRAY(Text)), column("model_version", String),
         column("text_excerpt", Text), column("full_text", Text), column("image_ref", Text), column("source", String),
-        column("language", String), column("language_supported", Boolean),
+        column("language", String), column("language_supported", Boolean), column("thumbnail", Text),
     ).render_derived(name="batch", with_types=True)
 
 
@@ -98,10 +98,11 @@ def _batch_statement():
     rows = _batch_rows()
     names = [c.name for c in rows.c]
     ps = post_sentiment.c
+    values = [func.decode(c, "base64") if c.name == "thumbnail" else c for c in rows.c]
+    new = ~exists().where(post_deletion.c.post_id == rows.c.post_id) & ~exists().where(ps.post_id == rows.c.post_id)
     new_posts = (
         insert(post_sentiment)
-        .from_select(names, select(*rows.c).where(~exists().where(post_deletion.c.post_id == rows.c.post_id)))
-        .on_conflict_do_nothing(index_elements=["post_id"])
+        .from_select(names, select(*values).where(new))
         .returning(ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported,
                    ps.model_version)
         .cte("new_posts")
@@ -127,19 +128,6 @@ BUCKET_LOCK_STATEMENT = bucket_lock_statement(select(*_batch_rows().c).cte("batc
 """Before the batch's statement: the buckets its supported posts may change (posts already stored included)."""
 
 
-def _thumbnail_statement():
-    post_id = bindparam("post_id", type_=String)
-    stored = exists().where(post_sentiment.c.post_id == post_id, NOT_DELETED)
-    return insert(post_thumbnail).from_select(
-        ["post_id", "jpeg"], select(post_id, bindparam("jpeg", type_=LargeBinary)).where(stored)
-    ).on_conflict_do_nothing(index_elements=["post_id"])
-
-
-THUMBNAIL_STATEMENT = _thumbnail_statement()
-"""After the batch's statement, in its transaction: only for posts stored and not deleted (a deleted post's result
-left no row to refer to, or a row whose image is forgotten)."""
-
-
 async def write_batch(conn: AsyncConnection, results: Sequence[SentimentResult],
                       matcher: BrandMatcher = _NO_RULES) -> list[TrendBucket]:
     """The batch's statement (after its posts' and buckets' locks), on a connection whose transaction the caller
@@ -150,9 +138,6 @@ async def write_batch(conn: AsyncConnection, results: Sequence[SentimentResult],
     await lock_posts(conn, (r.post_id for r in unique))
     await conn.execute(BUCKET_LOCK_STATEMENT, {"rows": rows})
     changed = (await conn.execute(BATCH_STATEMENT, {"rows": rows})).mappings().all()
-    thumbnails = [{"post_id": r.post_id, "jpeg": r.thumbnail} for r in unique if r.thumbnail]
-    if thumbnails:
-        await conn.execute(THUMBNAIL_STATEMENT, thumbnails)
     return [TrendBucket(**row) for row in changed]
 
 

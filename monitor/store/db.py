@@ -14,7 +14,6 @@ from sqlalchemy import (
     Computed,
     DateTime,
     Float,
-    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -39,7 +38,7 @@ metadata = MetaData()
 post_sentiment = Table(
     "post_sentiment",
     metadata,
-    Column("post_id", String(128), primary_key=True),
+    Column("post_id", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
     Column("label", String(16), nullable=False),
@@ -58,8 +57,15 @@ post_sentiment = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Column("full_text", Text, nullable=True),
     Column("source", String(64), nullable=True),
+    Column("thumbnail", LargeBinary, nullable=True),
+    PrimaryKeyConstraint("post_id", "processed_at"),
     Index("ix_post_sentiment_model_created", "model_version", "created_at"),
+    postgresql_partition_by="RANGE (processed_at)",
 )
+"""One row per post, partitioned by week of `processed_at` (`monitor/store/partitions.py`, migration 0013): a
+post id is unique across partitions because every writer checks them all under the post's lock
+(`monitor/store/post_locks.py`), not by a constraint, which PostgreSQL allows only with the partition key. The
+thumbnail of the post's image, when it had one, is TOASTed out of line and read only by id."""
 
 SEARCH_DOCUMENT = func.to_tsvector(literal_column("'simple'::regconfig"),
                                    func.coalesce(post_sentiment.c.full_text, post_sentiment.c.text_excerpt))
@@ -79,13 +85,6 @@ post_deletion = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=False),
     Column("source", Text, nullable=True),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
-)
-
-post_thumbnail = Table(
-    "post_thumbnail",
-    metadata,
-    Column("post_id", String(128), ForeignKey("post_sentiment.post_id", ondelete="CASCADE"), primary_key=True),
-    Column("jpeg", LargeBinary, nullable=False),
 )
 
 def _bucket_counts() -> list[Column]:
@@ -141,7 +140,7 @@ def _probabilities() -> list[Column]:
 post_rescore = Table(
     "post_rescore",
     metadata,
-    Column("post_id", String(128), ForeignKey("post_sentiment.post_id", ondelete="CASCADE"), nullable=False),
+    Column("post_id", String(128), nullable=False),
     Column("model_version", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     *_probabilities(),
@@ -149,8 +148,11 @@ post_rescore = Table(
     Column("language", String(2), nullable=True),
     Column("language_supported", Boolean, nullable=False),
     Column("rescored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("post_id", "model_version"),
+    Column("post_processed_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("post_id", "model_version", "post_processed_at"),
+    postgresql_partition_by="RANGE (post_processed_at)",
 )
+"""Partitioned like `post_sentiment`, by its post's `processed_at`, so a post's re-scores leave with it."""
 
 rescored_bucket = Table(
     "rescored_bucket",
@@ -180,14 +182,18 @@ shadow_result = Table(
 keyphrase_post = Table(
     "keyphrase_post",
     metadata,
-    Column("post_id", String(128), ForeignKey("post_sentiment.post_id", ondelete="CASCADE"), primary_key=True),
+    Column("post_id", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("label", String(16), nullable=False),
     Column("brands", ARRAY(Text), nullable=False),
     Column("terms", ARRAY(Text), nullable=False),
     Column("counted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("source", String(64), nullable=False),
+    Column("post_processed_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("post_id", "post_processed_at"),
+    postgresql_partition_by="RANGE (post_processed_at)",
 )
+"""Partitioned like `post_sentiment`, by its post's `processed_at`, so a post's terms leave with it."""
 
 source_bucket = Table(
     "source_bucket",

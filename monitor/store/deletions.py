@@ -25,7 +25,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
-    delete,
     func,
     select,
     true,
@@ -43,7 +42,6 @@ from monitor.store.db import (
     bucket_columns,
     post_deletion,
     post_sentiment,
-    post_thumbnail,
     trend_bucket,
 )
 from monitor.store.post_locks import lock_posts
@@ -83,14 +81,11 @@ def _deletion_statement():
     gone = (
         update(post_sentiment)
         .where(ps.post_id == batch.c.post_id, ps.deleted_at.is_(None))
-        .values(deleted_at=batch.c.deleted_at, text_excerpt="", full_text=None, image_ref=None)
+        .values(deleted_at=batch.c.deleted_at, text_excerpt="", full_text=None, image_ref=None, thumbnail=None)
         .returning(ps.post_id, ps.created_at, ps.label, ps.polarity, ps.brands, ps.language, ps.language_supported,
                    ps.model_version)
         .cte("gone")
     )
-    # Data-modifying CTEs always run to completion, referenced or not (`add_cte` below renders it).
-    thumbnails = delete(post_thumbnail).where(post_thumbnail.c.post_id.in_(select(batch.c.post_id))).cte("thumbnails")
-
     totals = bucket_totals(gone).cte("totals")
     tb = trend_bucket.c
     row_key = tuple_(*(tb[name] for name in BUCKET_KEY))
@@ -120,7 +115,7 @@ def _deletion_statement():
         select(func.count()).select_from(gone).scalar_subquery().label("deleted"),
     )
     # One row even when no bucket changed, so the counts always come back.
-    return select(*counts, *supported.c).select_from(one.outerjoin(supported, true())).add_cte(thumbnails)
+    return select(*counts, *supported.c).select_from(one.outerjoin(supported, true()))
 
 
 DELETION_STATEMENT = _deletion_statement()

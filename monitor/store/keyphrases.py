@@ -82,17 +82,19 @@ async def _save_horizon(conn: AsyncConnection, horizon: datetime) -> None:
 
 def _term_rows(posts) -> list[dict]:
     return [{"post_id": p.post_id, "created_at": p.created_at.isoformat(), "label": p.label, "brands": list(p.brands),
-             "terms": post_terms(p.text, p.brands), "source": p.source or UNKNOWN_SOURCE} for p in posts]
+             "terms": post_terms(p.text, p.brands), "source": p.source or UNKNOWN_SOURCE,
+             "post_processed_at": p.processed_at.isoformat()} for p in posts]
 
 
 def _record_statement():
     rows = func.jsonb_to_recordset(bindparam("rows", type_=JSONB)).table_valued(
         column("post_id", String), column("created_at", keyphrase_post.c.created_at.type), column("label", String),
         column("brands", ARRAY(Text)), column("terms", ARRAY(Text)), column("source", String),
+        column("post_processed_at", keyphrase_post.c.post_processed_at.type),
     ).render_derived(name="batch", with_types=True)
     kp = keyphrase_post.c
     recorded = (insert(keyphrase_post).from_select([c.name for c in rows.c], select(*rows.c))
-                .on_conflict_do_nothing(index_elements=["post_id"])
+                .on_conflict_do_nothing(index_elements=["post_id", "post_processed_at"])
                 .returning(kp.created_at, kp.label, kp.brands, kp.terms, kp.source).cte("recorded"))
     return _bucket_change(recorded, +1)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from monitor.store.db import EXCERPT_CHARS, NOT_DELETED, post_sentiment, post_thumbnail
+from monitor.store.db import EXCERPT_CHARS, NOT_DELETED, post_sentiment
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ async def post_content(engine: AsyncEngine, post_id: str) -> PostContent | None:
     ps = post_sentiment.c
     maybe_cut = ps.full_text.is_(None) & (func.char_length(ps.text_excerpt) >= literal(EXCERPT_CHARS))
     query = (select(ps.post_id, ps.created_at, func.coalesce(ps.full_text, ps.text_excerpt).label("text"),
-                    maybe_cut.label("maybe_cut"), post_thumbnail.c.jpeg, ps.label, ps.model_version)
-             .select_from(post_sentiment.outerjoin(post_thumbnail))
+                    maybe_cut.label("maybe_cut"), ps.thumbnail.label("jpeg"), ps.label, ps.model_version)
              .where(ps.post_id == post_id, NOT_DELETED))
     async with engine.connect() as conn:
         row = (await conn.execute(query)).mappings().first()

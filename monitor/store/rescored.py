@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.store.bucketing import bucket_totals
-from monitor.store.db import BUCKET_KEY, EXCERPT_CHARS, post_rescore, post_sentiment, post_thumbnail, rescored_bucket
+from monitor.store.db import BUCKET_KEY, EXCERPT_CHARS, post_rescore, post_sentiment, rescored_bucket
 from monitor.store.post_locks import lock_posts
 from schemas import Label, SentimentResult
 
@@ -52,6 +52,8 @@ class StoredPost:
     thumbnail: bytes | None
     maybe_cut: bool
     """Only an excerpt of a text that may have been longer is stored (posts stored before migration 0010)."""
+    processed_at: datetime
+    """When the sink stored the post: the week partition its re-scores go to."""
 
 
 def _to_rescore(model_version: str, since: datetime | None, until: datetime | None) -> list:
@@ -82,10 +84,10 @@ async def posts_to_rescore(conn: AsyncConnection, model_version: str, since: dat
         where.append(tuple_(ps.created_at, ps.post_id) > tuple_(literal(after[0]), literal(after[1])))
     excerpt_only = ps.full_text.is_(None) & (func.char_length(ps.text_excerpt) >= literal(EXCERPT_CHARS))
     query = (select(ps.post_id, ps.created_at, func.coalesce(ps.full_text, ps.text_excerpt).label("text"), ps.brands,
-                    ps.language, post_thumbnail.c.jpeg, excerpt_only.label("maybe_cut"))
-             .select_from(post_sentiment.outerjoin(post_thumbnail, post_thumbnail.c.post_id == ps.post_id))
+                    ps.language, ps.thumbnail, excerpt_only.label("maybe_cut"), ps.processed_at)
              .where(*where).order_by(ps.created_at, ps.post_id).limit(limit))
-    return [StoredPost(r.post_id, r.created_at, r.text, list(r.brands), r.language, r.jpeg, r.maybe_cut)
+    return [StoredPost(r.post_id, r.created_at, r.text, list(r.brands), r.language, r.thumbnail, r.maybe_cut,
+                       r.processed_at)
             for r in await conn.execute(query)]
 
 
@@ -97,7 +99,7 @@ def rescore_row(post: StoredPost, result: SentimentResult) -> dict:
             "label": result.label.value, "p_negative": p.get(Label.NEGATIVE, 0.0),
             "p_neutral": p.get(Label.NEUTRAL, 0.0), "p_positive": p.get(Label.POSITIVE, 0.0),
             "polarity": result.polarity, "brands": post.brands, "language": post.language,
-            "language_supported": result.language_supported}
+            "language_supported": result.language_supported, "post_processed_at": post.processed_at.isoformat()}
 
 
 def _rescore_statement():
@@ -106,12 +108,13 @@ def _rescore_statement():
         column("created_at", post_rescore.c.created_at.type), column("label", String), column("p_negative", Float),
         column("p_neutral", Float), column("p_positive", Float), column("polarity", Float),
         column("brands", ARRAY(Text)), column("language", String), column("language_supported", Boolean),
+        column("post_processed_at", post_rescore.c.post_processed_at.type),
     ).render_derived(name="batch", with_types=True)
     ps, pr = post_sentiment.c, post_rescore.c
     live_elsewhere = exists().where(ps.post_id == rows.c.post_id, ps.deleted_at.is_(None),
                                     ps.model_version != rows.c.model_version)
     new = (insert(post_rescore).from_select([c.name for c in rows.c], select(*rows.c).where(live_elsewhere))
-           .on_conflict_do_nothing(index_elements=["post_id", "model_version"])
+           .on_conflict_do_nothing(index_elements=["post_id", "model_version", "post_processed_at"])
            .returning(pr.created_at, pr.label, pr.polarity, pr.brands, pr.language, pr.language_supported,
                       pr.model_version)
            .cte("new_rescores"))

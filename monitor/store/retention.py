@@ -1,10 +1,14 @@
 """Data retention: per-post rows and minute buckets age out; hour and day buckets are kept.
 
-Per-post rows (`post_sentiment`, with their `post_thumbnail`) serve two readers: the sink's effectively-once
-check, which a redelivered result needs only while Kafka can still redeliver it, and the dashboard's example
-posts. They age by `processed_at`, the time the sink first wrote them, not by `created_at`: a backfill of old
-posts stays deduplicated for the whole retention after it ran. Re-scored posts (`post_rescore`) go with their
-posts, a challenger's shadow results with the posts of their time, re-scored minute buckets and hour keyphrase
+Per-post rows (`post_sentiment`) serve two readers: the sink's effectively-once check, which a redelivered result
+needs only while Kafka can still redeliver it, and the dashboard's example posts. They age by `processed_at`, the
+time the sink first wrote them, not by `created_at`: a backfill of old posts stays deduplicated for the whole
+retention after it ran. They are partitioned by week (`monitor/store/partitions.py`), and a week goes as a whole,
+by dropping its partitions, once all of it is older than the retention: a post is kept up to a week longer than
+RETENTION_POSTS_DAYS, and no row is deleted one by one (no dead tuples, no vacuum debt). Rows that fell into a
+table's DEFAULT partition (a week without a partition of its own) are deleted in chunks instead. Re-scored posts
+(`post_rescore`) and keyphrase records (`keyphrase_post`) share their posts' weeks and go with them, a
+challenger's shadow results with the posts of their time, re-scored minute buckets and hour keyphrase
 buckets with the live minute buckets. Minute buckets are 1,440 rows per brand and day; alert rules read them at
 most `LOOKBACK_DAYS` (37) back. Hour and day trend buckets are small and kept. A recorded deletion
 (`post_deletion`) keeps a post's late result from being counted; it ages with the posts, by the time the sink
@@ -21,7 +25,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, select, tuple_
+from sqlalchemy import and_, column, delete, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core import metrics
@@ -31,11 +35,11 @@ from monitor.store.db import (
     BUCKET_KEY,
     keyphrase_bucket,
     post_deletion,
-    post_sentiment,
     rescored_bucket,
     shadow_result,
     trend_bucket,
 )
+from monitor.store.partitions import PARTITIONED_TABLES, PartitionedTable, drop_expired_partitions
 
 log = get_logger(__name__)
 
@@ -82,10 +86,6 @@ class PruneReport:
     """Recorded deletions, pruned with the posts (at `posts_before`)."""
 
 
-def _expired_posts(before: datetime):
-    return select(post_sentiment.c.post_id).where(post_sentiment.c.processed_at < before)
-
-
 def _expired_deletions(before: datetime):
     return select(post_deletion.c.post_id).where(post_deletion.c.recorded_at < before)
 
@@ -99,9 +99,13 @@ def _expired_minute_buckets(before: datetime, table=trend_bucket):
     return select(*(tb[name] for name in BUCKET_KEY)).where(and_(tb.granularity == "minute", tb.bucket_start < before))
 
 
-def _delete_posts_chunk(before: datetime):
-    chunk = _expired_posts(before).limit(CHUNK_ROWS).with_for_update(skip_locked=True).scalar_subquery()
-    return delete(post_sentiment).where(post_sentiment.c.post_id.in_(chunk))  # thumbnails: ON DELETE CASCADE
+def _expired_default_rows(table: PartitionedTable):
+    return text(f"SELECT ctid FROM {table.default} WHERE {table.key} < :before")
+
+
+def _delete_default_rows_chunk(table: PartitionedTable, before: datetime):
+    return text(f"DELETE FROM {table.default} WHERE ctid IN (SELECT ctid FROM {table.default} WHERE {table.key} < "
+                f":before LIMIT {CHUNK_ROWS} FOR UPDATE SKIP LOCKED)").bindparams(before=before)
 
 
 def _delete_deletions_chunk(before: datetime):
@@ -133,6 +137,27 @@ async def _count(conn: AsyncConnection, query) -> int:
     return (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
 
 
+async def _prune_posts(conn: AsyncConnection, before: datetime, dry_run: bool) -> int:
+    """Drop the weeks of per-post rows wholly before `before`, delete older rows from the default partitions;
+    returns how many posts (`post_sentiment` rows) went, or would go."""
+    dropped = await conn.run_sync(drop_expired_partitions, before, dry_run)
+    await (conn.rollback() if dry_run else conn.commit())
+    posts = sum(d.rows for d in dropped if d.table == "post_sentiment")
+    for table in PARTITIONED_TABLES:
+        if dry_run:
+            expired = _expired_default_rows(table).bindparams(before=before).columns(column("ctid"))
+            rows = await _count(conn, expired)
+        else:
+            for partition in (d for d in dropped if d.table == table.name):
+                metrics.PRUNED_ROWS.labels(table.name).inc(partition.rows)
+            rows = await _delete_in_chunks(conn, _delete_default_rows_chunk(table, before), table.name)
+        if table.name == "post_sentiment":
+            posts += rows
+    if dry_run:
+        await conn.rollback()
+    return posts
+
+
 async def _delete_in_chunks(conn: AsyncConnection, statement, table: str) -> int:
     """Run `statement` (one chunk) in its own transaction until a chunk comes back short."""
     total = 0
@@ -157,13 +182,12 @@ async def prune(engine: AsyncEngine, retention: Retention, now: datetime | None 
         try:
             await conn.commit()
             if dry_run:
-                posts = await _count(conn, _expired_posts(posts_before)) if posts_before else 0
+                posts = await _prune_posts(conn, posts_before, dry_run=True) if posts_before else 0
                 deletions = await _count(conn, _expired_deletions(posts_before)) if posts_before else 0
                 minutes = await _count(conn, _expired_minute_buckets(minutes_before)) if minutes_before else 0
                 await conn.rollback()
             else:
-                posts = await _delete_in_chunks(conn, _delete_posts_chunk(posts_before),
-                                                "post_sentiment") if posts_before else 0
+                posts = await _prune_posts(conn, posts_before, dry_run=False) if posts_before else 0
                 deletions = await _delete_in_chunks(conn, _delete_deletions_chunk(posts_before),
                                                     "post_deletion") if posts_before else 0
                 minutes = await _delete_in_chunks(conn, _delete_minute_buckets_chunk(minutes_before),

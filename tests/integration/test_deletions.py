@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from monitor.api.queries import example_posts
 from monitor.sink.writer import write_results
 from monitor.store.cache import cache_buckets, cached_series
-from monitor.store.db import GRANULARITIES, post_deletion, post_sentiment, post_thumbnail
+from monitor.store.db import GRANULARITIES, post_deletion, post_sentiment
 from monitor.store.deletions import write_deletions
 from monitor.store.trends import read_trends
 from schemas import PostDeletion, TrendBucket
@@ -71,8 +71,8 @@ async def test_a_deletion_before_its_result_keeps_the_post_out(engine):
     assert await counts(engine, "earlybrand") == {g: [(0, 1, 0, 0)] for g in GRANULARITIES}
     assert await post(engine, "early-1") is None  # nothing stored, not even its thumbnail
     async with engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(post_thumbnail)
-                                 .where(post_thumbnail.c.post_id == "early-1")) == 0
+        assert await conn.scalar(select(func.count()).select_from(post_sentiment)
+                                 .where(post_sentiment.c.post_id == "early-1")) == 0
 
 
 async def test_a_deletion_of_an_unknown_post_is_recorded_and_harmless(engine):
@@ -95,10 +95,10 @@ async def test_text_and_thumbnail_are_gone_and_readers_skip_the_post(engine):
     assert row is not None  # kept, so a redelivered result is still recognised
     assert (row["text_excerpt"], row["image_ref"], row["deleted_at"]) == ("", None, GONE_AT)
     async with engine.connect() as conn:
-        assert await conn.scalar(select(post_thumbnail.c.jpeg).where(post_thumbnail.c.post_id == "text-1")) is None
+        assert await conn.scalar(select(post_sentiment.c.thumbnail).where(post_sentiment.c.post_id == "text-1")) is None
     await write_results(engine, [posted])  # a redelivered result brings neither text nor thumbnail back
     async with engine.connect() as conn:
-        assert await conn.scalar(select(post_thumbnail.c.jpeg).where(post_thumbnail.c.post_id == "text-1")) is None
+        assert await conn.scalar(select(post_sentiment.c.thumbnail).where(post_sentiment.c.post_id == "text-1")) is None
     assert (await post(engine, "text-1"))["text_excerpt"] == ""
     listed = await example_posts(engine, "textbrand", None, None, None, limit=10)
     assert [p["post_id"] for p in listed] == ["text-2"]

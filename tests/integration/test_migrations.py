@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -20,7 +20,7 @@ from schemas import PostDeletion
 from tests.integration.cli_helpers import monitor
 
 pytestmark = pytest.mark.integration
-OBJECTS = {"post_sentiment", "post_thumbnail", "post_deletion", "trend_bucket", "tracked_brand", "trend_summary",
+OBJECTS = {"post_sentiment", "post_deletion", "trend_bucket", "tracked_brand", "trend_summary",
            "daily_brand_sentiment", "daily_share_of_voice", "net_sentiment"}
 
 
@@ -175,3 +175,47 @@ async def test_upgrade_to_0010_moves_stored_posts_into_their_models_rows(fresh_d
     assert bucket_rows(fresh_database, "mig", "day") == {("und", True): (0, 1, 1, 0.5, 1),
                                                          ("en", True): (0, 0, 0, 0.0, 1),
                                                          ("de", False): (1, 0, 0, -0.7, 0)}
+
+
+def seed_0012(database_url: str) -> None:
+    """Posts stored a week apart, a thumbnail, a re-score and a keyphrase record, as 0012 keeps them."""
+    with psycopg.connect(plain_url(database_url)) as conn:
+        for post_id, processed_at in (("w-1", AT), ("w-2", AT + timedelta(days=7))):
+            conn.execute(
+                "INSERT INTO post_sentiment (post_id, created_at, processed_at, label, p_negative, p_neutral, "
+                "p_positive, polarity, brands, tagged_brands, keywords, model_version, text_excerpt, language, "
+                "language_supported) VALUES (%s, %s, %s, 'positive', 0, 0, 1, 1, '{wk}', '{wk}', '{}', 'test', "
+                "'text', 'en', true)", (post_id, AT, processed_at))
+        conn.execute("INSERT INTO post_thumbnail (post_id, jpeg) VALUES ('w-1', '\\xffd8'::bytea)")
+        conn.execute("INSERT INTO post_rescore (post_id, model_version, created_at, label, p_negative, p_neutral, "
+                     "p_positive, polarity, brands, language, language_supported) VALUES ('w-2', 'other', %s, "
+                     "'negative', 1, 0, 0, -1, '{wk}', 'en', true)", (AT,))
+        conn.execute("INSERT INTO keyphrase_post (post_id, created_at, label, brands, terms, source) VALUES "
+                     "('w-1', %s, 'positive', '{wk}', '{text}', 'file')", (AT,))
+
+
+def per_post_rows(database_url: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(plain_url(database_url)) as conn:
+        thumbnails = ("SELECT post_id, thumbnail FROM post_sentiment" if "thumbnail" in {
+            name for (name,) in conn.execute("SELECT column_name FROM information_schema.columns "
+                                             "WHERE table_name = 'post_sentiment'")}
+                      else "SELECT p.post_id, t.jpeg FROM post_sentiment p LEFT JOIN post_thumbnail t USING (post_id)")
+        return {"posts": conn.execute("SELECT post_id, processed_at FROM post_sentiment ORDER BY 1").fetchall(),
+                "thumbnails": conn.execute(thumbnails + " ORDER BY 1").fetchall(),
+                "rescores": conn.execute("SELECT post_id, model_version FROM post_rescore").fetchall(),
+                "keyphrases": conn.execute("SELECT post_id, terms FROM keyphrase_post").fetchall()}
+
+
+def test_0013_partitions_the_per_post_rows_and_downgrades_back(fresh_database):
+    upgrade(fresh_database, "0012")
+    seed_0012(fresh_database)
+    before = per_post_rows(fresh_database)
+    upgrade_head(fresh_database)
+    assert per_post_rows(fresh_database) == before
+    with psycopg.connect(plain_url(fresh_database)) as conn:
+        weeks = conn.execute("SELECT p.post_id, p.tableoid::regclass::text, r.tableoid::regclass::text FROM "
+                             "post_sentiment p LEFT JOIN post_rescore r USING (post_id) ORDER BY 1").fetchall()
+    assert weeks == [("w-1", "post_sentiment_p20260223", None),
+                     ("w-2", "post_sentiment_p20260302", "post_rescore_p20260302")]
+    downgrade(fresh_database, "0012")
+    assert per_post_rows(fresh_database) == before

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.sink.writer import write_results
 from monitor.store import retention
-from monitor.store.db import create_engine, post_deletion, post_sentiment, post_thumbnail, trend_bucket
+from monitor.store.db import create_engine, post_deletion, post_sentiment, trend_bucket
 from monitor.store.deletions import write_deletions
 from monitor.store.migrate import upgrade_head
 from monitor.store.retention import PRUNE_LOCK_KEY, Retention, prune, run_prune_loop
@@ -73,7 +73,7 @@ async def test_old_posts_and_minute_buckets_go_the_rest_stays(db):
     assert (report.posts, report.posts_before) == (3, NOW - timedelta(days=30))
     assert (report.minute_buckets, report.minute_buckets_before) == (1, NOW - timedelta(days=60))
     assert await stored(db, post_sentiment.c.post_id) == set(backfill + recent)
-    assert await stored(db, post_thumbnail.c.post_id) == set(backfill + recent)
+    assert await stored(db, post_sentiment.c.thumbnail) == {b"\xff\xd8" + i.encode() for i in backfill + recent}
     minutes = await read_trends(db, "acme", "minute")
     assert [(b.bucket_start, b.volume) for b in minutes] == [(NOW - timedelta(days=1), 2)]
     assert {g: await read_trends(db, "acme", g) for g in ("hour", "day")} == hour_and_day_before
