@@ -303,9 +303,10 @@ class RetentionSettings(_Section):
 
     posts_days: int = Field(
         validation_alias="RETENTION_POSTS_DAYS",
-        default=30, ge=0, description="Days the sink keeps per-post rows (`post_sentiment`, thumbnails), counted from "
-        "when it wrote them (0 = forever). Keep it longer than Kafka keeps `sentiment` (7 days by default): a result "
-        "redelivered after its row is gone counts again. Trend buckets are not affected."
+        default=30, ge=0, description="Days the sink keeps per-post rows (`post_sentiment` with thumbnails, "
+        "re-scores, keyphrase records), counted from when it wrote them and rounded up to whole weeks (0 = forever). "
+        "Keep it longer than Kafka keeps `sentiment` (7 days by default): a result redelivered after its row is gone "
+        "counts again. Trend buckets are not affected."
     )
     minute_buckets_days: int = Field(
         validation_alias="RETENTION_MINUTE_BUCKETS_DAYS",
@@ -314,7 +315,8 @@ class RetentionSettings(_Section):
     )
     interval_s: float = Field(
         validation_alias="RETENTION_INTERVAL_S",
-        default=3600.0, gt=0, description="How often a sink prunes (RETENTION_*).",
+        default=3600.0, gt=0, description="How often a sink prunes (RETENTION_*) and makes the coming weeks' "
+        "partitions of the per-post tables.",
     )
 
     @field_validator("minute_buckets_days")
