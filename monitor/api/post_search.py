@@ -152,8 +152,13 @@ async def export_rows(engine: AsyncEngine, where: PostFilter, limit: int) -> Asy
             yield [_shaped(dict(row)) for row in batch]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A text cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (CSV injection)."""
+
+
 def csv_lines(rows: Iterable[dict], header: bool, columns: Iterable[str] = EXPORT_COLUMNS) -> str:
-    """RFC 4180 CSV text of `rows`; times in ISO 8601 with their offset, empty cells for nulls."""
+    """RFC 4180 CSV text of `rows`; times in ISO 8601 with their offset, empty cells for nulls, and text that a
+    spreadsheet would run as a formula (a post's text is anyone's) prefixed with an apostrophe, OWASP's advice."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     columns = list(columns)
@@ -169,6 +174,8 @@ def _cell(value: object) -> object:
         return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return "" if value is None else value
 
 
