@@ -255,13 +255,15 @@ async def delete_rule(engine: AsyncEngine, rule_id: int) -> bool:
 
 
 async def recent_events(engine: AsyncEngine, brand: str | None = None, limit: int = 50,
-                        since: datetime | None = None) -> list[AlertEvent]:
-    """Fired alerts, newest first, anomalies with their example posts."""
+                        since: datetime | None = None, until: datetime | None = None) -> list[AlertEvent]:
+    """Fired alerts in [since, until), newest first, anomalies with their example posts."""
     query = select(alert_event).order_by(alert_event.c.fired_at.desc(), alert_event.c.id.desc()).limit(limit)
     if brand:
         query = query.where(alert_event.c.brand == normalise_term(brand))
     if since:
         query = query.where(alert_event.c.fired_at >= since)
+    if until:
+        query = query.where(alert_event.c.fired_at < until)
     async with engine.connect() as conn:
         events = [AlertEvent(**row) for row in (await conn.execute(query)).mappings()]
         return await with_examples(conn, events)

@@ -239,10 +239,10 @@ async def health(state: ApiState = Depends(get_state)) -> Health:
 
 
 @router.get("/alerts", response_model=list[AlertEvent], summary="Fired alerts, newest first")
-async def alerts(brand: BrandFilter = None, since: Since = None,
+async def alerts(brand: BrandFilter = None, since: Since = None, until: Until = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50, state: ApiState = Depends(get_state)):
-    since, _ = window(since, None)
-    return await recent_events(state.engine, brand, limit, since)
+    since, until = window(since, until)
+    return await recent_events(state.engine, brand, limit, since, until)
 
 
 @router.get("/alert-rules", response_model=list[AlertRule], summary="Alert rules")

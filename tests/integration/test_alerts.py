@@ -75,7 +75,13 @@ async def test_negative_share_fires_once_per_cooldown(settings, engine):
 
         async with api_client(settings) as client:
             shown = (await client.get("/api/alerts", params={"brand": brand})).json()
+            fired_at = datetime.fromisoformat(shown[0]["fired_at"])
+            windows = [{"until": fired_at.isoformat()}, {"since": fired_at.isoformat(),
+                                                          "until": (fired_at + timedelta(seconds=1)).isoformat()}]
+            in_windows = [len((await client.get("/api/alerts", params={"brand": brand, **w})).json())
+                          for w in windows]
         assert [(a["rule_id"], a["kind"]) for a in shown] == [(rule.id, "negative_share")]
+        assert in_windows == [0, 1]  # `until` is exclusive, `since` inclusive
     finally:
         await delete_rule(engine, rule.id)
         await delete_rule(engine, quiet.id)

@@ -622,8 +622,8 @@ async function loadAlerts() {
   const bounds = rangeBounds();
   const params = new URLSearchParams({ limit: "50" });
   if (bounds.since) params.set("since", bounds.since.toISOString());
-  const alerts = (await api(`/api/alerts?${params}`))
-    .filter((a) => !bounds.until || new Date(a.fired_at) < bounds.until);
+  if (bounds.until) params.set("until", bounds.until.toISOString());
+  const alerts = await api(`/api/alerts?${params}`);
   const items = alerts.map((a) => {
     const item = el("li", { "data-alert-id": String(a.id), "data-kind": a.kind, "data-brand": a.brand,
                             class: "clickable" + (a.brand === state.brand ? "" : " other-brand"),
