@@ -1,8 +1,8 @@
-"""Analysts' reads of stored posts: filtered, full-text searched, keyset-paginated, and exported as CSV or Parquet.
+"""Analysts' reads of stored posts over HTTP: bounded windows, opaque page cursors, and exports as CSV or Parquet
+(the queries are `monitor/store/posts.py`'s).
 
 Every read is bounded: a window of at most `MAX_WINDOW_DAYS`, a page of at most 200 posts, an export of at most
-`EXPORT_MAX_ROWS`. Pages are keyset-paginated on (created_at, post_id), newest first, so a page costs the same
-however deep it is and posts arriving meanwhile do not shift later pages.
+`EXPORT_MAX_ROWS`. A cursor carries the (created_at, post_id) of a page's last post, where the next page starts.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Select, func, literal, literal_column, select, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.types import Text
 
 from monitor.api.queries import thumbnail_url
-from monitor.store.db import NOT_DELETED, SEARCH_DOCUMENT, UNKNOWN_LANGUAGE, post_sentiment
+from monitor.store.posts import PostFilter, post_rows, stream_posts
 
 MAX_WINDOW_DAYS = 400
 """The longest window a post read may span (longer than posts are kept, `RETENTION_POSTS_DAYS`, by default)."""
@@ -52,19 +48,6 @@ PARQUET_SCHEMA = pa.schema([
 
 class BadCursor(ValueError):
     """A `cursor` this API did not make (or one from before a change of its format)."""
-
-
-@dataclass(frozen=True)
-class PostFilter:
-    """Which posts of a brand: all optional but the brand and the (already bounded) window."""
-
-    brand: str
-    since: datetime
-    until: datetime | None = None
-    label: str | None = None
-    language: str | None = None
-    source: str | None = None
-    q: str | None = None
 
 
 def bounded_window(since: datetime | None, until: datetime | None, now: datetime) -> tuple[datetime, datetime | None]:
@@ -95,33 +78,6 @@ def decode_cursor(token: str) -> tuple[datetime, str]:
     return when, post_id
 
 
-def _columns() -> list:
-    ps = post_sentiment.c
-    return [ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
-            ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref, ps.language, ps.language_supported,
-            ps.source]
-
-
-def filtered(where: PostFilter, *extra) -> Select:
-    """The posts `where` selects, newest first (GIN index on brands; `ix_post_sentiment_search` for `q`)."""
-    ps = post_sentiment.c
-    query = select(*extra, *_columns()).where(ps.brands.op("@>")(literal([where.brand], ARRAY(Text))), NOT_DELETED,
-                                              ps.created_at >= where.since)
-    if where.until:
-        query = query.where(ps.created_at < where.until)
-    if where.label:
-        query = query.where(ps.label == where.label)
-    if where.language:
-        query = query.where(ps.language.is_(None) if where.language == UNKNOWN_LANGUAGE
-                            else ps.language == where.language)
-    if where.source:
-        query = query.where(ps.source == where.source)
-    if where.q:
-        terms = func.websearch_to_tsquery(literal_column("'simple'::regconfig"), where.q)
-        query = query.where(SEARCH_DOCUMENT.op("@@")(terms))
-    return query.order_by(ps.created_at.desc(), ps.post_id.desc())
-
-
 def _shaped(row: dict) -> dict:
     return {**row, "confidence": max(row["p_negative"], row["p_neutral"], row["p_positive"])}
 
@@ -130,13 +86,7 @@ async def post_page(engine: AsyncEngine, where: PostFilter, limit: int,
                     cursor: str | None = None) -> tuple[list[dict], str | None]:
     """One page and the cursor of the next (None on the last page). One row more than asked says whether a next
     page exists without counting."""
-    ps = post_sentiment.c
-    query = filtered(where, ps.thumbnail.is_not(None).label("has_thumbnail"))
-    if cursor:
-        at, post_id = decode_cursor(cursor)
-        query = query.where(tuple_(ps.created_at, ps.post_id) < tuple_(literal(at), literal(post_id, Text)))
-    async with engine.connect() as conn:
-        rows = [dict(r) for r in (await conn.execute(query.limit(limit + 1))).mappings()]
+    rows = await post_rows(engine, where, limit + 1, decode_cursor(cursor) if cursor else None)
     more = len(rows) > limit
     rows = rows[:limit]
     posts = [{**_shaped(r), "thumbnail_url": thumbnail_url(r["post_id"]) if r.pop("has_thumbnail") else None}
@@ -145,11 +95,9 @@ async def post_page(engine: AsyncEngine, where: PostFilter, limit: int,
 
 
 async def export_rows(engine: AsyncEngine, where: PostFilter, limit: int) -> AsyncIterator[list[dict]]:
-    """Batches of export rows, streamed from a server-side cursor: memory stays flat whatever the row cap."""
-    async with engine.connect() as conn:
-        result = await conn.stream(filtered(where).limit(limit).execution_options(yield_per=STREAM_BATCH))
-        async for batch in result.mappings().partitions(STREAM_BATCH):
-            yield [_shaped(dict(row)) for row in batch]
+    """Batches of export rows, streamed: memory stays flat whatever the row cap."""
+    async for batch in stream_posts(engine, where, limit, STREAM_BATCH):
+        yield [_shaped(row) for row in batch]
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -16,12 +16,11 @@ from sqlalchemy.types import Text
 from core.logging import error_summary, get_logger
 from monitor.store.brands import list_brands
 from monitor.store.db import (
-    NOT_DELETED,
-    UNKNOWN_LANGUAGE,
     post_sentiment,
     tracked_brand,
     trend_bucket,
 )
+from monitor.store.posts import PostFilter, post_rows
 
 log = get_logger(__name__)
 
@@ -61,34 +60,16 @@ async def unknown_brands(engine: AsyncEngine, names: list[str]) -> list[str]:
 
 async def example_posts(engine: AsyncEngine, brand: str, label: str | None, since: datetime | None,
                         until: datetime | None, limit: int, language: str | None = None) -> list[dict]:
-    """The newest posts about `brand` (GIN index on brands), optionally one label, language (`und`: unknown) and a
-    time window; never one its source deleted."""
-    ps = post_sentiment.c
-    query = select(ps.post_id, ps.created_at, ps.processed_at, ps.label, ps.p_negative, ps.p_neutral, ps.p_positive,
-                   ps.polarity, ps.model_version, ps.text_excerpt, ps.image_ref, ps.language, ps.language_supported,
-                   ps.source, ps.thumbnail.is_not(None).label("has_thumbnail")).where(
-        ps.brands.op("@>")(literal([brand], ARRAY(Text))), NOT_DELETED)  # the GIN index serves @>
-    if label:
-        query = query.where(ps.label == label)
-    if language:
-        query = query.where(ps.language.is_(None) if language == UNKNOWN_LANGUAGE else ps.language == language)
-    if since:
-        query = query.where(ps.created_at >= since)
-    if until:
-        query = query.where(ps.created_at < until)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query.order_by(ps.created_at.desc(), ps.post_id).limit(limit))).mappings()
-        return [{**row, "confidence": max(row["p_negative"], row["p_neutral"], row["p_positive"]),
-                 "thumbnail_url": thumbnail_url(row["post_id"]) if row["has_thumbnail"] else None} for row in rows]
+    """The newest posts about `brand`, optionally one label, language (`und`: unknown) and a time window; never one
+    its source deleted."""
+    rows = await post_rows(engine, PostFilter(brand=brand, since=since, until=until, label=label, language=language),
+                           limit)
+    return [{**row, "confidence": max(row["p_negative"], row["p_neutral"], row["p_positive"]),
+             "thumbnail_url": thumbnail_url(row["post_id"]) if row["has_thumbnail"] else None} for row in rows]
 
 
 def thumbnail_url(post_id: str) -> str:
     return f"/api/posts/{quote(post_id, safe='')}/thumbnail"
-
-
-async def post_thumbnail_jpeg(engine: AsyncEngine, post_id: str) -> bytes | None:
-    async with engine.connect() as conn:
-        return await conn.scalar(select(post_sentiment.c.thumbnail).where(post_sentiment.c.post_id == post_id))
 
 
 async def database_health(engine: AsyncEngine) -> dict:

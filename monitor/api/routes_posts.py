@@ -20,7 +20,6 @@ from monitor.api.post_search import (
     MAX_QUERY_CHARS,
     MAX_WINDOW_DAYS,
     BadCursor,
-    PostFilter,
     bounded_window,
     csv_lines,
     csv_stream,
@@ -43,6 +42,7 @@ from monitor.api.routes_read import (
 from monitor.api.state import ApiState, get_state
 from monitor.store.cache import hot_since
 from monitor.store.keyphrases import source_volumes
+from monitor.store.posts import PostFilter
 from monitor.store.text import stored_text
 from monitor.store.trends import bucket_record, read_trends
 

@@ -31,7 +31,6 @@ from monitor.api.queries import (
     brands_overview,
     database_health,
     example_posts,
-    post_thumbnail_jpeg,
     redis_health,
     unknown_brands,
 )
@@ -40,6 +39,7 @@ from monitor.store import brand_rules
 from monitor.store.brands import MAX_NAME_CHARS
 from monitor.store.cache import hot_since
 from monitor.store.languages import language_supported, language_volumes
+from monitor.store.posts import thumbnail_jpeg
 from monitor.store.retention import Retention
 from monitor.store.text import StoredText, stored_text
 from monitor.store.trends import read_trends
@@ -224,7 +224,7 @@ async def thumbnail(post_id: Annotated[StoredText, Path(description="The post's 
                     state: ApiState = Depends(get_state)) -> Response:
     """The small JPEG a worker made of a post's image. A post's thumbnail never changes, so browsers
     may keep it; `private`, since it may be behind a read token."""
-    jpeg = await post_thumbnail_jpeg(state.engine, post_id)
+    jpeg = await thumbnail_jpeg(state.engine, post_id)
     if jpeg is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no thumbnail for this post")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=604800, immutable"})
