@@ -4,6 +4,10 @@ Both paths run in the same process, on the same PostgreSQL, over the same delive
 redeliveries mixed in, and tracked-brand rules matched per post). Everything happens in a
 private schema (`bench_sink`) that is dropped afterwards, so pointing DATABASE_URL at a
 real database never touches its tables. Without DATABASE_URL an embedded PostgreSQL is started.
+
+With `--weeks-kept N` the store first holds N past weeks of stored posts, each in its weekly partition, as a sink
+with that retention would: the writer looks for every post in every partition, so this is what its cost grows
+with. Between phases only the benchmark's own rows go (the coming weeks' partitions and the buckets).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from monitor.store.db import (
     trend_bucket,
 )
 from monitor.store.migrate import upgrade_head
+from monitor.store.partitions import PARTITIONED_TABLES, coming_weeks, ensure_partitions, week_bounds, week_of
 from schemas import LABELS, SentimentResult
 
 log = get_logger(__name__)
@@ -99,9 +104,37 @@ async def write_batched(engine: AsyncEngine, results: Sequence[SentimentResult],
         await write_results(engine, results[start : start + batch_size], rules)
 
 
-async def _reset(engine: AsyncEngine) -> None:
+FILL_WEEK = """
+INSERT INTO post_sentiment (post_id, created_at, processed_at, label, p_negative, p_neutral, p_positive, polarity,
+                            brands, tagged_brands, keywords, model_version, text_excerpt, language, language_supported)
+SELECT 'kept-' || CAST(:week AS text) || '-' || i, at, at, 'neutral', 0.1, 0.8, 0.1, 0, ARRAY['brand' || i % 10],
+       '{}', '{}', 'bench', 'a stored post', 'en', true
+  FROM generate_series(1, CAST(:posts AS int)) AS i,
+       LATERAL (SELECT CAST(:start AS timestamptz) + make_interval(secs => i * 604800.0 / CAST(:posts AS int))
+                AS at) AS t
+"""
+
+
+async def _keep_weeks(engine: AsyncEngine, weeks: int, posts_per_week: int) -> None:
+    """`weeks` past weeks of stored posts, each in its partition."""
+    this_week = week_of(datetime.now(UTC))
+    past = [this_week - timedelta(weeks=n) for n in range(1, weeks + 1)]
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE post_sentiment, trend_bucket CASCADE"))  # and what refers to the posts
+        await conn.run_sync(ensure_partitions, past)
+    for week in past:
+        async with engine.begin() as conn:
+            await conn.execute(text(FILL_WEEK), {"week": f"{week:%Y%m%d}", "posts": posts_per_week,
+                                                 "start": week_bounds(week)[0]})
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE post_sentiment"))
+
+
+async def _reset(engine: AsyncEngine) -> None:
+    """Take out what the benchmark wrote: the current and coming weeks' per-post rows, and every bucket."""
+    partitions = [table.partition(week) for week in coming_weeks(datetime.now(UTC)) for table in PARTITIONED_TABLES]
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE trend_bucket, {', '.join(partitions)}"))
 
 
 async def _bucket_totals(engine: AsyncEngine) -> dict:
@@ -118,9 +151,11 @@ async def _timed(coro) -> float:
     return time.perf_counter() - began
 
 
-async def _measure(url: str, rows: int, baseline_rows: int, batch_size: int) -> dict:
+async def _measure(url: str, rows: int, baseline_rows: int, batch_size: int, weeks_kept: int,
+                   posts_per_week: int) -> dict:
     engine = create_engine(url)
     try:
+        await _keep_weeks(engine, weeks_kept, posts_per_week)
         for brand in TRACKED:
             await add_brand(engine, brand, replace=True)
         deliveries = sample_deliveries(rows)
@@ -138,7 +173,8 @@ async def _measure(url: str, rows: int, baseline_rows: int, batch_size: int) -> 
         async with engine.connect() as conn:
             version = (await conn.execute(text("SHOW server_version"))).scalar_one()
             fsync = (await conn.execute(text("SHOW fsync"))).scalar_one()
-            posts = (await conn.execute(select(func.count()).select_from(post_sentiment))).scalar_one()
+            posts = (await conn.execute(select(func.count()).select_from(post_sentiment))).scalar_one() - (
+                weeks_kept * posts_per_week)
         matcher: BrandMatcher = rules.matcher
     finally:
         await engine.dispose()
@@ -152,20 +188,25 @@ async def _measure(url: str, rows: int, baseline_rows: int, batch_size: int) -> 
         "ratio": round((rows / batched_s) / (baseline_rows / baseline_s), 1),
         "bucket_totals_match": same,
         "tracked_brands": len(matcher),
+        "weeks_kept": weeks_kept,
+        "posts_per_week_kept": posts_per_week if weeks_kept else 0,
         "postgres": {"version": version, "fsync": fsync},
     }
 
 
 def run_sink_benchmark(database_url: str | None, rows: int = 20_000, baseline_rows: int = 2_000,
-                       batch_size: int = 500, out: Path | None = None) -> dict:
+                       batch_size: int = 500, out: Path | None = None, weeks_kept: int = 0,
+                       posts_per_week: int = 20_000) -> dict:
     """Measure both write paths; write the JSON report to `out` when given."""
     host = host_info()
     with private_schema(database_url, SCHEMA) as (url, embedded):
         upgrade_head(url)
-        measured = asyncio.run(_measure(url, rows, baseline_rows, batch_size))
+        measured = asyncio.run(_measure(url, rows, baseline_rows, batch_size, weeks_kept, posts_per_week))
+    kept = f" --weeks-kept {weeks_kept} --posts-per-week {posts_per_week}" if weeks_kept else ""
     report = {
         "benchmark": "sink write path (batched one-statement transaction vs row-at-a-time)",
-        "command": f"monitor bench sink --rows {rows} --baseline-rows {baseline_rows} --batch-size {batch_size}",
+        "command": f"monitor bench sink --rows {rows} --baseline-rows {baseline_rows} --batch-size {batch_size}"
+                   f"{kept}",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device_name(),
         "host": host,

@@ -18,13 +18,19 @@ def bench() -> None:
 @click.option("--rows", default=20_000, show_default=True, help="Deliveries through the batched path.")
 @click.option("--baseline-rows", default=2_000, show_default=True, help="Deliveries through the row-at-a-time path.")
 @click.option("--batch-size", default=500, show_default=True, help="Results per transaction (SINK_MAX_BATCH).")
+@click.option("--weeks-kept", default=0, show_default=True, type=click.IntRange(0, 520),
+              help="Past weeks of stored posts the store holds first, each in its partition.")
+@click.option("--posts-per-week", default=20_000, show_default=True, type=click.IntRange(1),
+              help="Stored posts in each kept week.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/results/sink-cpu.json"),
               show_default=True)
-def bench_sink(rows: int, baseline_rows: int, batch_size: int, out: Path) -> None:
+def bench_sink(rows: int, baseline_rows: int, batch_size: int, out: Path, weeks_kept: int,
+               posts_per_week: int) -> None:
     """Sink rows/s, batched vs row-at-a-time, on DATABASE_URL (private schema) or an embedded PostgreSQL."""
     from benchmarks.sink import run_sink_benchmark
 
-    report = run_sink_benchmark(get_settings().store.database_url, rows, baseline_rows, batch_size, out)
+    report = run_sink_benchmark(get_settings().store.database_url, rows, baseline_rows, batch_size, out,
+                                weeks_kept, posts_per_week)
     batched = report["batched"]["rows_per_s"]
     click.echo(f"batched:        {batched:>10,.0f} rows/s ({rows} rows, batches of {batch_size})")
     click.echo(f"row-at-a-time:  {report['row_at_a_time']['rows_per_s']:>10,.0f} rows/s ({baseline_rows} rows)")
