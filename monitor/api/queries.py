@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from redis.asyncio import Redis
@@ -28,13 +28,19 @@ HEALTH_SAMPLE_POSTS = 1000
 """Health reads the newest posts by created_at (indexed), not the whole table."""
 
 
-async def brands_overview(engine: AsyncEngine) -> list[dict]:
+async def brands_overview(engine: AsyncEngine, since: datetime | None = None,
+                          until: datetime | None = None) -> list[dict]:
     """Tracked brands plus every brand that has day buckets (producer tags need no tracking), by name; the volume
-    is the default trend figure's (supported languages)."""
+    is the default trend figure's (supported languages), over the UTC days the window [since, until) touches
+    (every stored day without one), so a ranking by it is the window's."""
     tracked = {b.name for b in await list_brands(engine)}
     tb = trend_bucket.c
     query = (select(tb.brand, func.sum(tb.volume).filter(tb.language_supported), func.max(tb.bucket_start))
              .where(tb.granularity == "day").group_by(tb.brand))
+    if since:
+        query = query.where(tb.bucket_start > since - timedelta(days=1))
+    if until:
+        query = query.where(tb.bucket_start < until)
     async with engine.connect() as conn:
         seen = {brand: (int(volume or 0), last) for brand, volume, last in await conn.execute(query)}
     return [{"name": name, "tracked": name in tracked, "volume": seen.get(name, (0, None))[0],

@@ -112,9 +112,14 @@ async def known(state: ApiState, names: list[str]) -> None:
                                    "tracked nor seen in any post; GET /api/brands lists the known ones)")
 
 
-@router.get("/brands", response_model=list[BrandInfo], summary="Tracked brands and brands with stored trends")
-async def brands(state: ApiState = Depends(get_state)) -> list[dict]:
-    return await brands_overview(state.engine)
+@router.get("/brands", response_model=list[BrandInfo], summary="Tracked brands and brands with stored trends",
+            description="Every brand, tracked or seen; `volume` counts its posts (supported languages) over the UTC "
+                        "days the window touches, or every stored day without `since`/`until`. In a window, tracked "
+                        "brands without posts there are listed with 0 and untracked ones left out; `last_bucket` is "
+                        "the window's last day with posts.")
+async def brands(since: Since = None, until: Until = None, state: ApiState = Depends(get_state)) -> list[dict]:
+    since, until = window(since, until)
+    return await brands_overview(state.engine, since, until)
 
 
 @router.get("/brands/{brand}/trends", response_model=TrendSeries, summary="One brand's trend series",

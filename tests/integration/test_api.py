@@ -34,6 +34,21 @@ async def test_brand_list_includes_brands_with_trends(settings, brands):
     assert listed[brands[1]]["volume"] == 4
 
 
+async def test_brand_volumes_over_a_window(settings, brands):
+    """Volumes over the UTC days a window touches, so the share-of-voice ranking is the range's."""
+    now = datetime.now(UTC)
+    async with api_client(settings) as client:
+        recent = {r["name"]: r["volume"] for r in (await client.get(
+            "/api/brands", params={"since": (now - timedelta(hours=1)).isoformat()})).json()}
+        long_ago = {r["name"]: r["volume"] for r in (await client.get(
+            "/api/brands", params={"until": (now - timedelta(days=3)).isoformat()})).json()}
+        inverted = await client.get("/api/brands", params={"since": now.isoformat(),
+                                                            "until": (now - timedelta(days=1)).isoformat()})
+    assert (recent[brands[0]], recent[brands[1]]) == (12, 4)
+    assert brands[0] not in long_ago and brands[1] not in long_ago  # untracked, no posts then
+    assert inverted.status_code == 422
+
+
 async def test_trend_series_from_postgres_then_redis(settings, brands):
     a, _ = brands
     async with api_client(settings) as client:

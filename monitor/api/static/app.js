@@ -10,7 +10,7 @@ const MAX_FILLED_BUCKETS = 5000;  // longer timelines are drawn from the points 
 const PAGE_SIZE = 12;
 const STEP_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
 const PRESETS = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
-const state = { token: null, brand: null, brands: [], volumes: {}, granularity: "minute", label: "", language: "",
+const state = { token: null, brand: null, brands: [], granularity: "minute", label: "", language: "",
                 postSource: "", q: "", liveCount: 0, trendChart: null, sovChart: null, source: null, timers: {},
                 range: { preset: "24h", since: null, until: null }, tz: localStorage.getItem("monitor-tz") || "local",
                 drill: null, cursor: null, pages: 0, postsAsked: 0, trendsAsked: 0, timeline: [] };
@@ -127,7 +127,6 @@ function debounce(name, fn, ms) {
 async function loadBrands() {
   const listed = await api("/api/brands");
   state.brands = listed.map((b) => b.name);
-  state.volumes = Object.fromEntries(listed.map((b) => [b.name, b.volume]));
   const select = $("brand");
   const previous = state.brand;
   select.replaceChildren(...state.brands.map((name) => el("option", { value: name }, name)));
@@ -276,10 +275,9 @@ function drillIntoBucket(event, chart) {
   drillTo({ since, until, kind: "bucket", text: `Posts of the ${state.granularity} from ${fmtTime(since)}` });
 }
 
-/* Share of voice across at most MAX_COMPARE brands: the largest by stored volume, and the selected one. */
-function comparedBrands() {
-  const byVolume = [...state.brands].sort((a, b) => (state.volumes[b] || 0) - (state.volumes[a] || 0)
-    || a.localeCompare(b));
+/* Share of voice across at most MAX_COMPARE brands: the largest by volume in the range, and the selected one. */
+function comparedBrands(volumes) {
+  const byVolume = [...state.brands].sort((a, b) => (volumes[b] || 0) - (volumes[a] || 0) || a.localeCompare(b));
   let chosen = byVolume.slice(0, MAX_COMPARE);
   if (state.brand && !chosen.includes(state.brand)) chosen = [...chosen.slice(0, MAX_COMPARE - 1), state.brand];
   return chosen.sort();
@@ -287,7 +285,8 @@ function comparedBrands() {
 
 async function loadCompare() {
   if (!state.brands.length) return;
-  const compared = comparedBrands();
+  const inRange = state.brands.length > MAX_COMPARE ? await api(`/api/brands?${windowParams()}`) : [];
+  const compared = comparedBrands(Object.fromEntries(inRange.map((b) => [b.name, b.volume])));
   const params = windowParams();
   params.set("granularity", state.granularity);
   for (const b of compared) params.append("brands", b);
@@ -306,7 +305,7 @@ async function loadCompare() {
   state.sovChart.update();
   $("sov-chart").dataset.brands = rows.map((r) => r.brand).join(",");
   $("sov-meta").textContent = state.brands.length > compared.length
-    ? `top ${compared.length} of ${state.brands.length} brands by stored volume (with the selected one); ` +
+    ? `top ${compared.length} of ${state.brands.length} brands by volume in the range (with the selected one); ` +
       "shares are of these brands' posts" : "across brands, same window";
   $("compare-table").querySelector("tbody").replaceChildren(...rows.map((r) => el("tr",
     { class: r.brand === state.brand ? "selected" : "" },
