@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import quote
 
 from redis.asyncio import Redis
@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.types import Text
+from sqlalchemy.types import DateTime, Text
 
 from core.logging import error_summary, get_logger
 from monitor.store.brands import list_brands
@@ -37,8 +37,8 @@ async def brands_overview(engine: AsyncEngine, since: datetime | None = None,
     tb = trend_bucket.c
     query = (select(tb.brand, func.sum(tb.volume).filter(tb.language_supported), func.max(tb.bucket_start))
              .where(tb.granularity == "day").group_by(tb.brand))
-    if since:
-        query = query.where(tb.bucket_start > since - timedelta(days=1))
+    if since:  # truncated by PostgreSQL: `since` may be the first day a datetime holds
+        query = query.where(tb.bucket_start >= func.date_trunc("day", literal(since, DateTime(timezone=True)), "UTC"))
     if until:
         query = query.where(tb.bucket_start < until)
     async with engine.connect() as conn:
