@@ -153,8 +153,6 @@ async def _prune_posts(conn: AsyncConnection, before: datetime, dry_run: bool) -
             rows = await _delete_in_chunks(conn, _delete_default_rows_chunk(table, before), table.name)
         if table.name == "post_sentiment":
             posts += rows
-    if dry_run:
-        await conn.rollback()
     return posts
 
 

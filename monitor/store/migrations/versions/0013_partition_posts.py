@@ -24,6 +24,7 @@ from alembic import op
 from sqlalchemy import text
 
 from monitor.store.partitions import (
+    COLUMNS_QUERY,
     PARTITIONED_TABLES,
     coming_weeks,
     create_default_statement,
@@ -60,10 +61,7 @@ COMMENTS = {
 
 
 def _columns(table: str) -> str:
-    rows = op.get_bind().execute(text(
-        "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "
-        "AND NOT attisdropped ORDER BY attnum"), {"t": table})
-    return ", ".join(name for (name,) in rows)
+    return ", ".join(op.get_bind().execute(COLUMNS_QUERY, {"table": table}).scalars())
 
 
 def _set_aside(table: str, suffix: str) -> None:
